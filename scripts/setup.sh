@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package qface needs. Idempotent: a no-op when all are present.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  cmake ninja-build ccache g++ make pkg-config
+  # tensor engine and fast BLAS (Debian's default BLAS is the slow reference one)
+  libtorch-dev libopenblas0-openmp libgloo-dev
+  # images, search, detection, export
+  libopencv-dev libturbojpeg0-dev libfaiss-dev libdlib-dev libdlib-data libonnx-dev
+  # config, CLI, logging, JSON, HTTP
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcpp-httplib-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Python side-by-side reference (benchmarks and cross-check tests only, never the product path)
+  python3-torch python3-numpy
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "installed" ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
