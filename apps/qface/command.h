@@ -18,6 +18,10 @@ struct Command {
   std::string description;
   // Declares the options on `app` and returns what runs once parsing succeeded.
   std::function<Runner(CLI::App& app)> setup;
+  // Nests the command under another verb: {"infer", ..., setup, "bench"} is
+  // `qface bench infer`. A parent that no file registers is created as a
+  // plain group that requires one of its verbs.
+  std::string parent = "";
 };
 
 const std::vector<Command>& commands();  // sorted by name

@@ -42,8 +42,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   std::map<CLI::App*, cli::Runner> runners;
+  std::map<std::string, CLI::App*> top;
   for (const auto& command : cli::commands()) {
+    if (!command.parent.empty()) continue;
     CLI::App* sub = app.add_subcommand(command.name, command.description);
+    runners[sub] = command.setup(*sub);
+    top[command.name] = sub;
+  }
+  for (const auto& command : cli::commands()) {
+    if (command.parent.empty()) continue;
+    CLI::App*& parent = top[command.parent];
+    if (!parent) {
+      parent = app.add_subcommand(command.parent, "Group: " + command.parent + " <verb>");
+      parent->require_subcommand(1);
+    }
+    CLI::App* sub = parent->add_subcommand(command.name, command.description);
     runners[sub] = command.setup(*sub);
   }
 
@@ -65,8 +78,19 @@ int main(int argc, char** argv) {
 
   try {
     setup_logging(log_level);
-    for (CLI::App* sub : app.get_subcommands()) return runners.at(sub)();
-    return 2;
+    // The deepest parsed verb runs (`qface bench infer` runs infer).
+    CLI::App* chosen = app.get_subcommands().at(0);
+    while (!chosen->get_subcommands().empty()) {
+      CLI::App* next = chosen->get_subcommands().at(0);
+      if (!runners.count(next)) break;
+      chosen = next;
+    }
+    auto it = runners.find(chosen);
+    if (it == runners.end() || !it->second) {
+      std::cerr << "qface: error: " << chosen->get_name() << " needs a verb (see --help)\n";
+      return 2;
+    }
+    return it->second();
   } catch (const qface::Error& e) {
     std::cerr << "qface: error: " << e.what() << "\n";
     return 1;
