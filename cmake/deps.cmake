@@ -12,3 +12,15 @@ find_package(fmt REQUIRED)
 if(QFACE_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
+
+# Images (OpenCV; libjpeg-turbo's TurboJPEG API for fast JPEG decode).
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs dnn)
+find_package(libjpeg-turbo REQUIRED)   # target libjpeg-turbo::turbojpeg
+# Vector search, face detection/landmarks, ONNX protobuf classes.
+find_package(faiss REQUIRED)           # target faiss
+find_package(dlib REQUIRED)            # target dlib::dlib
+find_package(ONNX REQUIRED)            # targets onnx, onnx_proto
+# Config files and the HTTP service.
+find_package(tomlplusplus REQUIRED)    # target tomlplusplus::tomlplusplus
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # PkgConfig::HTTPLIB
