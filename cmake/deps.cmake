@@ -15,6 +15,8 @@ endif()
 
 # Images (OpenCV; libjpeg-turbo's TurboJPEG API for fast JPEG decode).
 find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs dnn)
+# opencv_contrib's quality module (BRISQUE for `qface eval quality`; model files in opencv-data).
+find_package(OpenCV REQUIRED COMPONENTS quality)
 find_package(libjpeg-turbo REQUIRED)   # target libjpeg-turbo::turbojpeg
 # Vector search, face detection/landmarks, ONNX protobuf classes.
 find_package(faiss REQUIRED)           # target faiss

@@ -8,11 +8,13 @@ PACKAGES=(
   # tensor engine and fast BLAS (Debian's default BLAS is the slow reference one)
   libtorch-dev libopenblas0-openmp libgloo-dev
   # images, search, detection, export
-  libopencv-dev libturbojpeg0-dev libfaiss-dev libdlib-dev libdlib-data libonnx-dev
+  libopencv-dev libopencv-contrib-dev opencv-data libturbojpeg0-dev libfaiss-dev libdlib-dev libdlib-data libonnx-dev
   # config, CLI, logging, JSON, HTTP
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcpp-httplib-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # headless browser that checks the HTML report draws (qface report test)
+  chromium
   # Python side-by-side reference (benchmarks and cross-check tests only, never the product path)
   python3-torch python3-numpy
 )
