@@ -19,6 +19,7 @@ find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs dnn)
 find_package(OpenCV REQUIRED COMPONENTS quality)
 find_package(libjpeg-turbo REQUIRED)   # target libjpeg-turbo::turbojpeg
 # Vector search, face detection/landmarks, ONNX protobuf classes.
+find_package(OpenMP REQUIRED)            # faiss links OpenMP::OpenMP_CXX
 find_package(faiss REQUIRED)           # target faiss
 find_package(dlib REQUIRED)            # target dlib::dlib
 find_package(ONNX REQUIRED)            # targets onnx, onnx_proto
