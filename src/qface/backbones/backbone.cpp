@@ -1,0 +1,69 @@
+#include "qface/backbones/backbone.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "qface/backbones/fold.h"
+#include "qface/backbones/iresnet.h"
+#include "qface/backbones/ir.h"
+#include "qface/backbones/mobilefacenet.h"
+#include "qface/core/error.h"
+
+namespace qface::backbones {
+
+std::pair<torch::Tensor, torch::Tensor> BackboneImpl::forward(torch::Tensor x) {
+  torch::Tensor f = features(std::move(x));
+  torch::Tensor norm = f.norm(2, 1, /*keepdim=*/true);
+  return {f / norm, norm};
+}
+
+void BackboneImpl::fold_batchnorm() {
+  eval();
+  if (folded_) return;
+  torch::NoGradGuard no_grad;
+  fold_batchnorm_impl();
+  folded_ = true;
+}
+
+const std::vector<std::string>& backbone_names() {
+  static const std::vector<std::string> names = {"ir_18",     "ir_34",     "ir_50",     "ir_101",     "ir_se_50",
+                                                 "iresnet18", "iresnet34", "iresnet50", "iresnet100", "mobilefacenet"};
+  return names;
+}
+
+Backbone make_backbone(const std::string& arch, int64_t embedding_size) {
+  require(embedding_size > 0, "backbone {}: embedding size must be positive, got {}", arch, embedding_size);
+  static const std::map<std::string, std::vector<int64_t>> units = {
+      {"18", {2, 2, 2, 2}}, {"34", {3, 4, 6, 3}}, {"50", {3, 4, 14, 3}}, {"100", {3, 13, 30, 3}}};
+  if (arch == "ir_18") return IRNet(arch, units.at("18"), false, embedding_size).ptr();
+  if (arch == "ir_34") return IRNet(arch, units.at("34"), false, embedding_size).ptr();
+  if (arch == "ir_50") return IRNet(arch, units.at("50"), false, embedding_size).ptr();
+  if (arch == "ir_101") return IRNet(arch, units.at("100"), false, embedding_size).ptr();
+  if (arch == "ir_se_50") return IRNet(arch, units.at("50"), true, embedding_size).ptr();
+  if (arch == "iresnet18") return IResNet(arch, units.at("18"), embedding_size).ptr();
+  if (arch == "iresnet34") return IResNet(arch, units.at("34"), embedding_size).ptr();
+  if (arch == "iresnet50") return IResNet(arch, units.at("50"), embedding_size).ptr();
+  if (arch == "iresnet100") return IResNet(arch, units.at("100"), embedding_size).ptr();
+  if (arch == "mobilefacenet") return MobileFaceNet(embedding_size).ptr();
+  fail("unknown backbone '{}' (known: {})", arch, fmt::join(backbone_names(), ", "));
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+double macs_per_image(const std::string& arch) { return make_backbone(arch)->macs(); }
+
+double conv_macs(const torch::nn::Conv2d& conv, int64_t out_hw) {
+  const auto& o = conv->options;
+  const auto k = o.kernel_size();
+  return static_cast<double>(o.out_channels()) * (o.in_channels() / o.groups()) * (*k)[0] * (*k)[1] * out_hw *
+         out_hw;
+}
+
+
+}  // namespace qface::backbones
