@@ -1,0 +1,34 @@
+// Verification `.bin` sets (lfw.bin, cfp_fp.bin, agedb_30.bin, calfw.bin,
+// cplfw.bin; SPEC §3): a Python pickle of `(bins, issame_list)`, `bins` a list
+// of encoded images (bytes), pairs are images (2i, 2i+1), `issame_list` one
+// bool per pair. Read with qface::io::unpickle (any protocol; Python 2 str and
+// Python 3 bytes alike; the list may also be a NumPy bool array and images
+// NumPy uint8 arrays); written with protocol 2 and bytes as Python 2 str, as
+// the original tools wrote them, so Python 3 loads them with
+// pickle.load(f, encoding='bytes').
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qface::data {
+
+struct BinSet {
+  std::vector<std::string> images;  // encoded images (JPEG/PNG bytes)
+  std::vector<bool> issame;         // one per pair (images 2i, 2i+1)
+  std::size_t pairs() const { return issame.size(); }
+};
+
+// Parses pickle bytes; `name` (usually the file) prefixes errors, which say
+// what is wrong and where (item index). Requires images.size() == 2 * pairs.
+BinSet parse_bin_set(std::string_view data, const std::string& name);
+BinSet read_bin_set(const std::filesystem::path& path);
+
+// Protocol-2 pickle bytes of (list of bytes, list of bool).
+std::string encode_bin_set(const BinSet& set);
+// Writes atomically; throws when images.size() != 2 * issame.size().
+void write_bin_set(const std::filesystem::path& path, const BinSet& set);
+
+}  // namespace qface::data
