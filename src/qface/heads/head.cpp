@@ -24,6 +24,10 @@ HeadOutput HeadImpl::forward(const torch::Tensor& x_hat, const torch::Tensor& no
   return apply_margin(torch::mm(x_hat, w_hat), norms, labels);
 }
 
+torch::Tensor HeadImpl::weighted_regularizer(const torch::Tensor& norms) const {
+  return torch::zeros({}, norms.options());
+}
+
 LossOutput HeadImpl::loss(const torch::Tensor& x_hat, const torch::Tensor& norms, const torch::Tensor& labels) {
   HeadOutput out = forward(x_hat, norms, labels);
   LossOutput r;

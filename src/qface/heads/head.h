@@ -47,6 +47,10 @@ class HeadImpl : public torch::nn::Module {
   virtual HeadOutput apply_margin(const torch::Tensor& cosine, const torch::Tensor& norms,
                                   const torch::Tensor& labels) = 0;
 
+  // The weighted regularizer term of the loss on these norms (MagFace:
+  // lambda_g * mean g(clamp(n, l_a, u_a))); a zero scalar for heads without one.
+  virtual torch::Tensor weighted_regularizer(const torch::Tensor& norms) const;
+
   // forward + mean cross-entropy over the batch + regularizer.
   LossOutput loss(const torch::Tensor& x_hat, const torch::Tensor& norms, const torch::Tensor& labels);
 

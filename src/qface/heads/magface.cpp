@@ -24,6 +24,10 @@ torch::Tensor MagFaceImpl::regularizer(const torch::Tensor& a) const {
   return a / (options.u_a() * options.u_a()) + 1.0 / a;
 }
 
+torch::Tensor MagFaceImpl::weighted_regularizer(const torch::Tensor& norms) const {
+  return options.lambda_g() * regularizer(norms.reshape({-1}).clamp(options.l_a(), options.u_a())).mean();
+}
+
 HeadOutput MagFaceImpl::apply_margin(const torch::Tensor& cosine_in, const torch::Tensor& norms,
                                      const torch::Tensor& labels) {
   torch::Tensor n = detail::check_inputs(cosine_in, norms, labels);
@@ -49,8 +53,7 @@ HeadOutput MagFaceImpl::apply_margin(const torch::Tensor& cosine_in, const torch
     }
   }
   terms_ = {{"a", a.detach()}, {"margin", m.detach()}};
-  torch::Tensor reg = o.lambda_g() * regularizer(a).mean();
-  return {detail::replace_target(o.s() * cosine, labels, o.s() * target), reg};
+  return {detail::replace_target(o.s() * cosine, labels, o.s() * target), weighted_regularizer(n)};
 }
 
 }  // namespace qface::heads

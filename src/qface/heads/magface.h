@@ -46,6 +46,8 @@ class MagFaceImpl : public HeadImpl {
   torch::Tensor margin(const torch::Tensor& a) const;
   // g(a) = a / u_a^2 + 1 / a (per sample, unweighted)
   torch::Tensor regularizer(const torch::Tensor& a) const;
+  // lambda_g * mean g(clamp(n, l_a, u_a))
+  torch::Tensor weighted_regularizer(const torch::Tensor& norms) const override;
 
   MagFaceOptions options;
 };

@@ -1,0 +1,83 @@
+// Data- and model-parallel communication on PyTorch's own engine: c10d with
+// the Gloo backend (CPU), rendezvous through a TCPStore configured by the
+// torchrun environment variables (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE,
+// LOCAL_RANK). A world of one needs no store and no process group.
+#pragma once
+
+#include <torch/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace c10d {
+class ProcessGroup;
+class Store;
+}  // namespace c10d
+
+namespace qface::train {
+
+struct DistEnv {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // Reads the torchrun variables; absent ones keep the defaults above (a
+  // single process). Throws qface::Error on malformed or inconsistent values.
+  static DistEnv from_env();
+};
+
+class Dist {
+ public:
+  // World of one: every collective is the identity.
+  static std::shared_ptr<Dist> single();
+  // Rendezvous through a TCPStore at master_addr:master_port (rank 0 hosts
+  // it) and a Gloo process group on the loopback or the master's interface.
+  static std::shared_ptr<Dist> init(const DistEnv& env,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(300));
+  // A Gloo group over an existing store (tests run several ranks in one process).
+  static std::shared_ptr<Dist> over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size);
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  bool is_main() const { return rank_ == 0; }
+
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+  void all_reduce_sum(torch::Tensor& tensor);
+  void all_reduce_max(torch::Tensor& tensor);
+  // Concatenation along dim 0 of every rank's tensor (all of the same shape).
+  torch::Tensor all_gather(const torch::Tensor& tensor);
+  // Sum over ranks of `tensor`, left on `root` (other ranks' tensors are unspecified).
+  void reduce_sum(torch::Tensor& tensor, int root);
+  void broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
+  void barrier();
+
+  // Averages the gradients of `params` over the ranks, packed into flat
+  // buckets of about `bucket_bytes` (one all-reduce per bucket).
+  void average_gradients(const std::vector<torch::Tensor>& params, std::size_t bucket_bytes = 25u << 20);
+  // Copies rank 0's values of `tensors` (parameters, buffers) to every rank.
+  void sync_from_main(const std::vector<torch::Tensor>& tensors);
+
+ private:
+  Dist(int rank, int world_size, c10::intrusive_ptr<c10d::ProcessGroup> group,
+       c10::intrusive_ptr<c10d::Store> store);
+  int rank_ = 0, world_size_ = 1;
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<c10d::Store> store_;
+};
+
+// Mean and unbiased std of `values` over every rank's values (two passes:
+// the global mean first, then the global sum of squared deviations).
+std::pair<torch::Tensor, torch::Tensor> global_mean_std(Dist& dist, const torch::Tensor& values);
+
+// all_gather that back-propagates: the gradient of the gathered tensor is
+// summed over ranks and each rank keeps the slice of its own rows. (The
+// arcface_torch convention multiplies it by the world size to undo the
+// averaging of data-parallel gradients; `scale` carries that factor.)
+torch::Tensor all_gather_with_grad(const std::shared_ptr<Dist>& dist, const torch::Tensor& tensor, double scale);
+
+}  // namespace qface::train

@@ -1,0 +1,178 @@
+// c10d collectives and the sharded classifier, with several ranks as threads
+// of one process over a shared in-memory store (Gloo over loopback).
+#include <gtest/gtest.h>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/torch.h>
+
+#include <thread>
+
+#include "qface/core/error.h"
+#include "qface/heads/adaface.h"
+#include "qface/train/distributed.h"
+#include "qface/train/sharded_classifier.h"
+
+using qface::train::Dist;
+
+namespace {
+
+void run_ranks(int world, const std::function<void(const std::shared_ptr<Dist>&)>& body) {
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(world);
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        body(Dist::over_store(store, r, world));
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+TEST(Distributed, CollectivesOverGloo) {
+  run_ranks(2, [](const std::shared_ptr<Dist>& d) {
+    const double r = d->rank();
+    torch::Tensor s = torch::full({3}, r + 1);
+    d->all_reduce_sum(s);
+    EXPECT_TRUE(torch::allclose(s, torch::full({3}, 3.0)));
+    torch::Tensor m = torch::tensor({r, -r});
+    d->all_reduce_max(m);
+    EXPECT_TRUE(torch::allclose(m, torch::tensor({1.0, 0.0})));
+    torch::Tensor g = d->all_gather(torch::full({2, 2}, r));
+    EXPECT_TRUE(torch::allclose(g, torch::tensor({0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0}).reshape({4, 2})));
+    std::vector<torch::Tensor> b{torch::full({2}, r + 5)};
+    d->broadcast(b, 1);
+    EXPECT_TRUE(torch::allclose(b[0], torch::full({2}, 6.0)));
+
+    // Bucketed gradient averaging: 3 parameters, buckets of 16 bytes force several buckets.
+    std::vector<torch::Tensor> params = {torch::zeros({3}, torch::requires_grad()),
+                                         torch::zeros({2, 2}, torch::requires_grad()),
+                                         torch::zeros({1}, torch::requires_grad())};
+    for (auto& p : params) p.mutable_grad() = torch::full(p.sizes(), 2 * r + 1);
+    d->average_gradients(params, 16);
+    for (auto& p : params) EXPECT_TRUE(torch::allclose(p.grad(), torch::full(p.sizes(), 2.0)));
+
+    // Mean and unbiased std over both ranks' values.
+    torch::Tensor v = r == 0 ? torch::tensor({1.0, 2.0, 3.0}) : torch::tensor({4.0, 10.0, 6.0});
+    auto [mean, std] = qface::train::global_mean_std(*d, v);
+    torch::Tensor all = torch::tensor({1.0, 2.0, 3.0, 4.0, 10.0, 6.0});
+    EXPECT_NEAR(mean.item<double>(), all.mean().item<double>(), 1e-6);
+    EXPECT_NEAR(std.item<double>(), all.std().item<double>(), 1e-6);
+  });
+}
+
+TEST(Distributed, ShardRanges) {
+  using qface::train::shard_range;
+  EXPECT_EQ(shard_range(7, 0, 2), std::make_pair(int64_t{0}, int64_t{4}));
+  EXPECT_EQ(shard_range(7, 1, 2), std::make_pair(int64_t{4}, int64_t{3}));
+  EXPECT_EQ(shard_range(10, 2, 4), std::make_pair(int64_t{6}, int64_t{2}));
+  EXPECT_EQ(shard_range(10, 3, 4), std::make_pair(int64_t{8}, int64_t{2}));
+}
+
+TEST(Distributed, EnvironmentIsValidated) {
+  ::setenv("RANK", "3", 1);
+  ::setenv("WORLD_SIZE", "2", 1);
+  EXPECT_THROW(qface::train::DistEnv::from_env(), qface::Error);
+  ::setenv("RANK", "x", 1);
+  EXPECT_THROW(qface::train::DistEnv::from_env(), qface::Error);
+  ::setenv("RANK", "1", 1);
+  ::setenv("MASTER_PORT", "1234", 1);
+  auto env = qface::train::DistEnv::from_env();
+  EXPECT_EQ(env.rank, 1);
+  EXPECT_EQ(env.world_size, 2);
+  EXPECT_EQ(env.master_port, 1234);
+  ::unsetenv("RANK");
+  ::unsetenv("WORLD_SIZE");
+  ::unsetenv("MASTER_PORT");
+}
+
+class ShardedHead : public ::testing::TestWithParam<std::string> {};
+
+// Sampling rate 1.0 on 2 ranks equals the unsharded head: loss, the gradients
+// of embeddings, norms and centres, and AdaFace's buffers.
+TEST_P(ShardedHead, RateOneOnTwoRanksEqualsUnshardedHead) {
+  const std::string name = GetParam();
+  const int world = 2;
+  const int64_t dim = 8, classes = 7, per_rank = 3, batch = per_rank * world;
+  torch::manual_seed(3);
+  qface::heads::HeadConfig config{.name = name, .embedding_size = dim, .num_classes = classes};
+  auto full = qface::heads::make_head(config);
+  torch::Tensor x = torch::randn({batch, dim});
+  torch::Tensor x_hat = (x / x.norm(2, 1, true)).detach().requires_grad_(true);
+  torch::Tensor norms = torch::tensor({12.0f, 30.0f, 45.0f, 18.0f, 70.0f, 95.0f}).requires_grad_(true);
+  torch::Tensor labels = torch::tensor({0, 6, 3, 4, 6, 1}, torch::kInt64);
+  auto ref = full->loss(x_hat, norms, labels);
+  ref.loss.backward();
+  const torch::Tensor kernel = full->kernel.detach().clone();
+  torch::Tensor full_kgrad = full->kernel.grad().clone();
+
+  run_ranks(world, [&](const std::shared_ptr<Dist>& d) {
+    qface::train::ShardedClassifier sc(qface::train::ShardedClassifierOptions{.head = config}, d);
+    {
+      torch::NoGradGuard g;
+      sc->head->kernel.copy_(kernel.slice(1, sc->shard_start(), sc->shard_start() + sc->shard_size()));
+    }
+    const int64_t r0 = d->rank() * per_rank, r1 = r0 + per_rank;
+    torch::Tensor xl = x_hat.detach().slice(0, r0, r1).clone().requires_grad_(true);
+    torch::Tensor nl = norms.detach().slice(0, r0, r1).clone().requires_grad_(true);
+    auto out = sc(xl, nl, labels.slice(0, r0, r1));
+    out.loss.backward();
+    EXPECT_NEAR(out.ce.item<double>(), ref.ce.item<double>(), 1e-5) << name;
+    torch::Tensor reg = out.reg.detach().clone();
+    d->all_reduce_sum(reg);
+    EXPECT_NEAR(reg.item<double>() / world, ref.reg.item<double>(), 1e-5) << name;
+    // The embedding gradient carries the world-size factor that data-parallel averaging removes.
+    EXPECT_TRUE(torch::allclose(xl.grad() / world, x_hat.grad().slice(0, r0, r1), 1e-4, 1e-6)) << name;
+    EXPECT_TRUE(torch::allclose(sc->head->kernel.grad(),
+                                full_kgrad.slice(1, sc->shard_start(), sc->shard_start() + sc->shard_size()), 1e-4,
+                                1e-6))
+        << name;
+    if (norms.grad().defined() && nl.grad().defined()) {
+      EXPECT_TRUE(torch::allclose(nl.grad() / world, norms.grad().slice(0, r0, r1), 1e-4, 1e-6)) << name;
+    }
+    if (auto* ada = dynamic_cast<qface::heads::AdaFaceImpl*>(sc->head.get())) {
+      auto* ref_ada = dynamic_cast<qface::heads::AdaFaceImpl*>(full.get());
+      EXPECT_NEAR(ada->batch_mean.item<double>(), ref_ada->batch_mean.item<double>(), 1e-4);
+      EXPECT_NEAR(ada->batch_std.item<double>(), ref_ada->batch_std.item<double>(), 1e-4);
+    }
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(AllHeads, ShardedHead,
+                         ::testing::Values("adaface", "magface", "magface-cos", "arcface", "cosface"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+TEST(Distributed, SamplingKeepsPositivesAndTouchesOnlySampledCentres) {
+  const int world = 2;
+  const int64_t dim = 8, classes = 40, per_rank = 4;
+  torch::manual_seed(5);
+  torch::Tensor x = torch::randn({per_rank * world, dim});
+  torch::Tensor labels = torch::tensor({0, 5, 21, 33, 5, 19, 39, 2}, torch::kInt64);
+  run_ranks(world, [&](const std::shared_ptr<Dist>& d) {
+    qface::train::ShardedClassifierOptions o{.head = {.name = "arcface", .embedding_size = dim, .num_classes = classes},
+                                             .sample_rate = 0.25};
+    qface::train::ShardedClassifier sc(o, d);
+    const int64_t r0 = d->rank() * per_rank;
+    torch::Tensor xl = x.slice(0, r0, r0 + per_rank);
+    xl = (xl / xl.norm(2, 1, true)).detach().requires_grad_(true);
+    auto out = sc(xl, torch::full({per_rank}, 20.0f), labels.slice(0, r0, r0 + per_rank));
+    out.loss.backward();
+    EXPECT_TRUE(std::isfinite(out.loss.item<double>()));
+    torch::Tensor touched = sc->head->kernel.grad().abs().sum(0).gt(0);
+    EXPECT_EQ(touched.sum().item<int64_t>(), 5);  // int(0.25 * 20) centres per shard
+    for (int64_t y : {0, 5, 21, 33, 19, 39, 2}) {
+      if (y < sc->shard_start() || y >= sc->shard_start() + sc->shard_size()) continue;
+      EXPECT_TRUE(touched[y - sc->shard_start()].item<bool>()) << "positive class " << y;
+    }
+  });
+}
