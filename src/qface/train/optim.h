@@ -1,0 +1,32 @@
+// SGD with the AdaFace recipe's parameter groups: weight decay on the weights
+// of convolutions and linear layers and on the head's class centres; none on
+// BatchNorm, PReLU or biases.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/optim/sgd.h>
+
+#include <memory>
+#include <vector>
+
+#include "qface/train/config.h"
+
+namespace qface::train {
+
+struct ParamSplit {
+  std::vector<torch::Tensor> decay;
+  std::vector<torch::Tensor> no_decay;
+};
+
+// Conv/linear weights of `module` go to `decay`, every other parameter to `no_decay`.
+ParamSplit split_for_weight_decay(const torch::nn::Module& module);
+
+// Group 0: decayed parameters (backbone conv/linear weights + `extra_decay`,
+// e.g. the head kernel); group 1: the rest, without decay.
+std::unique_ptr<torch::optim::SGD> make_sgd(const torch::nn::Module& backbone,
+                                            const std::vector<torch::Tensor>& extra_decay,
+                                            const OptimizerConfig& config);
+
+void set_lr(torch::optim::Optimizer& optimizer, double lr);
+
+}  // namespace qface::train

@@ -1,0 +1,125 @@
+// Training configuration, LR schedules and optimizer parameter groups.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "qface/core/error.h"
+#include "qface/train/config.h"
+#include "qface/train/optim.h"
+#include "qface/train/schedule.h"
+
+using namespace qface::train;
+
+namespace {
+std::string error_of(const std::string& toml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(toml, "cfg.toml", overrides);
+  } catch (const qface::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(TrainConfig, ParsesSectionsAndOverrides) {
+  const std::string text = R"(
+    epochs = 3
+    batch_size = 64
+    seed = 7
+    [model]
+    backbone = "ir_18"
+    [head]
+    name = "magface"
+    lambda_g = 20.0
+    [data]
+    train = "data/train.rec"
+    flip_p = 0.5
+    [schedule]
+    type = "multistep"
+    milestones = [1, 2]
+    [validation]
+    sets = ["a.bin", "b.bin"]
+  )";
+  TrainConfig c = parse_config(text, "cfg.toml", {"head.lambda_g=35", "optimizer.lr=0.05", "out_dir=runs/x",
+                                                  "schedule.milestones=[1.5]"});
+  EXPECT_EQ(c.epochs, 3);
+  EXPECT_EQ(c.batch_size, 64);
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.model.backbone, "ir_18");
+  EXPECT_EQ(c.head.head.name, "magface");
+  EXPECT_DOUBLE_EQ(*c.head.head.lambda_g, 35.0);
+  EXPECT_FALSE(c.head.head.m.has_value());
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.05);
+  EXPECT_DOUBLE_EQ(c.optimizer.momentum, 0.9);
+  EXPECT_DOUBLE_EQ(c.optimizer.weight_decay, 5e-4);
+  EXPECT_EQ(c.out_dir, "runs/x");
+  EXPECT_EQ(c.schedule.milestones, std::vector<double>{1.5});
+  EXPECT_EQ(c.validation.sets, (std::vector<std::string>{"a.bin", "b.bin"}));
+  // The effective config round-trips through TOML.
+  TrainConfig back = parse_config(to_toml(c), "effective.toml");
+  EXPECT_EQ(back.model.backbone, c.model.backbone);
+  EXPECT_DOUBLE_EQ(*back.head.head.lambda_g, 35.0);
+  EXPECT_EQ(back.schedule.milestones, c.schedule.milestones);
+  EXPECT_EQ(back.out_dir, c.out_dir);
+}
+
+TEST(TrainConfig, UnknownKeysAndWrongTypesNameTheKey) {
+  EXPECT_NE(error_of("epochz = 3").find("unknown key 'epochz'"), std::string::npos);
+  EXPECT_NE(error_of("[head]\nmargin = 0.4").find("unknown key 'head.margin'"), std::string::npos);
+  EXPECT_NE(error_of("epochs = \"ten\"").find("key 'epochs' must be an integer"), std::string::npos);
+  EXPECT_NE(error_of("[optimizer]\nlr = true").find("key 'optimizer.lr' must be a number"), std::string::npos);
+  EXPECT_NE(error_of("[schedule]\nmilestones = [1, \"x\"]").find("schedule.milestones"), std::string::npos);
+  EXPECT_NE(error_of("head = 3").find("'head' must be a table"), std::string::npos);
+  EXPECT_NE(error_of("[head]\nname = \"sphereface\"").find("head.name"), std::string::npos);
+  EXPECT_NE(error_of("epochs = [").find("cfg.toml:1"), std::string::npos);
+  EXPECT_NE(error_of("", {"optimizer.nesterov=true"}).find("optimizer.nesterov"), std::string::npos);
+  EXPECT_NE(error_of("", {"noequals"}).find("key=value"), std::string::npos);
+  EXPECT_NE(error_of("[head]\nsample_rate = 0.5").find("sharded"), std::string::npos);
+}
+
+TEST(LrSchedule, WarmupMultistepCosinePoly) {
+  ScheduleConfig s;
+  s.type = "multistep";
+  s.warmup_epochs = 1;
+  s.milestones = {2, 3};
+  s.gamma = 0.1;
+  LrSchedule ms(s, 0.1, 10, 40);
+  EXPECT_DOUBLE_EQ(ms.at(0), 0.01);   // warm-up: (step + 1) / 10
+  EXPECT_DOUBLE_EQ(ms.at(9), 0.1);
+  EXPECT_DOUBLE_EQ(ms.at(19), 0.1);
+  EXPECT_NEAR(ms.at(20), 0.01, 1e-15);
+  EXPECT_NEAR(ms.at(30), 0.001, 1e-15);
+
+  s.type = "cosine";
+  s.warmup_epochs = 0;
+  LrSchedule cs(s, 0.1, 10, 40);
+  EXPECT_DOUBLE_EQ(cs.at(0), 0.1);
+  EXPECT_NEAR(cs.at(20), 0.05, 1e-12);
+  EXPECT_NEAR(cs.at(40), 0.0, 1e-12);
+
+  s.type = "poly";
+  LrSchedule ps(s, 0.2, 10, 40);
+  EXPECT_NEAR(ps.at(10), 0.15, 1e-12);
+  EXPECT_NEAR(ps.at(30), 0.05, 1e-12);
+}
+
+TEST(Optimizer, WeightDecayOnlyOnConvLinearWeightsAndKernel) {
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).bias(true)),
+                            torch::nn::BatchNorm2d(4), torch::nn::PReLU(), torch::nn::Flatten(),
+                            torch::nn::Linear(4 * 6 * 6, 8));
+  ParamSplit split = split_for_weight_decay(*net);
+  ASSERT_EQ(split.decay.size(), 2u);  // conv weight, linear weight
+  EXPECT_EQ(split.decay[0].dim(), 4);
+  EXPECT_EQ(split.decay[1].dim(), 2);
+  EXPECT_EQ(split.no_decay.size(), 5u);  // conv bias, BN weight + bias, PReLU weight, linear bias
+
+  torch::Tensor kernel = torch::randn({8, 5}, torch::requires_grad());
+  OptimizerConfig oc;
+  auto sgd = make_sgd(*net, {kernel}, oc);
+  ASSERT_EQ(sgd->param_groups().size(), 2u);
+  EXPECT_EQ(sgd->param_groups()[0].params().size(), 3u);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[0].options()).weight_decay(), 5e-4);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[1].options()).weight_decay(), 0.0);
+  set_lr(*sgd, 0.02);
+  for (auto& g : sgd->param_groups())
+    EXPECT_DOUBLE_EQ(static_cast<torch::optim::SGDOptions&>(g.options()).lr(), 0.02);
+}
