@@ -1,0 +1,30 @@
+// Decoding encoded face images to 8-bit BGR: libjpeg-turbo's TurboJPEG for
+// JPEG (the fast path), OpenCV's imdecode for everything else.
+#pragma once
+
+#include <opencv2/core.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace qface::data {
+
+enum class ImageFormat { kJpeg, kPng, kBmp, kWebp, kUnknown };
+
+// From the leading magic bytes.
+ImageFormat sniff_format(std::string_view bytes);
+const char* format_name(ImageFormat format);  // "jpeg", "png", ...
+const char* format_extension(ImageFormat format);  // ".jpg", ".png", ... (".bin" when unknown)
+
+// Decodes to CV_8UC3 BGR (gray images are expanded). Throws qface::Error
+// "<where>: cannot decode image (...)" when the bytes do not decode. Thread-safe.
+cv::Mat decode_bgr(std::string_view bytes, const std::string& where);
+
+struct ImageInfo {
+  ImageFormat format = ImageFormat::kUnknown;
+  int width = 0, height = 0, channels = 0;
+};
+// Format and size from the header alone when it can (JPEG, PNG), else by decoding.
+ImageInfo probe_image(std::string_view bytes, const std::string& where);
+
+}  // namespace qface::data
