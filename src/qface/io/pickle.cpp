@@ -101,6 +101,8 @@ class Unpickler {
   Unpickler(std::string_view data, const std::string& name, const UnpickleHooks& hooks)
       : d_(data), name_(name), hooks_(hooks) {}
 
+  std::size_t position() const { return pos_; }
+
   PyRef run() {
     while (true) {
       if (pos_ >= d_.size()) error("stream ends without STOP (truncated?)");
@@ -589,6 +591,13 @@ void write_value(std::string& out, const PyValue& v) {
 
 PyRef unpickle(std::string_view data, const std::string& name, const UnpickleHooks& hooks) {
   return Unpickler(data, name, hooks).run();
+}
+
+PyRef unpickle(std::string_view data, const std::string& name, const UnpickleHooks& hooks, std::size_t* consumed) {
+  Unpickler u(data, name, hooks);
+  PyRef v = u.run();
+  if (consumed) *consumed = u.position();
+  return v;
 }
 
 std::string pickle_protocol2(const PyRef& value) {

@@ -71,6 +71,9 @@ struct UnpickleHooks {
 // (_codecs.encode(str, 'latin1')) comes back as kBytes, and Python 2 str
 // (BINSTRING) as kBytes, as Python's encoding='bytes' gives them.
 PyRef unpickle(std::string_view data, const std::string& name, const UnpickleHooks& hooks = {});
+// The same, also giving the bytes consumed up to and including STOP (streams
+// that hold several pickles back to back, such as legacy torch.save files).
+PyRef unpickle(std::string_view data, const std::string& name, const UnpickleHooks& hooks, std::size_t* consumed);
 
 // Pickles plain values (None, bool, int, float, str, bytes, list, tuple,
 // dict) with protocol 2 as Python 2 wrote them: bytes as BINSTRING, so that

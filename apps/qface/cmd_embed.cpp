@@ -1,0 +1,42 @@
+// qface embed: embeddings and norms (quality) of aligned 112x112 face crops.
+#include <spdlog/spdlog.h>
+
+#include "apps/qface/command.h"
+#include "qface/backbones/backbone.h"
+#include "qface/infer/embed.h"
+
+namespace qface::cli {
+namespace {
+
+Runner setup(CLI::App& app) {
+  auto a = std::make_shared<infer::EmbedOptions>();
+  auto weights = std::make_shared<std::string>(), images = std::make_shared<std::string>(),
+       out = std::make_shared<std::string>();
+  app.add_option("--arch", a->arch, "backbone")->required()->check(CLI::IsMember(backbones::backbone_names()));
+  app.add_option("--weights", *weights,
+                 "checkpoint: qface's own, AdaFace Lightning .ckpt, MagFace .pth, or a torch state dict")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--images", *images, "folder of aligned 112x112 images, or a text file with one path per line")
+      ->required();
+  app.add_option("--out", *out, "output folder: embeddings.npy, norms.npy, files.txt (skipped.txt)")->required();
+  app.add_flag("--flip-fuse", a->flip_fuse, "fuse each image with its horizontal flip, weighted by norm (SPEC §5)");
+  app.add_option("--batch", a->batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--threads", a->threads, "CPU threads (0: LibTorch default)")->capture_default_str();
+  app.add_flag("--resize", a->resize, "resize images of other sizes to 112x112 instead of rejecting them");
+  app.add_flag("--strict", a->strict, "fail on an unreadable image instead of skipping it");
+  app.add_flag("--bf16", a->bf16, "bfloat16 compute, kept only if the first batch matches fp32 (cosine >= 0.999)");
+  return [a, weights, images, out] {
+    a->weights = *weights;
+    a->images = *images;
+    a->out = *out;
+    infer::EmbedSummary s = infer::run_embed(*a);
+    spdlog::info("embed: {} images -> {} ({} skipped)", s.embedded, a->out.string(), s.skipped.size());
+    return 0;
+  };
+}
+
+const Registrar registrar{{"embed", "Embeddings and norms (quality) of aligned face crops", setup}};
+
+}  // namespace
+}  // namespace qface::cli

@@ -1,0 +1,224 @@
+#include "qface/infer/embed.h"
+
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/core/npy.h"
+#include "qface/io/checkpoint.h"
+
+namespace qface::infer {
+namespace fs = std::filesystem;
+
+void set_threads(int n) {
+  require(n > 0, "threads must be positive, got {}", n);
+  torch::set_num_threads(n);
+}
+
+void prepare_for_inference(backbones::BackboneImpl& model, const InferenceOptions& o) {
+  if (o.threads() > 0) set_threads(o.threads());
+  model.eval();
+  if (o.fold_batchnorm()) model.fold_batchnorm();
+  if (o.channels_last()) {
+    torch::NoGradGuard g;
+    for (auto& p : model.parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
+namespace {
+// CPU autocast to bfloat16 for the duration of a forward pass.
+struct Bf16Scope {
+  explicit Bf16Scope(bool on) : on_(on), was_(at::autocast::is_cpu_enabled()) {
+    if (!on_) return;
+    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+  }
+  ~Bf16Scope() {
+    if (!on_) return;
+    at::autocast::set_cpu_enabled(was_);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+    at::autocast::clear_cache();
+  }
+  bool on_, was_;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
+};
+}  // namespace
+
+Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {
+  require(input.dim() == 4 && input.size(1) == 3, "embed: input must be N x 3 x H x W, got [{}]",
+          fmt::join(input.sizes(), ", "));
+  torch::NoGradGuard g;
+  torch::Tensor x = input.to(torch::kFloat32);
+  if (o.channels_last()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::Tensor f;
+  {
+    Bf16Scope scope(o.bf16());
+    f = model.features(x);
+  }
+  f = f.to(torch::kFloat32);
+  torch::Tensor n = f.norm(2, 1, true);
+  return {(f / n).contiguous(), n.squeeze(1).contiguous()};
+}
+
+Embeddings fuse_flip(const Embeddings& a, const Embeddings& b) {
+  torch::Tensor f = a.embeddings * a.norms.unsqueeze(1) + b.embeddings * b.norms.unsqueeze(1);
+  torch::Tensor n = f.norm(2, 1, true);
+  return {(f / n).contiguous(), n.squeeze(1).contiguous()};
+}
+
+Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {
+  // One forward pass over [input; flipped] keeps the batch large.
+  const int64_t n = input.size(0);
+  Embeddings both = embed(model, torch::cat({input, input.flip({3})}), o);
+  return fuse_flip({both.embeddings.slice(0, 0, n), both.norms.slice(0, 0, n)},
+                   {both.embeddings.slice(0, n), both.norms.slice(0, n)});
+}
+
+double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {
+  InferenceOptions fp32 = o, bf16 = o;
+  fp32.bf16(false);
+  bf16.bf16(true);
+  Embeddings a = embed(model, input, fp32), b = embed(model, input, bf16);
+  return (a.embeddings * b.embeddings).sum(1).min().item<double>();
+}
+
+torch::Tensor preprocess(const std::vector<cv::Mat>& images, const backbones::Preprocessing& p) {
+  const int64_t n = static_cast<int64_t>(images.size());
+  torch::Tensor out = torch::empty({n, 112, 112, 3}, torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    const cv::Mat& m = images[static_cast<std::size_t>(i)];
+    require(m.type() == CV_8UC3 && m.rows == 112 && m.cols == 112, "preprocess: image {} is {}x{} type {}, expected 112x112 BGR",
+            i, m.cols, m.rows, m.type());
+    cv::Mat dst(112, 112, CV_8UC3, out[i].data_ptr<uint8_t>());
+    if (p.bgr) {
+      m.copyTo(dst);
+    } else {
+      cv::cvtColor(m, dst, cv::COLOR_BGR2RGB);
+    }
+  }
+  // (x / 255 - mean) / std, NHWC -> NCHW.
+  return out.permute({0, 3, 1, 2}).to(torch::kFloat32).mul_(1.0f / (255.0f * p.std)).sub_(p.mean / p.std).contiguous();
+}
+
+std::vector<std::string> list_images(const fs::path& images) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(images, ec)) {
+    static const std::set<std::string> ext = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif",
+                                              ".tiff", ".ppm", ".pgm", ".jp2"};
+    for (const auto& e : fs::directory_iterator(images, ec)) {
+      if (!e.is_regular_file()) continue;
+      std::string x = e.path().extension().string();
+      std::transform(x.begin(), x.end(), x.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (ext.count(x)) files.push_back(e.path().string());
+    }
+    if (ec) fail("{}: cannot list: {}", images.string(), ec.message());
+    std::sort(files.begin(), files.end());
+    require(!files.empty(), "{}: no image files in this folder", images.string());
+    return files;
+  }
+  require(fs::is_regular_file(images, ec), "{}: no such folder or list file", images.string());
+  std::ifstream in(images);
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) files.push_back(line);
+  }
+  require(!files.empty(), "{}: the list is empty", images.string());
+  return files;
+}
+
+EmbedSummary run_embed(const EmbedOptions& o) {
+  require(o.batch > 0, "--batch must be positive, got {}", o.batch);
+  auto model = backbones::make_backbone(o.arch);
+  if (o.weights.empty()) {
+    spdlog::warn("embed: no --weights, using random weights");
+  } else {
+    io::load_weights(*model, o.weights);
+  }
+  InferenceOptions io;
+  io.threads(o.threads);
+  prepare_for_inference(*model, io);
+  const std::vector<std::string> files = list_images(o.images);
+
+  EmbedSummary summary;
+  std::vector<std::string> kept;
+  std::vector<torch::Tensor> embs, norms;
+  bool bf16_checked = false;
+  std::vector<cv::Mat> batch;
+  std::vector<std::string> batch_files;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    torch::Tensor x = preprocess(batch, model->preprocessing());
+    if (o.bf16 && !bf16_checked) {
+      bf16_checked = true;
+      const double c = bf16_min_cosine(*model, x, io);
+      if (c >= 0.999) {
+        io.bf16(true);
+        spdlog::info("embed: bf16 kept (min cosine to fp32 {:.6f} on the first batch)", c);
+      } else {
+        spdlog::warn("embed: bf16 dropped: min cosine to fp32 {:.6f} < 0.999 on the first batch", c);
+      }
+    }
+    Embeddings e = o.flip_fuse ? embed_flip_fused(*model, x, io) : embed(*model, x, io);
+    embs.push_back(e.embeddings);
+    norms.push_back(e.norms);
+    kept.insert(kept.end(), batch_files.begin(), batch_files.end());
+    batch.clear();
+    batch_files.clear();
+  };
+  for (const auto& f : files) {
+    cv::Mat img;
+    try {
+      img = cv::imread(f, cv::IMREAD_COLOR);
+    } catch (const cv::Exception&) {
+      img.release();
+    }
+    if (img.empty()) {
+      require(!o.strict, "{}: cannot read this image (--strict)", f);
+      spdlog::warn("embed: skipping unreadable image {}", f);
+      summary.skipped.push_back(f);
+      continue;
+    }
+    if (img.rows != 112 || img.cols != 112) {
+      require(o.resize, "{}: image is {}x{}, expected an aligned 112x112 crop (use --resize to resize)", f,
+              img.cols, img.rows);
+      cv::resize(img, img, cv::Size(112, 112), 0, 0, cv::INTER_AREA);
+    }
+    batch.push_back(img);
+    batch_files.push_back(f);
+    if (static_cast<int>(batch.size()) == o.batch) flush();
+  }
+  flush();
+  require(!kept.empty(), "{}: none of the {} images could be read", o.images.string(), files.size());
+
+  ensure_dir(o.out);
+  std::string list;
+  for (const auto& f : kept) list += f + "\n";
+  std::string skipped;
+  for (const auto& f : summary.skipped) skipped += f + "\n";
+  write_npy(o.out / "embeddings.npy", torch::cat(embs));
+  write_npy(o.out / "norms.npy", torch::cat(norms));
+  write_file_atomic(o.out / "files.txt", list);
+  if (!summary.skipped.empty()) {
+    write_file_atomic(o.out / "skipped.txt", skipped);
+  } else {
+    std::error_code ec;
+    fs::remove(o.out / "skipped.txt", ec);
+  }
+  summary.embedded = kept.size();
+  return summary;
+}
+
+}  // namespace qface::infer

@@ -1,0 +1,83 @@
+// Fast CPU inference with the backbones: BatchNorm folding, channels_last
+// weights and activations (oneDNN convolutions), thread control, optional
+// bf16 (autocast) kept only when it matches fp32; preprocessing of aligned
+// 112x112 crops; embedding extraction with flip fusion (SPEC §5); the
+// `qface embed` job.
+#pragma once
+
+#include <opencv2/core/mat.hpp>
+#include <torch/arg.h>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "qface/backbones/backbone.h"
+
+namespace qface::infer {
+
+struct InferenceOptions {
+  TORCH_ARG(bool, fold_batchnorm) = true;
+  TORCH_ARG(bool, channels_last) = true;
+  TORCH_ARG(bool, bf16) = false;   // autocast to bfloat16; see check_bf16
+  TORCH_ARG(int, threads) = 0;     // intra-op threads; 0 leaves LibTorch's default
+};
+
+// Sets LibTorch's intra-op thread count (n > 0).
+void set_threads(int n);
+
+// Eval mode, folded BatchNorm, channels_last weights (per options). The model
+// then only serves inference.
+void prepare_for_inference(backbones::BackboneImpl& model, const InferenceOptions& options);
+
+struct Embeddings {
+  torch::Tensor embeddings;  // N x D float32, L2-normalized
+  torch::Tensor norms;       // N float32, the raw norm (quality proxy)
+};
+
+// Runs preprocessed N x 3 x 112 x 112 input through the model (no grad).
+Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);
+
+// SPEC §5 (AdaFace): f = e * n + e_f * n_f; embedding f / ||f||, norm ||f||.
+Embeddings fuse_flip(const Embeddings& a, const Embeddings& flipped);
+
+// Embeds input and its horizontal flip and fuses them.
+Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor& input,
+                            const InferenceOptions& options);
+
+// Smallest cosine between fp32 and bf16 embeddings of `input`.
+double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);
+
+// 8-bit BGR images (each 112x112x3) -> float N x 3 x 112 x 112 in the model
+// family's channel order and scale.
+torch::Tensor preprocess(const std::vector<cv::Mat>& bgr_images, const backbones::Preprocessing& p);
+
+// `qface embed`.
+struct EmbedOptions {
+  std::string arch;
+  std::filesystem::path weights;  // empty: random weights (for testing pipelines only)
+  std::filesystem::path images;   // a folder (its image files, sorted) or a text file with one path per line
+  std::filesystem::path out;
+  bool flip_fuse = false;
+  bool resize = false;   // resize other sizes to 112x112 instead of rejecting them
+  bool strict = false;   // unreadable images are fatal instead of skipped
+  bool bf16 = false;
+  int batch = 32;
+  int threads = 0;
+};
+
+struct EmbedSummary {
+  std::size_t embedded = 0;
+  std::vector<std::string> skipped;  // unreadable inputs
+};
+
+// Writes out/embeddings.npy (N x D float32), out/norms.npy (N float32),
+// out/files.txt (the N inputs in order) and, when some were skipped,
+// out/skipped.txt. Throws qface::Error on bad input.
+EmbedSummary run_embed(const EmbedOptions& options);
+
+// The image files of a folder (sorted) or of a list file.
+std::vector<std::string> list_images(const std::filesystem::path& images);
+
+}  // namespace qface::infer

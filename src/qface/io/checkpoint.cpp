@@ -1,0 +1,412 @@
+#include "qface/io/checkpoint.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <spdlog/spdlog.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+
+namespace qface::io {
+namespace fs = std::filesystem;
+using Kind = PyValue::Kind;
+
+namespace {
+
+// dtype of a legacy storage class name (torch.FloatStorage, ...).
+torch::ScalarType storage_dtype(const std::string& name, const std::string& source) {
+  static const std::map<std::string, torch::ScalarType> types = {
+      {"FloatStorage", torch::kFloat32}, {"DoubleStorage", torch::kFloat64}, {"HalfStorage", torch::kFloat16},
+      {"BFloat16Storage", torch::kBFloat16}, {"LongStorage", torch::kInt64}, {"IntStorage", torch::kInt32},
+      {"ShortStorage", torch::kInt16}, {"CharStorage", torch::kInt8}, {"ByteStorage", torch::kUInt8},
+      {"BoolStorage", torch::kBool}};
+  auto it = types.find(name);
+  if (it == types.end()) fail("{}: unsupported tensor storage type '{}'", source, name);
+  return it->second;
+}
+
+PyRef tensor_value(torch::Tensor t) {
+  auto v = std::make_shared<PyValue>();
+  v->kind = Kind::kOpaque;
+  v->module = "torch";
+  v->name = "Tensor";
+  v->opaque = std::make_shared<torch::Tensor>(std::move(t));
+  return v;
+}
+
+std::vector<int64_t> int_list(const PyRef& v, const std::string& what, const std::string& source) {
+  if (!v || (!v->is(Kind::kTuple) && !v->is(Kind::kList)))
+    fail("{}: tensor {} is {}, expected a tuple", source, what, v ? v->describe() : "missing");
+  std::vector<int64_t> out;
+  for (const auto& x : v->items) {
+    if (!x->is(Kind::kInt)) fail("{}: tensor {} holds {}, expected integers", source, what, x->describe());
+    out.push_back(x->i);
+  }
+  return out;
+}
+
+// Storages by key; each is read once and shared by the tensors that view it.
+class StorageLoader {
+ public:
+  StorageLoader(std::string source, std::function<torch::Tensor(const std::string& key, torch::ScalarType, int64_t numel)> read)
+      : source_(std::move(source)), read_(std::move(read)) {}
+
+  // pid = ('storage', storage_type, key, location, numel[, view_metadata])
+  PyRef persistent_load(const PyRef& pid) {
+    if (!pid->is(Kind::kTuple) || pid->items.size() < 5 || !pid->items[0]->is(Kind::kStr) ||
+        pid->items[0]->s != "storage")
+      fail("{}: unsupported persistent id {}", source_, pid->describe());
+    const PyRef& type = pid->items[1];
+    const PyRef& key = pid->items[2];
+    if (!type->is(Kind::kGlobal) && !type->is(Kind::kObject))
+      fail("{}: storage type is {}", source_, type->describe());
+    std::string k = key->is(Kind::kStr) ? key->s : key->is(Kind::kInt) ? std::to_string(key->i) : "";
+    if (k.empty()) fail("{}: storage key is {}", source_, key->describe());
+    if (!pid->items[4]->is(Kind::kInt) || pid->items[4]->i < 0)
+      fail("{}: storage '{}' has size {}", source_, k, pid->items[4]->describe());
+    const torch::ScalarType dtype = storage_dtype(type->name, source_);
+    auto it = storages_.find(k);
+    if (it == storages_.end()) it = storages_.emplace(k, read_(k, dtype, pid->items[4]->i)).first;
+    if (it->second.scalar_type() != dtype)
+      fail("{}: storage '{}' is read both as {} and {}", source_, k, c10::toString(it->second.scalar_type()),
+           c10::toString(dtype));
+    return tensor_value(it->second);
+  }
+
+  PyRef call(const std::string& module, const std::string& name, const PyRef& args) {
+    if (module == "torch._utils" && (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor")) return rebuild(args);
+    if (module == "torch._utils" && (name == "_rebuild_parameter" || name == "_rebuild_parameter_with_state")) {
+      if (args->items.empty() || !as_tensor(args->items[0]).defined())
+        fail("{}: _rebuild_parameter without a tensor", source_);
+      return args->items[0];
+    }
+    if (module == "torch._tensor" && name == "_rebuild_from_type_v2") {
+      // (func, type, args, state): a tensor subclass; rebuild the plain tensor.
+      if (args->items.size() < 3 || !args->items[0]->is(Kind::kGlobal) || !args->items[2]->is(Kind::kTuple))
+        fail("{}: malformed _rebuild_from_type_v2", source_);
+      PyRef v = call(args->items[0]->module, args->items[0]->name, args->items[2]);
+      if (!v) fail("{}: unsupported tensor rebuild {}", source_, args->items[0]->qualified_name());
+      return v;
+    }
+    return nullptr;
+  }
+
+ private:
+  PyRef rebuild(const PyRef& args) {
+    const auto& a = args->items;
+    if (a.size() < 4) fail("{}: _rebuild_tensor_v2 with {} arguments", source_, a.size());
+    torch::Tensor storage = as_tensor(a[0]);
+    if (!storage.defined()) fail("{}: tensor rebuilt from {}, not a storage", source_, a[0]->describe());
+    if (!a[1]->is(Kind::kInt)) fail("{}: tensor storage offset is {}", source_, a[1]->describe());
+    const int64_t offset = a[1]->i;
+    std::vector<int64_t> size = int_list(a[2], "size", source_), stride = int_list(a[3], "stride", source_);
+    if (size.size() != stride.size()) fail("{}: tensor size and stride differ in length", source_);
+    int64_t extent = 0;  // last element reached, +1
+    bool empty = false;
+    for (std::size_t i = 0; i < size.size(); ++i) {
+      if (size[i] < 0 || stride[i] < 0) fail("{}: negative tensor size or stride", source_);
+      if (size[i] == 0) empty = true;
+      extent += (size[i] - 1) * stride[i];
+    }
+    if (offset < 0 || (!empty && offset + extent + 1 > storage.numel()))
+      fail("{}: tensor of size [{}] at offset {} overruns its storage of {} elements", source_,
+           fmt::join(size, ", "), offset, storage.numel());
+    if (empty) return tensor_value(torch::empty(size, storage.options()));
+    return tensor_value(storage.as_strided(size, stride, offset));
+  }
+
+  std::string source_;
+  std::function<torch::Tensor(const std::string&, torch::ScalarType, int64_t)> read_;
+  std::map<std::string, torch::Tensor> storages_;
+};
+
+bool starts_with(const std::string& s, std::string_view p) { return s.size() >= p.size() && s.compare(0, p.size(), p) == 0; }
+
+// Bytes of a record as a 1-d tensor of `dtype` (copied: the record's buffer is freed with the reader).
+torch::Tensor bytes_to_storage(const char* data, std::size_t nbytes, torch::ScalarType dtype, int64_t numel,
+                               const std::string& what) {
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
+  if (static_cast<int64_t>(nbytes) < numel * elem)
+    fail("{}: holds {} bytes, {} elements of {} need {} (truncated?)", what, nbytes, numel, c10::toString(dtype),
+         numel * elem);
+  torch::Tensor t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
+  if (numel) std::memcpy(t.data_ptr(), data, static_cast<std::size_t>(numel * elem));
+  return t;
+}
+
+PyRef load_zip(const fs::path& path, const std::string& source) {
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path.string());
+  } catch (const c10::Error& e) {
+    fail("{}: not a readable torch zip archive (truncated or corrupt?): {}", source, e.what_without_backtrace());
+  }
+  try {
+    if (!reader->hasRecord("data.pkl")) fail("{}: torch zip archive without data.pkl", source);
+    auto [pkl, pkl_size] = reader->getRecord("data.pkl");
+    StorageLoader loader(source, [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+      const std::string record = "data/" + key;
+      if (!reader->hasRecord(record)) fail("{}: tensor storage '{}' is missing from the archive", source, record);
+      auto [ptr, size] = reader->getRecord(record);
+      return bytes_to_storage(static_cast<const char*>(ptr.get()), size, dtype, numel, source + ": " + record);
+    });
+    UnpickleHooks hooks;
+    hooks.persistent_load = [&](const PyRef& pid) { return loader.persistent_load(pid); };
+    hooks.call = [&](const std::string& m, const std::string& n, const PyRef& a) { return loader.call(m, n, a); };
+    return unpickle(std::string_view(static_cast<const char*>(pkl.get()), pkl_size), source + ":data.pkl", hooks);
+  } catch (const c10::Error& e) {
+    fail("{}: corrupt torch zip archive: {}", source, e.what_without_backtrace());
+  }
+}
+
+// The legacy format (torch.save with _use_new_zipfile_serialization=False):
+// pickles of the magic number, the protocol version, sys info, the object
+// (storages as persistent ids), the list of storage keys, then per storage an
+// int64 element count and the raw elements.
+PyRef load_legacy(const std::string& bytes, const std::string& source) {
+  std::size_t pos = 0;
+  auto next = [&](const std::string& what, const UnpickleHooks& hooks) {
+    std::size_t used = 0;
+    PyRef v = unpickle(std::string_view(bytes).substr(pos), source + " (" + what + ")", hooks, &used);
+    pos += used;
+    return v;
+  };
+  // The magic number 0x1950a86a20f9469cfc6c as pickled by Python (protocol 2, LONG1 of 10 bytes).
+  static const std::string kMagic("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e", 15);
+  if (bytes.compare(0, kMagic.size(), kMagic) != 0) fail("{}: not a torch file (bad magic number)", source);
+  pos = kMagic.size();
+  PyRef protocol = next("protocol version", {});
+  if (!protocol->is(Kind::kInt) || protocol->i != 1001)
+    fail("{}: unsupported legacy torch protocol {}", source, protocol->describe());
+  next("sys info", {});
+  struct Pending {
+    torch::ScalarType dtype;
+    int64_t numel;
+    torch::Tensor storage;
+  };
+  std::map<std::string, Pending> pending;
+  StorageLoader loader(source, [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
+    // Storage data comes after the object pickle: allocate now, fill below.
+    Pending p{dtype, numel, torch::zeros({numel}, torch::TensorOptions().dtype(dtype))};
+    pending.emplace(key, p);
+    return p.storage;
+  });
+  UnpickleHooks hooks;
+  hooks.persistent_load = [&](const PyRef& pid) { return loader.persistent_load(pid); };
+  hooks.call = [&](const std::string& m, const std::string& n, const PyRef& a) { return loader.call(m, n, a); };
+  PyRef root = next("object", hooks);
+  PyRef keys = next("storage keys", {});
+  if (!keys->is(Kind::kList)) fail("{}: storage key list is {}", source, keys->describe());
+  for (const auto& k : keys->items) {
+    if (!k->is(Kind::kStr)) fail("{}: storage key is {}", source, k->describe());
+    if (pos + 8 > bytes.size()) fail("{}: truncated at byte {} (storage '{}')", source, pos, k->s);
+    int64_t numel = 0;
+    std::memcpy(&numel, bytes.data() + pos, 8);
+    pos += 8;
+    auto it = pending.find(k->s);
+    if (it == pending.end()) fail("{}: storage '{}' is not used by any tensor", source, k->s);
+    const auto& p = it->second;
+    const std::size_t nbytes = static_cast<std::size_t>(numel) * c10::elementSize(p.dtype);
+    if (numel != p.numel || pos + nbytes > bytes.size())
+      fail("{}: storage '{}' at byte {} is truncated or has {} elements, expected {}", source, k->s, pos, numel,
+           p.numel);
+    if (nbytes) std::memcpy(p.storage.data_ptr(), bytes.data() + pos, nbytes);
+    pos += nbytes;
+  }
+  return root;
+}
+
+// Flattens a dict of tensors (nested dicts give dotted keys).
+void collect(const PyRef& v, const std::string& prefix, NamedTensors& out) {
+  for (const auto& [k, x] : v->dict) {
+    if (!k->is(Kind::kStr)) continue;
+    torch::Tensor t = as_tensor(x);
+    if (t.defined()) {
+      out.emplace_back(prefix + k->s, t);
+    } else if (x->is(Kind::kDict)) {
+      collect(x, prefix + k->s + ".", out);
+    }
+  }
+}
+
+std::string str_field(const PyRef& v, const std::string& key) {
+  if (!v) return "";
+  PyRef x = v->get(key);
+  if (!x && v->is(Kind::kObject) && v->state) x = v->state->get(key);  // argparse.Namespace keeps fields in its state
+  return x && x->is(Kind::kStr) ? x->s : "";
+}
+
+Checkpoint read_qface(const fs::path& path, const std::string& source) {
+  Checkpoint c;
+  c.format = "qface";
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    c10::IValue arch, dict;
+    if (archive.try_read("arch", arch) && arch.isString()) c.arch = arch.toStringRef();
+    if (!archive.try_read("state_dict", dict) || !dict.isGenericDict())
+      fail("{}: qface checkpoint without a state_dict", source);
+    for (const auto& kv : dict.toGenericDict()) {
+      if (!kv.key().isString() || !kv.value().isTensor()) fail("{}: state_dict holds a non-tensor entry", source);
+      c.tensors.emplace_back(kv.key().toStringRef(), kv.value().toTensor());
+    }
+  } catch (const c10::Error& e) {
+    fail("{}: corrupt qface checkpoint: {}", source, e.what_without_backtrace());
+  }
+  return c;
+}
+
+}  // namespace
+
+torch::Tensor as_tensor(const PyRef& value) {
+  if (!value || !value->is(Kind::kOpaque) || value->name != "Tensor" || !value->opaque) return {};
+  return *std::static_pointer_cast<torch::Tensor>(value->opaque);
+}
+
+PyRef load_torch_pickle(const fs::path& path) {
+  const std::string source = path.string();
+  std::string head;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("{}: cannot open", source);
+    head.resize(4);
+    in.read(head.data(), 4);
+    head.resize(static_cast<std::size_t>(in.gcount()));
+  }
+  if (head.size() < 4) fail("{}: too short to be a torch file ({} bytes)", source, head.size());
+  if (head == std::string("PK\x03\x04", 4)) return load_zip(path, source);
+  if (static_cast<unsigned char>(head[0]) == 0x80) return load_legacy(read_file(path), source);
+  fail("{}: not a torch checkpoint (neither a zip archive nor a pickle stream)", source);
+}
+
+Checkpoint read_checkpoint(const fs::path& path) {
+  const std::string source = path.string();
+  // qface's own (LibTorch) archives are zip files with a TorchScript layout (constants.pkl).
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("{}: cannot open", source);
+    char magic[4] = {};
+    in.read(magic, 4);
+    if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) {
+      bool libtorch = false;
+      try {
+        caffe2::serialize::PyTorchStreamReader reader(source);
+        libtorch = reader.hasRecord("constants.pkl");
+      } catch (const c10::Error& e) {
+        fail("{}: not a readable torch zip archive (truncated or corrupt?): {}", source, e.what_without_backtrace());
+      }
+      if (libtorch) return read_qface(path, source);
+    }
+  }
+  PyRef root = load_torch_pickle(path);
+  Checkpoint c;
+  c.format = "torch";
+  if (!root->is(Kind::kDict)) fail("{}: holds {}, expected a dict (a state dict or a checkpoint)", source, root->describe());
+  PyRef sd = root->get("state_dict");
+  if (!sd) sd = root->get("model_state_dict");
+  if (sd && !sd->is(Kind::kDict)) fail("{}: 'state_dict' is {}, expected a dict", source, sd->describe());
+  collect(sd ? sd : root, "", c.tensors);
+  if (c.tensors.empty()) fail("{}: no tensors found (keys: {})", source, root->dict.size());
+  c.arch = str_field(root, "arch");
+  if (c.arch.empty()) c.arch = str_field(root->get("hyper_parameters"), "arch");
+  return c;
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                           const std::string& checkpoint_arch) {
+  std::vector<std::pair<std::string, torch::Tensor>> targets;
+  for (const auto& p : module.named_parameters(true)) targets.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) targets.emplace_back(b.key(), b.value());
+  std::map<std::string, torch::Tensor> ckpt;
+  for (const auto& [k, v] : tensors) ckpt[k] = v;
+
+  LoadReport report;
+  std::size_t best = 0;
+  for (const char* p : {"", "model.", "module.", "module.features.", "features.module.", "features.", "backbone."}) {
+    std::size_t hits = 0;
+    for (const auto& [name, t] : targets) hits += ckpt.count(p + name);
+    if (hits > best) best = hits, report.prefix = p;
+  }
+  std::set<std::string> used;
+  std::vector<std::string> missing, unexpected, shapes;
+  for (const auto& [name, t] : targets) {
+    auto it = ckpt.find(report.prefix + name);
+    if (it == ckpt.end()) {
+      if (!name.ends_with("num_batches_tracked")) missing.push_back(name);
+      continue;
+    }
+    used.insert(it->first);
+    if (it->second.sizes() != t.sizes())
+      shapes.push_back(fmt::format("{} [{}] vs model [{}]", name, fmt::join(it->second.sizes(), "x"),
+                                   fmt::join(t.sizes(), "x")));
+  }
+  std::set<std::string> model_names;
+  for (const auto& [name, t] : targets) model_names.insert(name);
+  for (const auto& [k, v] : tensors) {
+    if (used.count(k)) continue;
+    if (!starts_with(k, report.prefix)) {
+      report.ignored.push_back(k);
+      continue;
+    }
+    const std::string rest = k.substr(report.prefix.size());
+    // With no prefix, keys of other known containers (a head next to the model) are not ours to judge.
+    if (report.prefix.empty() && (starts_with(rest, "head.") || starts_with(rest, "optimizer"))) {
+      report.ignored.push_back(k);
+      continue;
+    }
+    if (!model_names.count(rest)) unexpected.push_back(rest);
+  }
+  if (!missing.empty() || !unexpected.empty() || !shapes.empty()) {
+    auto list = [](const std::vector<std::string>& v) {
+      const std::size_t shown = std::min<std::size_t>(v.size(), 6);
+      std::string s = fmt::format("{}", fmt::join(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(shown), ", "));
+      if (v.size() > shown) s += fmt::format(", ... {} more", v.size() - shown);
+      return s;
+    };
+    std::string msg = fmt::format("{}: weights do not fit the model", source);
+    if (!checkpoint_arch.empty()) msg += fmt::format(" (the checkpoint names arch '{}')", checkpoint_arch);
+    if (!report.prefix.empty()) msg += fmt::format(" [key prefix '{}']", report.prefix);
+    if (!missing.empty()) msg += fmt::format("; {} missing: {}", missing.size(), list(missing));
+    if (!unexpected.empty()) msg += fmt::format("; {} unexpected: {}", unexpected.size(), list(unexpected));
+    if (!shapes.empty()) msg += fmt::format("; {} shape mismatches: {}", shapes.size(), list(shapes));
+    throw Error(msg);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : targets) {
+    auto it = ckpt.find(report.prefix + name);
+    if (it == ckpt.end()) continue;
+    t.copy_(it->second.to(t.scalar_type()));
+    ++report.loaded;
+  }
+  return report;
+}
+
+LoadReport load_weights(torch::nn::Module& module, const fs::path& path) {
+  Checkpoint c = read_checkpoint(path);
+  LoadReport r = load_state_dict(module, c.tensors, path.string(), c.arch);
+  spdlog::debug("{}: loaded {} tensors (prefix '{}', {} other entries ignored)", path.string(), r.loaded, r.prefix,
+                r.ignored.size());
+  return r;
+}
+
+void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const std::string& arch) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& p : module.named_parameters(true)) dict.insert(p.key(), p.value().detach());
+  for (const auto& b : module.named_buffers(true)) dict.insert(b.key(), b.value().detach());
+  torch::serialize::OutputArchive archive;
+  archive.write("qface_format", c10::IValue(int64_t{1}));
+  archive.write("arch", c10::IValue(arch));
+  archive.write("state_dict", c10::IValue(dict));
+  std::ostringstream out;
+  archive.save_to(out);
+  write_file_atomic(path, out.str());
+}
+
+}  // namespace qface::io

@@ -1,0 +1,74 @@
+// Torch checkpoints without Python.
+//
+// Reads what Python's torch.save writes — the zip container (PyTorch >= 1.6:
+// <archive>/data.pkl + <archive>/data/<key>) and the legacy stream (magic
+// number, protocol, sys info, object pickle, storage keys, raw storages) —
+// with the tolerant unpickler of pickle.h, so files holding arbitrary Python
+// objects next to the tensors (PyTorch Lightning's argparse.Namespace in
+// `hyper_parameters`, optimizer state, ...) load. Tensors are materialized
+// by name from their storages. The zip container is read by LibTorch's own
+// caffe2::serialize::PyTorchStreamReader.
+//
+// qface's own checkpoints are LibTorch archives (torch::serialize, the format
+// of torch::save): attributes `qface_format` (1), `arch` and `state_dict`
+// (Dict[str, Tensor]).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qface/io/pickle.h"
+
+namespace qface::io {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// The object tree of a Python torch.save file (zip or legacy); tensors are
+// kOpaque values (see as_tensor). Throws qface::Error naming the file for
+// anything unreadable: truncated, corrupt, not a torch file.
+PyRef load_torch_pickle(const std::filesystem::path& path);
+
+// The tensor a value holds, or an undefined tensor.
+torch::Tensor as_tensor(const PyRef& value);
+
+struct Checkpoint {
+  NamedTensors tensors;  // every tensor of the state dict, in file order
+  std::string arch;      // the architecture the file names, when it names one
+  std::string format;    // "qface", "torch-zip", "torch-legacy"
+};
+
+// Reads a checkpoint of any supported kind: qface's own, AdaFace's Lightning
+// .ckpt (`state_dict` with `model.` / `head.` keys; `hyper_parameters.arch`),
+// MagFace's .pth (`{epoch, arch, state_dict, optimizer}`), a plain state dict.
+Checkpoint read_checkpoint(const std::filesystem::path& path);
+
+struct LoadReport {
+  std::string prefix;              // the key prefix that was stripped ("model.", "features.module.", ...)
+  std::size_t loaded = 0;          // tensors copied into the module
+  std::vector<std::string> ignored;  // checkpoint keys outside that prefix (a head, optimizer entries)
+};
+
+// Copies `tensors` into the parameters and buffers of `module` (by name,
+// converted to the module's dtype). The prefix is chosen among "", "model.",
+// "module.", "module.features.", "features.module.", "features.",
+// "backbone." as the one under which most of the module's names are found.
+// Any missing key, unexpected key under that prefix, or shape difference
+// throws one qface::Error listing them all (`source` names the file; `arch`
+// the checkpoint's own architecture if known, as a hint). Nothing is changed
+// when it throws. BatchNorm's num_batches_tracked may be absent (old files).
+LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                           const std::string& checkpoint_arch = "");
+
+// read_checkpoint + load_state_dict.
+LoadReport load_weights(torch::nn::Module& module, const std::filesystem::path& path);
+
+// Writes qface's own checkpoint (LibTorch archive) atomically.
+void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& module, const std::string& arch);
+
+}  // namespace qface::io

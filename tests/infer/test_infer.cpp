@@ -1,0 +1,180 @@
+// Inference: preprocessing, BN folding + channels_last vs the plain model,
+// flip fusion (SPEC §5), bf16 check, and `qface embed` end to end.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <filesystem>
+
+#include "qface/backbones/backbone.h"
+#include "qface/core/fs.h"
+#include "qface/core/npy.h"
+#include "qface/infer/embed.h"
+#include "qface/io/checkpoint.h"
+#include "tests/support/testing.h"
+
+namespace fs = std::filesystem;
+namespace qb = qface::backbones;
+namespace qf = qface::infer;
+namespace qt = qface::testing;
+
+namespace {
+
+void randomize_bn(torch::nn::Module& m) {
+  torch::NoGradGuard g;
+  for (auto& kv : m.named_buffers()) {
+    if (kv.key().ends_with("running_mean")) kv.value().copy_(torch::randn_like(kv.value()) * 0.1);
+    if (kv.key().ends_with("running_var")) kv.value().copy_(torch::rand_like(kv.value()) * 0.5 + 0.75);
+  }
+}
+
+cv::Mat random_face(int seed, int size = 112) {
+  cv::Mat m(size, size, CV_8UC3);
+  cv::RNG rng(static_cast<uint64_t>(seed));
+  rng.fill(m, cv::RNG::UNIFORM, 0, 256);
+  return m;
+}
+
+}  // namespace
+
+TEST(Infer, PreprocessingFollowsTheModelFamily) {
+  cv::Mat img(112, 112, CV_8UC3, cv::Scalar(0, 51, 255));  // B=0, G=51, R=255
+  // AdaFace: BGR, (x/255 - 0.5)/0.5.
+  torch::Tensor a = qf::preprocess({img}, {true, 0.5f, 0.5f});
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{1, 3, 112, 112}));
+  EXPECT_FLOAT_EQ(a[0][0][5][7].item<float>(), -1.0f);
+  EXPECT_NEAR(a[0][1][5][7].item<float>(), 51.0 / 255 * 2 - 1, 1e-6);
+  EXPECT_FLOAT_EQ(a[0][2][5][7].item<float>(), 1.0f);
+  // MagFace: BGR, x/255.
+  torch::Tensor m = qf::preprocess({img}, {true, 0.0f, 1.0f});
+  EXPECT_NEAR(m[0][1][0][0].item<float>(), 0.2f, 1e-6);
+  // RGB family: channels swapped.
+  torch::Tensor r = qf::preprocess({img}, {false, 0.5f, 0.5f});
+  EXPECT_FLOAT_EQ(r[0][0][0][0].item<float>(), 1.0f);
+}
+
+TEST(Infer, FoldedChannelsLastMatchesThePlainModel) {
+  torch::manual_seed(11);
+  for (const char* arch : {"ir_18", "iresnet18", "mobilefacenet"}) {
+    auto plain = qb::make_backbone(arch);
+    randomize_bn(*plain);
+    plain->eval();
+    torch::Tensor x = torch::randn({2, 3, 112, 112});
+    torch::NoGradGuard g;
+    auto [e0, n0] = plain->forward(x);
+    auto fast = qb::make_backbone(arch);
+    qface::io::load_state_dict(*fast, qb::state_dict(*plain), "memory");
+    qf::prepare_for_inference(*fast, qf::InferenceOptions());
+    EXPECT_TRUE(fast->folded());
+    qf::Embeddings e1 = qf::embed(*fast, x, qf::InferenceOptions());
+    EXPECT_GT((e0 * e1.embeddings).sum(1).min().item<double>(), 0.99999) << arch;
+    EXPECT_LT(((n0.squeeze(1) - e1.norms).abs() / e1.norms).max().item<double>(), 1e-4) << arch;
+  }
+}
+
+TEST(Infer, FlipFusionWeightsByNorm) {
+  // Hand-made: e = (1,0), n = 3; e_f = (0,1), n_f = 4 -> f = (3,4), norm 5.
+  qf::Embeddings a{torch::tensor({{1.0f, 0.0f}}), torch::tensor({3.0f})};
+  qf::Embeddings b{torch::tensor({{0.0f, 1.0f}}), torch::tensor({4.0f})};
+  qf::Embeddings f = qf::fuse_flip(a, b);
+  EXPECT_NEAR(f.embeddings[0][0].item<float>(), 0.6f, 1e-6);
+  EXPECT_NEAR(f.embeddings[0][1].item<float>(), 0.8f, 1e-6);
+  EXPECT_NEAR(f.norms[0].item<float>(), 5.0f, 1e-6);
+  // Through a model: equals fusing two separate passes.
+  torch::manual_seed(12);
+  auto m = qb::make_backbone("mobilefacenet");
+  qf::prepare_for_inference(*m, qf::InferenceOptions());
+  torch::Tensor x = torch::randn({2, 3, 112, 112});
+  qf::Embeddings fused = qf::embed_flip_fused(*m, x, {});
+  qf::Embeddings manual = qf::fuse_flip(qf::embed(*m, x, {}), qf::embed(*m, x.flip({3}), {}));
+  EXPECT_TRUE(torch::allclose(fused.embeddings, manual.embeddings, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(fused.norms, manual.norms, 1e-4, 1e-4));
+}
+
+TEST(Infer, Bf16StaysCloseToFp32) {
+  torch::manual_seed(13);
+  auto m = qb::make_backbone("ir_18");
+  randomize_bn(*m);
+  qf::prepare_for_inference(*m, qf::InferenceOptions());
+  torch::Tensor x = qf::preprocess({random_face(1), random_face(2)}, m->preprocessing());
+  const double c = qf::bf16_min_cosine(*m, x, {});
+  EXPECT_GT(c, 0.99);  // reported; `embed --bf16` keeps bf16 only at >= 0.999
+  EXPECT_LE(c, 1.0 + 1e-6);
+}
+
+TEST(Infer, EmbedCommandWritesAlignedOutputs) {
+  qt::TempDir tmp;
+  const fs::path imgs = tmp / "imgs";
+  fs::create_directories(imgs);
+  for (int i = 0; i < 3; ++i) cv::imwrite((imgs / ("face" + std::to_string(i) + ".png")).string(), random_face(i));
+  qface::write_file_atomic(imgs / "broken.jpg", "not a jpeg");
+  torch::manual_seed(14);
+  auto model = qb::make_backbone("mobilefacenet");
+  randomize_bn(*model);
+  qface::io::save_checkpoint(tmp / "mfn.pt", *model, "mobilefacenet");
+
+  auto r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                          imgs.string(), "--out", (tmp / "out").string(), "--batch", "2", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  torch::Tensor e = qface::read_npy(tmp / "out" / "embeddings.npy"), n = qface::read_npy(tmp / "out" / "norms.npy");
+  EXPECT_EQ(e.sizes(), (std::vector<int64_t>{3, 512}));
+  EXPECT_EQ(e.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(n.sizes(), (std::vector<int64_t>{3}));
+  EXPECT_TRUE(torch::allclose(e.norm(2, 1), torch::ones({3}), 1e-5, 1e-5));
+  EXPECT_EQ(qface::read_file(tmp / "out" / "files.txt"),
+            (imgs / "face0.png").string() + "\n" + (imgs / "face1.png").string() + "\n" +
+                (imgs / "face2.png").string() + "\n");
+  EXPECT_EQ(qface::read_file(tmp / "out" / "skipped.txt"), (imgs / "broken.jpg").string() + "\n");
+
+  // Same numbers as the library on the plain (unfolded, NCHW) model.
+  model->eval();
+  torch::NoGradGuard g;
+  auto [pe, pn] = model->forward(qf::preprocess({random_face(0), random_face(1), random_face(2)}, model->preprocessing()));
+  EXPECT_GT((pe * e).sum(1).min().item<double>(), 0.99999);
+  EXPECT_LT(((pn.squeeze(1) - n).abs() / n).max().item<double>(), 1e-4);
+
+  // --flip-fuse gives different, still normalized embeddings.
+  r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                     imgs.string(), "--out", (tmp / "flip").string(), "--flip-fuse"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  torch::Tensor ef = qface::read_npy(tmp / "flip" / "embeddings.npy"), nf = qface::read_npy(tmp / "flip" / "norms.npy");
+  EXPECT_TRUE(torch::allclose(ef.norm(2, 1), torch::ones({3}), 1e-5, 1e-5));
+  torch::Tensor x = qf::preprocess({random_face(0), random_face(1), random_face(2)}, model->preprocessing());
+  auto [fe, fn] = model->forward(x.flip({3}));
+  qf::Embeddings expect = qf::fuse_flip({pe, pn.squeeze(1)}, {fe, fn.squeeze(1)});
+  EXPECT_GT((expect.embeddings * ef).sum(1).min().item<double>(), 0.99999);
+  EXPECT_LT(((expect.norms - nf).abs() / nf).max().item<double>(), 1e-4);
+
+  // --strict: the unreadable file is fatal and named.
+  r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                     imgs.string(), "--out", (tmp / "strict").string(), "--strict"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("broken.jpg"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "strict" / "embeddings.npy"));
+}
+
+TEST(Infer, EmbedRejectsOtherSizesUnlessResize) {
+  qt::TempDir tmp;
+  const fs::path imgs = tmp / "imgs";
+  fs::create_directories(imgs);
+  cv::imwrite((imgs / "big.png").string(), random_face(5, 150));
+  torch::manual_seed(15);
+  auto model = qb::make_backbone("mobilefacenet");
+  qface::io::save_checkpoint(tmp / "mfn.pt", *model, "mobilefacenet");
+  // A list file as input.
+  qface::write_file_atomic(tmp / "list.txt", (imgs / "big.png").string() + "\n");
+  auto r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                          (tmp / "list.txt").string(), "--out", (tmp / "out").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("150x150"), std::string::npos) << r.err;
+  r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                     (tmp / "list.txt").string(), "--out", (tmp / "out").string(), "--resize"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(qface::read_npy(tmp / "out" / "embeddings.npy").size(0), 1);
+  // Weights of another architecture: one clear line.
+  r = qt::run_qface({"embed", "--arch", "ir_18", "--weights", (tmp / "mfn.pt").string(), "--images",
+                     (tmp / "list.txt").string(), "--out", (tmp / "out2").string(), "--resize"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("'mobilefacenet'"), std::string::npos) << r.err;
+}
