@@ -1,0 +1,533 @@
+#include "qface/synth/generate.h"
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/data/bin_set.h"
+#include "qface/data/recordio.h"
+#include "qface/synth/render.h"
+#include "qface/synth/rng.h"
+
+namespace qface::synth {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Seed streams: never reuse one for two purposes.
+enum Stream : uint64_t {
+  kIdsTrain = 1, kIdsVal, kIdsIjb, kIdsTiny, kIdsDistractor,
+  kCounts = 100, kTrainImage, kLabelNoise, kValPair, kValImage, kIjbLayout, kIjbImage, kTinyImage, kPreview
+};
+
+double r4(double v) { return std::round(v * 1e4) / 1e4; }
+
+json landmarks_json(const Landmarks& l) {
+  json j = json::array();
+  for (const auto& p : l) j.push_back({r4(p.x), r4(p.y)});
+  return j;
+}
+
+// One image to draw.
+struct Job {
+  const Identity* identity = nullptr;
+  ImageNuisance nuisance;
+  int loose_size = 0;  // 0: aligned 112 x 112
+};
+
+struct Done {
+  std::string jpeg;
+  Landmarks landmarks;
+};
+
+std::string encode_jpeg(const cv::Mat& img, int quality) {
+  std::vector<uchar> buf;
+  if (!cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, quality}))
+    fail("synth: JPEG encoding failed");
+  return std::string(buf.begin(), buf.end());
+}
+
+// Renders jobs in chunks on the worker threads; `sink(i, done)` runs in order
+// on the calling thread. Logs progress for long runs.
+void render_jobs(const std::vector<Job>& jobs, const SynthOptions& o, const std::string& what,
+                 const std::function<void(std::size_t, Done&&)>& sink) {
+  const std::size_t chunk = 1024;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t start = 0; start < jobs.size(); start += chunk) {
+    const std::size_t end = std::min(jobs.size(), start + chunk);
+    std::vector<Done> done(end - start);
+    parallel_for(static_cast<int64_t>(end - start), o.threads, [&](int64_t k) {
+      const Job& job = jobs[start + static_cast<std::size_t>(k)];
+      Rendered r = job.loose_size > 0 ? render_loose(*job.identity, job.nuisance, job.loose_size)
+                                      : render_aligned(*job.identity, job.nuisance);
+      done[static_cast<std::size_t>(k)] = Done{encode_jpeg(r.image, o.jpeg_quality), r.landmarks};
+    });
+    for (std::size_t k = 0; k < done.size(); ++k) sink(start + k, std::move(done[k]));
+    if (jobs.size() > chunk) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spdlog::info("synth: {} {}/{} images ({:.0f}%, {:.1f} s)", what, end, jobs.size(), 100.0 * end / jobs.size(), s);
+    }
+  }
+}
+
+json image_json(const Job& job, const Done& d) {
+  json j;
+  j["identity"] = job.identity->index;
+  j["quality"] = r4(job.nuisance.quality());
+  j["nuisance"] = nuisance_to_json(job.nuisance);
+  j["landmarks"] = landmarks_json(d.landmarks);
+  return j;
+}
+
+json options_json(const SynthOptions& o) {
+  json j;
+  j["preset"] = o.preset;
+  j["seed"] = o.seed;
+  j["ids"] = o.ids;
+  j["per_id"] = o.per_id;
+  j["per_id_spread"] = o.per_id_spread;
+  j["label_noise"] = o.label_noise;
+  j["family_fraction"] = o.population.family_fraction;
+  j["twin_fraction"] = o.population.twin_fraction;
+  j["family_spread"] = o.population.family_spread;
+  j["twin_spread"] = o.population.twin_spread;
+  json pres, expo;
+  for (int k = 0; k < kNuisances; ++k) {
+    pres[nuisance_name(k)] = o.nuisance.presence[static_cast<std::size_t>(k)];
+    expo[nuisance_name(k)] = o.nuisance.exponent[static_cast<std::size_t>(k)];
+  }
+  j["nuisance_presence"] = pres;
+  j["nuisance_exponent"] = expo;
+  j["unrecognizable"] = o.nuisance.unrecognizable;
+  j["jpeg_quality"] = o.jpeg_quality;
+  j["val_ids"] = o.val_ids;
+  j["val_pairs"] = o.val_pairs;
+  j["quality_bands"] = {{"high", {o.high_lo, 1.0}}, {"low", {o.low_lo, o.low_hi}}};
+  j["ijb_subjects"] = o.ijb_subjects;
+  j["tf_ids"] = o.tf_ids;
+  j["tf_distractors"] = o.tf_distractors;
+  return j;
+}
+
+void check_options(const SynthOptions& o) {
+  require(o.ids >= 2, "synth: --ids must be at least 2, got {}", o.ids);
+  require(o.per_id >= 2, "synth: --per-id must be at least 2, got {}", o.per_id);
+  require(o.threads >= 1, "synth: --threads must be at least 1, got {}", o.threads);
+  require(o.label_noise >= 0 && o.label_noise < 1, "synth: --label-noise must be in [0, 1), got {}", o.label_noise);
+  require(o.nuisance.unrecognizable >= 0 && o.nuisance.unrecognizable <= 1,
+          "synth: --unrecognizable must be in [0, 1], got {}", o.nuisance.unrecognizable);
+  require(o.val_ids >= 4 && o.val_pairs >= 2, "synth: need at least 4 val identities and 2 val pairs");
+  require(o.ijb_subjects >= 2, "synth: need at least 2 IJB subjects, got {}", o.ijb_subjects);
+  require(o.tf_ids >= 1 && o.tf_distractors >= 1, "synth: need TinyFace identities and distractors");
+  require(o.jpeg_quality >= 1 && o.jpeg_quality <= 100, "synth: JPEG quality must be 1..100");
+}
+
+// ---------------------------------------------------------------- training set
+int64_t write_train(const fs::path& out, const SynthOptions& o, json& manifest) {
+  const auto ids = sample_population(o.seed, kIdsTrain, o.ids, o.population);
+  struct Item {
+    int64_t label, identity, index;
+  };
+  std::vector<Item> items;
+  for (int64_t i = 0; i < o.ids; ++i) {
+    Rng rng(derive_seed(o.seed, kCounts, static_cast<uint64_t>(i)));
+    const double k = static_cast<double>(o.per_id) * std::exp(o.per_id_spread * rng.normal());
+    const int64_t count = std::clamp<int64_t>(std::llround(k), std::max<int64_t>(2, o.per_id / 4), 3 * o.per_id);
+    for (int64_t j = 0; j < count; ++j) {
+      Rng nrng(derive_seed(o.seed, kLabelNoise, static_cast<uint64_t>(i) << 24 | static_cast<uint64_t>(j)));
+      int64_t label = i;
+      if (nrng.chance(o.label_noise)) {
+        label = nrng.integer(0, o.ids - 2);
+        if (label >= i) ++label;
+      }
+      items.push_back({label, i, j});
+    }
+  }
+  // Records are grouped by the (possibly wrong) label, as in a crawled folder tree.
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.label < b.label; });
+  std::vector<Job> jobs(items.size());
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    Rng rng(derive_seed(o.seed, kTrainImage, static_cast<uint64_t>(items[k].identity) << 24 | static_cast<uint64_t>(items[k].index)));
+    jobs[k] = Job{&ids[static_cast<std::size_t>(items[k].identity)], sample_nuisance(rng, o.nuisance), 0};
+  }
+  data::FaceRecordWriter writer(out / "train.rec");
+  json records = json::array();
+  render_jobs(jobs, o, "train", [&](std::size_t k, Done&& d) {
+    const uint64_t key = writer.add_image(d.jpeg, items[k].label);
+    json j = image_json(jobs[k], d);
+    j["key"] = key;
+    j["label"] = items[k].label;
+    j["noisy_label"] = items[k].label != items[k].identity;
+    records.push_back(std::move(j));
+  });
+  writer.finish(o.ids);
+  json idj = json::array();
+  for (const auto& id : ids) idj.push_back(identity_to_json(id));
+  manifest["identities"]["train"] = std::move(idj);
+  manifest["train"] = {{"file", "train.rec"}, {"index", "train.idx"}, {"classes", o.ids}, {"records", std::move(records)}};
+  return static_cast<int64_t>(items.size());
+}
+
+// ---------------------------------------------------------- verification sets
+int64_t write_val(const fs::path& out, const SynthOptions& o, json& manifest) {
+  const auto ids = sample_population(o.seed, kIdsVal, o.val_ids, o.population);
+  std::map<int64_t, std::vector<int64_t>> families;
+  for (const auto& id : ids) families[id.family].push_back(id.index);
+  json idj = json::array();
+  for (const auto& id : ids) idj.push_back(identity_to_json(id));
+  manifest["identities"]["val"] = std::move(idj);
+  const int64_t pairs = o.val_pairs + (o.val_pairs % 2);  // even: half genuine, half impostor
+  const char* names[3] = {"val_high", "val_mixed", "val_low"};
+  for (int set = 0; set < 3; ++set) {
+    std::vector<Job> jobs(static_cast<std::size_t>(2 * pairs));
+    std::vector<bool> issame(static_cast<std::size_t>(pairs));
+    for (int64_t p = 0; p < pairs; ++p) {
+      Rng rng(derive_seed(o.seed, kValPair + static_cast<uint64_t>(set) * 1000, static_cast<uint64_t>(p)));
+      const bool same = p % 2 == 0;  // alternating: every fold is balanced
+      const int64_t a = rng.integer(0, o.val_ids - 1);
+      int64_t b = a;
+      if (!same) {
+        const auto& fam = families[ids[static_cast<std::size_t>(a)].family];
+        if (fam.size() > 1 && rng.chance(0.5)) {  // look-alike impostor
+          while (b == a) b = fam[static_cast<std::size_t>(rng.integer(0, static_cast<int64_t>(fam.size()) - 1))];
+        } else {
+          b = rng.integer(0, o.val_ids - 2);
+          if (b >= a) ++b;
+        }
+      }
+      issame[static_cast<std::size_t>(p)] = same;
+      // Bands: high = both high; low = both low; mixed = one of each (random order).
+      double lo[2], hi[2];
+      const bool flip = rng.chance(0.5);
+      for (int side = 0; side < 2; ++side) {
+        const bool high = set == 0 || (set == 1 && (side == 0) != flip);
+        lo[side] = high ? o.high_lo : o.low_lo;
+        hi[side] = high ? 1.0 : o.low_hi;
+      }
+      for (int side = 0; side < 2; ++side) {
+        Rng irng(derive_seed(o.seed, kValImage + static_cast<uint64_t>(set) * 1000, static_cast<uint64_t>(2 * p + side)));
+        const int64_t who = side == 0 ? a : b;
+        jobs[static_cast<std::size_t>(2 * p + side)] =
+            Job{&ids[static_cast<std::size_t>(who)], sample_nuisance_in_band(irng, o.nuisance, lo[side], hi[side]), 0};
+      }
+    }
+    data::BinSet bin;
+    bin.issame = issame;
+    bin.images.resize(jobs.size());
+    json images = json::array();
+    render_jobs(jobs, o, names[set], [&](std::size_t k, Done&& d) {
+      json j = image_json(jobs[k], d);
+      j["index"] = k;
+      images.push_back(std::move(j));
+      bin.images[k] = std::move(d.jpeg);
+    });
+    data::write_bin_set(out / (std::string(names[set]) + ".bin"), bin);
+    json side;
+    side["file"] = std::string(names[set]) + ".bin";
+    side["issame"] = json::array();
+    side["identity"] = json::array();
+    side["quality"] = json::array();
+    for (int64_t p = 0; p < pairs; ++p) {
+      const auto& j0 = jobs[static_cast<std::size_t>(2 * p)];
+      const auto& j1 = jobs[static_cast<std::size_t>(2 * p + 1)];
+      side["issame"].push_back(static_cast<bool>(issame[static_cast<std::size_t>(p)]));
+      side["identity"].push_back({j0.identity->index, j1.identity->index});
+      side["quality"].push_back({r4(j0.nuisance.quality()), r4(j1.nuisance.quality())});
+    }
+    write_file_atomic(out / (std::string(names[set]) + ".json"), side.dump() + "\n");
+    side["images"] = std::move(images);
+    manifest[names[set]] = std::move(side);
+  }
+  return 3 * pairs;
+}
+
+// ----------------------------------------------------------------- IJB-style
+struct IjbCounts {
+  int64_t images = 0, templates = 0;
+};
+
+IjbCounts write_ijb(const fs::path& out, const SynthOptions& o, json& manifest) {
+  const int64_t S = o.ijb_subjects;
+  const auto ids = sample_population(o.seed, kIdsIjb, S, o.population);
+  json idj = json::array();
+  for (const auto& id : ids) idj.push_back(identity_to_json(id));
+  manifest["identities"]["ijb"] = std::move(idj);
+  NuisanceOptions nopt = o.nuisance;
+  nopt.severity = 0.25;  // mixed quality, harder than training on average
+  struct Img {
+    int64_t subject, tmpl, media;
+  };
+  std::vector<Img> imgs;
+  std::vector<Job> jobs;
+  int64_t media_id = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    Rng lay(derive_seed(o.seed, kIjbLayout, static_cast<uint64_t>(s)));
+    for (int t = 0; t < 3; ++t) {
+      const int64_t tid = s * 3 + t + 1;
+      const int64_t medias = lay.integer(1, 4);
+      for (int64_t m = 0; m < medias; ++m) {
+        ++media_id;
+        const bool video = lay.chance(0.4);
+        const int64_t frames = video ? lay.integer(2, 3) : 1;
+        Rng mrng(derive_seed(o.seed, kIjbImage, static_cast<uint64_t>(media_id)));
+        const ImageNuisance base = sample_nuisance(mrng, nopt);
+        const int size = static_cast<int>(mrng.integer(120, 160));
+        for (int64_t f = 0; f < frames; ++f) {
+          ImageNuisance n = base;
+          if (f > 0) {  // frames of one video: same capture, small motion
+            n.yaw += mrng.normal(0, 3);
+            n.pitch += mrng.normal(0, 2);
+            n.roll += mrng.normal(0, 2);
+          }
+          jobs.push_back(Job{&ids[static_cast<std::size_t>(s)], n, size});
+          imgs.push_back({s, tid, media_id});
+        }
+      }
+    }
+  }
+  ensure_dir(out / "ijb" / "images");
+  ensure_dir(out / "ijb" / "meta");
+  std::string tid_mid, pts;
+  json files;
+  render_jobs(jobs, o, "ijb", [&](std::size_t k, Done&& d) {
+    const std::string name = std::to_string(k + 1) + ".jpg";
+    write_file_atomic(out / "ijb" / "images" / name, d.jpeg);
+    tid_mid += fmt::format("{} {} {}\n", name, imgs[k].tmpl, imgs[k].media);
+    // Detector score: a monotone function of the true quality.
+    const double score = 0.3 + 0.7 * jobs[k].nuisance.quality();
+    pts += name;
+    for (const auto& p : d.landmarks) pts += fmt::format(" {:.3f} {:.3f}", p.x, p.y);
+    pts += fmt::format(" {:.4f}\n", score);
+    json j = image_json(jobs[k], d);
+    j["subject"] = imgs[k].subject + 1;
+    j["template"] = imgs[k].tmpl;
+    j["media"] = imgs[k].media;
+    j["size"] = jobs[k].loose_size;
+    files["ijb/images/" + name] = std::move(j);
+  });
+  write_file_atomic(out / "ijb" / "meta" / "synth_face_tid_mid.txt", tid_mid);
+  write_file_atomic(out / "ijb" / "meta" / "synth_name_5pts_score.txt", pts);
+  // 1:1 template pairs: every genuine pair, and impostors (random and look-alike).
+  std::set<std::pair<int64_t, int64_t>> seen;
+  std::string pairs;
+  auto add_pair = [&](int64_t a, int64_t b, int label) {
+    if (a == b) return;
+    const auto key = std::minmax(a, b);
+    if (!seen.insert(key).second) return;
+    pairs += fmt::format("{} {} {}\n", key.first, key.second, label);
+  };
+  std::map<int64_t, std::vector<int64_t>> families;
+  for (const auto& id : ids) families[id.family].push_back(id.index);
+  for (int64_t s = 0; s < S; ++s) {
+    Rng prng(derive_seed(o.seed, kIjbLayout + 7, static_cast<uint64_t>(s)));
+    for (int t = 0; t < 3; ++t)
+      for (int u = t + 1; u < 3; ++u) add_pair(s * 3 + t + 1, s * 3 + u + 1, 1);
+    for (int t = 0; t < 3; ++t) {
+      for (int k = 0; k < 4; ++k) {
+        int64_t other = prng.integer(0, S - 2);
+        if (other >= s) ++other;
+        add_pair(s * 3 + t + 1, other * 3 + prng.integer(0, 2) + 1, 0);
+      }
+      for (int64_t other : families[ids[static_cast<std::size_t>(s)].family])
+        if (other != s) add_pair(s * 3 + t + 1, other * 3 + prng.integer(0, 2) + 1, 0);
+    }
+  }
+  write_file_atomic(out / "ijb" / "meta" / "synth_template_pair_label.txt", pairs);
+  // 1:N: gallery template 0 of the first (G1) / second (G2) half of the subjects; probes: templates 1, 2 of all.
+  std::string g1 = "TEMPLATE_ID,SUBJECT_ID,FILENAME\n", g2 = g1, probe = g1;
+  for (std::size_t k = 0; k < imgs.size(); ++k) {
+    const std::string row = fmt::format("{},{},{}.jpg\n", imgs[k].tmpl, imgs[k].subject + 1, k + 1);
+    const int t = static_cast<int>((imgs[k].tmpl - 1) % 3);
+    if (t == 0) (imgs[k].subject < S / 2 ? g1 : g2) += row;
+    else probe += row;
+  }
+  write_file_atomic(out / "ijb" / "meta" / "synth_1N_gallery_G1.csv", g1);
+  write_file_atomic(out / "ijb" / "meta" / "synth_1N_gallery_G2.csv", g2);
+  write_file_atomic(out / "ijb" / "meta" / "synth_1N_probe_mixed.csv", probe);
+  manifest["ijb"] = {{"subjects", S}, {"templates", 3 * S}, {"media", media_id}, {"images", std::move(files)}};
+  return {static_cast<int64_t>(jobs.size()), 3 * S};
+}
+
+// ------------------------------------------------------------- TinyFace-style
+int64_t write_tinyface(const fs::path& out, const SynthOptions& o, json& manifest) {
+  const auto ids = sample_population(o.seed, kIdsTiny, o.tf_ids, o.population);
+  const auto dis = sample_population(o.seed, kIdsDistractor, o.tf_distractors, o.population);
+  NuisanceOptions nopt = o.nuisance;
+  nopt.severity = 0.2;
+  struct Img {
+    std::string file;
+    int64_t label;
+  };
+  std::vector<Img> imgs;
+  std::vector<Job> jobs;
+  auto add = [&](const Identity& id, const std::string& folder, int64_t label, int64_t n, uint64_t key) {
+    Rng rng(derive_seed(o.seed, kTinyImage, key));
+    ImageNuisance nu = sample_nuisance(rng, nopt);
+    // Surveillance-like: always low resolution (16..40 px faces).
+    nu.s[kLowres] = std::max(nu.s[kLowres], rng.uniform(0.4, 0.74));
+    derive(nu, rng);
+    jobs.push_back(Job{&id, nu, 0});
+    imgs.push_back({"tinyface/" + folder + "/" + std::to_string(label) + "_" + std::to_string(n) + ".jpg", label});
+  };
+  for (int64_t i = 0; i < o.tf_ids; ++i) {
+    const auto& id = ids[static_cast<std::size_t>(i)];
+    for (int64_t n = 1; n <= 2; ++n) add(id, "gallery", i + 1, n, static_cast<uint64_t>(i) * 16 + static_cast<uint64_t>(n));
+    for (int64_t n = 1; n <= 2; ++n) add(id, "probe", i + 1, n, static_cast<uint64_t>(i) * 16 + 8 + static_cast<uint64_t>(n));
+  }
+  for (int64_t i = 0; i < o.tf_distractors; ++i) {
+    const auto& id = dis[static_cast<std::size_t>(i)];
+    const int64_t label = o.tf_ids + 1 + i;  // never a probe/gallery label
+    const int64_t count = 1 + static_cast<int64_t>(mix64(o.seed ^ static_cast<uint64_t>(i)) % 3);
+    for (int64_t n = 1; n <= count; ++n)
+      add(id, "distractor", label, n, (1ULL << 40) + static_cast<uint64_t>(i) * 16 + static_cast<uint64_t>(n));
+  }
+  for (const char* f : {"probe", "gallery", "distractor"}) ensure_dir(out / "tinyface" / f);
+  json files;
+  render_jobs(jobs, o, "tinyface", [&](std::size_t k, Done&& d) {
+    write_file_atomic(out / imgs[k].file, d.jpeg);
+    json j = image_json(jobs[k], d);
+    j["label"] = imgs[k].label;
+    files[imgs[k].file] = std::move(j);
+  });
+  manifest["tinyface"] = {{"identities", o.tf_ids}, {"distractor_identities", o.tf_distractors}, {"files", std::move(files)}};
+  return static_cast<int64_t>(jobs.size());
+}
+
+}  // namespace
+
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn) {
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::max<int64_t>(n, 1))));
+  if (threads == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex mu;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (int64_t i; (i = next.fetch_add(1)) < n;) {
+        try {
+          fn(i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!error) error = std::current_exception();
+          next = n;
+        }
+      }
+    });
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+SynthOptions preset_options(const std::string& preset) {
+  SynthOptions o;
+  o.preset = preset;
+  if (preset == "tiny") {
+    o.ids = 8;
+    o.per_id = 5;
+    o.val_ids = 10;
+    o.val_pairs = 12;
+    o.ijb_subjects = 4;
+    o.tf_ids = 4;
+    o.tf_distractors = 6;
+  } else if (preset == "demo") {
+    o.ids = 300;
+    o.per_id = 40;
+    o.val_ids = 150;
+    o.val_pairs = 600;
+    o.ijb_subjects = 50;
+    o.tf_ids = 60;
+    o.tf_distractors = 200;
+  } else if (preset == "full") {
+    o.ids = 1000;
+    o.per_id = 68;  // the MS1MV2 ratio
+    o.val_ids = 500;
+    o.val_pairs = 3000;
+    o.ijb_subjects = 300;
+    o.tf_ids = 300;
+    o.tf_distractors = 2000;
+  } else {
+    fail("synth: unknown preset '{}' (tiny, demo, full)", preset);
+  }
+  return o;
+}
+
+SynthSummary generate(const fs::path& out, const SynthOptions& o) {
+  check_options(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  ensure_dir(out);
+  // Our own threads do the parallel work; OpenCV's pool would only contend.
+  const int cv_threads = cv::getNumThreads();
+  cv::setNumThreads(1);
+  struct Restore {
+    int n;
+    ~Restore() { cv::setNumThreads(n); }
+  } restore{cv_threads};
+
+  json manifest;
+  manifest["version"] = kSynthVersion;
+  manifest["options"] = options_json(o);
+  json w;
+  for (int k = 0; k < kNuisances; ++k) w[nuisance_name(k)] = quality_weights()[static_cast<std::size_t>(k)];
+  manifest["quality_formula"] = {{"formula", "q = prod_k (1 - w_k * s_k), s_k in [0, 1] the nuisance strengths"},
+                                 {"weights", w}};
+  manifest["template_112"] = landmarks_json(alignment_template());
+  SynthSummary sum;
+  sum.train_ids = o.ids;
+  spdlog::info("synth: preset {} seed {} -> {}", o.preset, o.seed, out.string());
+  sum.train_images = write_train(out, o, manifest);
+  sum.val_pairs = write_val(out, o, manifest);
+  const IjbCounts ijb = write_ijb(out, o, manifest);
+  sum.ijb_images = ijb.images;
+  sum.ijb_templates = ijb.templates;
+  sum.tinyface_images = write_tinyface(out, o, manifest);
+  write_file_atomic(out / "manifest.json", manifest.dump() + "\n");
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("synth: {} training images of {} identities, {} val pairs, {} IJB images ({} templates), {} TinyFace images in {:.1f} s",
+               sum.train_images, sum.train_ids, sum.val_pairs, sum.ijb_images, sum.ijb_templates, sum.tinyface_images,
+               sum.seconds);
+  return sum;
+}
+
+cv::Mat preview_sheet(int rows, const SynthOptions& o) {
+  require(rows >= 1 && rows <= 200, "synth: --preview takes 1..200 identities, got {}", rows);
+  const auto ids = sample_population(o.seed, kIdsTrain, rows, o.population);
+  const double bands[7][2] = {{0.95, 1.0}, {0.8, 0.9}, {0.65, 0.75}, {0.5, 0.6}, {0.35, 0.45}, {0.2, 0.3}, {0.0, 0.12}};
+  const int cols = 7;
+  cv::Mat sheet(rows * 112, cols * 112, CV_8UC3, cv::Scalar(0, 0, 0));
+  parallel_for(static_cast<int64_t>(rows) * cols, o.threads, [&](int64_t k) {
+    const int r = static_cast<int>(k / cols), c = static_cast<int>(k % cols);
+    Rng rng(derive_seed(o.seed, kPreview, static_cast<uint64_t>(k)));
+    ImageNuisance n;
+    if (c == 0) {
+      derive(n, rng);  // all strengths zero: the clean face
+      n.roll = 0;
+    } else {
+      n = sample_nuisance_in_band(rng, o.nuisance, bands[c][0], bands[c][1]);
+    }
+    Rendered img = render_aligned(ids[static_cast<std::size_t>(r)], n);
+    cv::putText(img.image, fmt::format("{:.2f}", n.quality()), {3, 11}, cv::FONT_HERSHEY_PLAIN, 0.8, {0, 255, 255}, 1,
+                cv::LINE_AA);
+    img.image.copyTo(sheet(cv::Rect(c * 112, r * 112, 112, 112)));
+  });
+  return sheet;
+}
+
+}  // namespace qface::synth

@@ -1,0 +1,77 @@
+// `qface synth`: synthetic face datasets with ground-truth quality, written in
+// the field's formats (SPEC §3, §8):
+//
+//   DIR/train.rec, train.idx        InsightFace face RecordIO (header, images, identity records)
+//   DIR/val_{high,mixed,low}.bin    verification pairs (pickle), balanced genuine/impostor
+//   DIR/val_{high,mixed,low}.json   per pair: issame, identities, the two qualities
+//   DIR/ijb/images/<n>.jpg          loose crops (face not aligned, roll kept)
+//   DIR/ijb/meta/synth_face_tid_mid.txt          "image template_id media_id"
+//   DIR/ijb/meta/synth_template_pair_label.txt   "t1 t2 label"
+//   DIR/ijb/meta/synth_name_5pts_score.txt       "image x1 y1 ... x5 y5 score"
+//   DIR/ijb/meta/synth_1N_gallery_G1.csv, _G2.csv, synth_1N_probe_mixed.csv
+//                                                 "TEMPLATE_ID,SUBJECT_ID,FILENAME"
+//   DIR/tinyface/{probe,gallery,distractor}/<identity>_<n>.jpg (aligned 112 x 112, low resolution)
+//   DIR/manifest.json               every ground truth, keyed by record key or file
+//
+// Every image has its own seed derived from (seed, stream, index), so the
+// output is byte-identical for a seed whatever the thread count.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+#include "qface/synth/identity.h"
+#include "qface/synth/nuisance.h"
+
+namespace qface::synth {
+
+inline constexpr const char* kSynthVersion = "qface-synth-1";
+
+struct SynthOptions {
+  std::string preset = "demo";
+  uint64_t seed = 1;
+  int threads = 2;
+  // Training set: identities and mean images per identity (actual counts vary,
+  // log-normal with sd `per_id_spread`, clamped to [max(2, K/4), 3K]).
+  int64_t ids = 300;
+  int64_t per_id = 40;
+  double per_id_spread = 0.4;
+  // Share of training images filed under a wrong identity (crawl label noise).
+  double label_noise = 0.0;
+  PopulationOptions population;
+  NuisanceOptions nuisance;
+  int jpeg_quality = 95;  // storage quality of every JPEG written
+  // Verification sets: identities (disjoint from training) and pairs per set.
+  int64_t val_ids = 150;
+  int64_t val_pairs = 600;
+  double high_lo = 0.70, low_lo = 0.12, low_hi = 0.45;  // quality bands
+  // IJB-style set: subjects (3 templates each: 1 gallery, 2 probes).
+  int64_t ijb_subjects = 50;
+  // TinyFace-style set: identities with probe and gallery images, and distractor identities.
+  int64_t tf_ids = 60;
+  int64_t tf_distractors = 200;
+};
+
+// Preset sizes: "tiny" (unit tests), "demo" (the main job, < 2 min on 2
+// cores), "full" (benchmarks). Throws qface::Error for an unknown name.
+SynthOptions preset_options(const std::string& preset);
+
+struct SynthSummary {
+  int64_t train_images = 0, train_ids = 0, val_pairs = 0, ijb_images = 0, ijb_templates = 0, tinyface_images = 0;
+  double seconds = 0;
+};
+
+// Writes the whole dataset into `out` (created when missing).
+SynthSummary generate(const std::filesystem::path& out, const SynthOptions& options);
+
+// Contact sheet: `ids` identities (rows) x 7 quality bands (columns, best
+// left), 112 px cells with the quality printed in the corner.
+cv::Mat preview_sheet(int ids, const SynthOptions& options);
+
+// Runs fn(i) for i in [0, n) on `threads` threads (results must be written by index).
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn);
+
+}  // namespace qface::synth
