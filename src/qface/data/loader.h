@@ -79,6 +79,20 @@ struct Batch {
   int64_t batch = 0;      // batch number within the epoch (for this rank)
 };
 
+// Recycled batch buffers (see Loader::build).
+class BufferPool {
+ public:
+  BufferPool(std::size_t bytes, std::size_t keep) : bytes_(bytes), keep_(keep) {}
+  ~BufferPool();
+  void* get();
+  void put(void* p);
+
+ private:
+  std::size_t bytes_, keep_;
+  std::mutex mu_;
+  std::vector<void*> free_;
+};
+
 class Loader {
  public:
   explicit Loader(LoaderOptions options);
@@ -123,6 +137,7 @@ class Loader {
   LoaderOptions o_;
   std::shared_ptr<const SampleSource> source_;
   std::vector<float> lut_;  // pixel value -> normalized float
+  std::shared_ptr<BufferPool> pool_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
