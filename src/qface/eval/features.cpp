@@ -1,0 +1,194 @@
+#include "qface/eval/features.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <charconv>
+#include <iostream>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/core/npy.h"
+#include "qface/io/pickle.h"
+
+namespace qface::eval {
+namespace fs = std::filesystem;
+
+std::vector<std::string> read_lines(const fs::path& path) {
+  const std::string text = read_file(path);
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    pos = end + 1;
+  }
+  return lines;
+}
+
+std::vector<std::string_view> split_fields(std::string_view line, char sep) {
+  std::vector<std::string_view> out;
+  if (sep) {
+    size_t pos = 0;
+    while (true) {
+      size_t end = line.find(sep, pos);
+      std::string_view f = line.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+      while (!f.empty() && (f.front() == ' ' || f.front() == '\t')) f.remove_prefix(1);
+      while (!f.empty() && (f.back() == ' ' || f.back() == '\t' || f.back() == '\r')) f.remove_suffix(1);
+      out.push_back(f);
+      if (end == std::string_view::npos) break;
+      pos = end + 1;
+    }
+    return out;
+  }
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+int64_t parse_int(std::string_view s, const fs::path& file, int64_t line, const char* what) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  require(ec == std::errc() && p == s.data() + s.size(), "{}:{}: {} '{}' is not an integer", file.string(), line,
+          what, std::string(s));
+  return v;
+}
+
+double parse_double(std::string_view s, const fs::path& file, int64_t line, const char* what) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  require(ec == std::errc() && p == s.data() + s.size(), "{}:{}: {} '{}' is not a number", file.string(), line,
+          what, std::string(s));
+  return v;
+}
+
+Features make_features(torch::Tensor embeddings, torch::Tensor norms, std::vector<std::string> files) {
+  require(embeddings.defined() && embeddings.dim() == 2, "features: embeddings must be N x D");
+  Features f;
+  f.embeddings = embeddings.to(torch::kFloat32).contiguous();
+  const int64_t n = f.embeddings.size(0);
+  if (!norms.defined()) norms = torch::ones({n});
+  require(norms.dim() == 1 && norms.size(0) == n, "features: {} norms for {} embeddings", norms.numel(), n);
+  f.norms = norms.to(torch::kFloat32).contiguous();
+  if (files.empty())
+    for (int64_t i = 0; i < n; ++i) files.push_back(std::to_string(i));
+  require(static_cast<int64_t>(files.size()) == n, "features: {} file names for {} embeddings", files.size(), n);
+  f.files = std::move(files);
+  return f;
+}
+
+Features load_features(const fs::path& dir) {
+  require(fs::is_directory(dir), "{}: features folder not found", dir.string());
+  const fs::path emb_path = dir / "embeddings.npy", norm_path = dir / "norms.npy", files_path = dir / "files.txt";
+  require(fs::exists(emb_path), "{}: missing (a features folder holds embeddings.npy, norms.npy, files.txt)",
+          emb_path.string());
+  require(fs::exists(files_path), "{}: missing (one image path per embedding row)", files_path.string());
+  torch::Tensor emb = read_npy(emb_path);
+  require(emb.dim() == 2, "{}: expected an N x D array, got {} dimensions", emb_path.string(), emb.dim());
+  require(emb.scalar_type() == torch::kFloat32 || emb.scalar_type() == torch::kFloat64,
+          "{}: expected float32, got {}", emb_path.string(), c10::toString(emb.scalar_type()));
+  const int64_t n = emb.size(0);
+  torch::Tensor norms;
+  if (fs::exists(norm_path)) {
+    norms = read_npy(norm_path);
+    if (norms.dim() == 2 && norms.size(1) == 1) norms = norms.reshape({-1});
+    require(norms.dim() == 1, "{}: expected a 1-d array of N norms, got {} dimensions", norm_path.string(),
+            norms.dim());
+    require(norms.size(0) == n, "{}: {} norms but {} has {} rows", norm_path.string(), norms.size(0),
+            emb_path.string(), n);
+  } else {
+    spdlog::warn("{}: no norms.npy, using norm 1 for every row", dir.string());
+  }
+  std::vector<std::string> files = read_lines(files_path);
+  while (!files.empty() && files.back().empty()) files.pop_back();
+  require(static_cast<int64_t>(files.size()) == n, "{}: {} lines but {} has {} rows", files_path.string(),
+          files.size(), emb_path.string(), n);
+  for (size_t i = 0; i < files.size(); ++i)
+    require(!files[i].empty(), "{}:{}: empty file name", files_path.string(), i + 1);
+  Features f = make_features(emb, norms, std::move(files));
+  f.dir = dir;
+  // Rows must be unit vectors: warn (and renormalize) when they are not.
+  torch::Tensor len = f.embeddings.norm(2, 1);
+  const double worst = n ? (len - 1).abs().max().item<double>() : 0.0;
+  require(std::isfinite(worst), "{}: embeddings contain NaN or Inf", emb_path.string());
+  if (worst > 1e-3) {
+    spdlog::warn("{}: rows are not L2-normalized (max |norm-1| = {:.3g}); normalizing", emb_path.string(), worst);
+    f.embeddings = l2_normalize(f.embeddings);
+  }
+  return f;
+}
+
+torch::Tensor l2_normalize(const torch::Tensor& x) {
+  torch::Tensor y = x.to(torch::kFloat32);
+  return (y / y.norm(2, -1, true).clamp_min(1e-12)).contiguous();
+}
+
+std::pair<torch::Tensor, torch::Tensor> fuse_flip(const torch::Tensor& e, const torch::Tensor& n,
+                                                  const torch::Tensor& e_flip, const torch::Tensor& n_flip) {
+  require(e.sizes() == e_flip.sizes(), "flip fusion: {} rows x {} vs {} rows x {} in the flipped features",
+          e.size(0), e.size(1), e_flip.size(0), e_flip.size(1));
+  require(n.numel() == e.size(0) && n_flip.numel() == e.size(0), "flip fusion: norm counts differ from rows");
+  torch::Tensor sum = e * n.reshape({-1, 1}) + e_flip * n_flip.reshape({-1, 1});
+  torch::Tensor norm = sum.norm(2, 1);
+  return {(sum / norm.clamp_min(1e-12).reshape({-1, 1})).contiguous(), norm.contiguous()};
+}
+
+std::string label_from_name(const std::string& path) {
+  std::string stem = fs::path(path).stem().string();
+  size_t us = stem.find('_');
+  return us == std::string::npos ? stem : stem.substr(0, us);
+}
+
+BinPairs read_bin_pairs(const fs::path& bin, bool keep_images) {
+  const std::string bytes = read_file(bin);
+  io::PyRef root = io::unpickle(bytes, bin.string());
+  require((root->is(io::PyValue::Kind::kTuple) || root->is(io::PyValue::Kind::kList)) && root->items.size() == 2,
+          "{}: expected a pickled (bins, issame_list) pair, got {}", bin.string(), root->describe());
+  const io::PyRef& bins = root->items[0];
+  const io::PyRef& same = root->items[1];
+  require(bins->is(io::PyValue::Kind::kList) || bins->is(io::PyValue::Kind::kTuple),
+          "{}: bins is {}, expected a list of encoded images", bin.string(), bins->describe());
+  BinPairs out;
+  out.images = static_cast<int64_t>(bins->items.size());
+  // issame may be a list of bools or a numpy array (an object we cannot read): lists only.
+  require(same->is(io::PyValue::Kind::kList) || same->is(io::PyValue::Kind::kTuple),
+          "{}: issame_list is {}, expected a list of bools", bin.string(), same->describe());
+  for (size_t i = 0; i < same->items.size(); ++i) {
+    const io::PyRef& v = same->items[i];
+    require(v->is(io::PyValue::Kind::kBool) || v->is(io::PyValue::Kind::kInt),
+            "{}: issame_list[{}] is {}, expected a bool", bin.string(), i, v->describe());
+    out.issame.push_back(v->is(io::PyValue::Kind::kBool) ? v->b : v->i != 0);
+  }
+  require(out.images == 2 * static_cast<int64_t>(out.issame.size()),
+          "{}: {} images for {} pairs (expected two images per pair)", bin.string(), out.images, out.issame.size());
+  if (keep_images) {
+    for (size_t i = 0; i < bins->items.size(); ++i) {
+      const io::PyRef& v = bins->items[i];
+      require(v->is(io::PyValue::Kind::kBytes) || v->is(io::PyValue::Kind::kStr),
+              "{}: bins[{}] is {}, expected encoded image bytes", bin.string(), i, v->describe());
+      out.images_bytes.push_back(v->s);
+    }
+  }
+  return out;
+}
+
+void write_json(const fs::path& path, const nlohmann::json& j) {
+  const std::string text = j.dump(2) + "\n";
+  if (path.empty() || path == "-") {
+    std::cout << text;
+    return;
+  }
+  if (path.has_parent_path()) ensure_dir(path.parent_path());
+  write_file_atomic(path, text);
+}
+
+}  // namespace qface::eval

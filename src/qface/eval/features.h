@@ -1,0 +1,69 @@
+// Precomputed features (the layout `qface embed` writes) and small helpers
+// shared by every `qface eval` verb: loading with validation, labels taken
+// from file names, the .bin pair list, atomic JSON output.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace qface::eval {
+
+// A features folder: embeddings.npy (N x D float32, L2-normalized rows),
+// norms.npy (N float32 raw norms, optional: absent means all 1) and files.txt
+// (N lines, the image each row came from).
+struct Features {
+  std::filesystem::path dir;
+  torch::Tensor embeddings;  // N x D float32, contiguous
+  torch::Tensor norms;       // N float32
+  std::vector<std::string> files;
+  int64_t size() const { return embeddings.size(0); }
+  int64_t dim() const { return embeddings.size(1); }
+};
+
+// Loads and validates a features folder; every count mismatch, wrong shape or
+// dtype is a qface::Error naming the file.
+Features load_features(const std::filesystem::path& dir);
+
+// Builds a Features value from tensors (tests, the training loop); checks shapes.
+Features make_features(torch::Tensor embeddings, torch::Tensor norms, std::vector<std::string> files);
+
+// AdaFace's norm-weighted flip fusion (SPEC §5): normalize(e * n + e_f * n_f).
+// Returns the fused normalized embeddings and the norms of the fused sums.
+std::pair<torch::Tensor, torch::Tensor> fuse_flip(const torch::Tensor& e, const torch::Tensor& n,
+                                                  const torch::Tensor& e_flip, const torch::Tensor& n_flip);
+
+// L2-normalizes rows (float32).
+torch::Tensor l2_normalize(const torch::Tensor& x);
+
+// Identity label of a TinyFace-style file name: the base name's prefix before
+// the first '_' ("gallery/0042_3.jpg" -> "0042"). The whole stem when there is no '_'.
+std::string label_from_name(const std::string& path);
+
+// The issame list of a verification .bin (pickle of (bins, issame)); also
+// returns the image count, which must be twice the pair count.
+struct BinPairs {
+  std::vector<uint8_t> issame;
+  int64_t images = 0;
+  std::vector<std::string> images_bytes;  // filled only when keep_images is true
+};
+BinPairs read_bin_pairs(const std::filesystem::path& bin, bool keep_images = false);
+
+// Writes pretty JSON atomically; "-" or empty path prints to stdout.
+void write_json(const std::filesystem::path& path, const nlohmann::json& j);
+
+// Reads a whole text file and splits it into lines (no trailing '\r').
+std::vector<std::string> read_lines(const std::filesystem::path& path);
+
+// Splits on blanks (spaces, tabs) or on `sep` when given.
+std::vector<std::string_view> split_fields(std::string_view line, char sep = 0);
+
+// Parses an integer field; errors name file:line and the field.
+int64_t parse_int(std::string_view s, const std::filesystem::path& file, int64_t line, const char* what);
+double parse_double(std::string_view s, const std::filesystem::path& file, int64_t line, const char* what);
+
+}  // namespace qface::eval

@@ -1,0 +1,120 @@
+// IJB-B / IJB-C template protocols (SPEC §5), from image features:
+//  - templates: image features (normalized; optionally times the raw norm or
+//    the detector score) averaged per media, summed per template, normalized;
+//  - 1:1: cosine per template pair, exact ROC, TAR at FAR 1e-6 ... 1e-1;
+//  - 1:N: gallery G1 and G2 against the probe templates, CMC top-1/5/10 over
+//    mated probes, TPIR at FPIR 0.01 / 0.1 with the corrected protocol (mate
+//    at rank 1 and above a threshold taken from the non-mated probes' top
+//    scores, per gallery), then averaged over the galleries.
+// Meta files of any prefix (ijbb_, ijbc_, synth_): *_face_tid_mid.txt,
+// *_template_pair_label.txt, *_name_5pts_score.txt, *_1N_gallery_G1.csv,
+// *_1N_gallery_G2.csv, *_1N_probe_mixed.csv. Hand-written (no library has
+// these protocols); the hot loops are parallel (ATen's thread pool).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "qface/eval/buffer.h"
+#include "qface/eval/roc.h"
+
+namespace qface::eval {
+
+// One template list of the 1:N protocol (a gallery or the probes): one row per image.
+struct TemplateList {
+  std::string name;  // "G1", "G2", "probe"
+  std::filesystem::path file;
+  std::vector<std::string> images;
+  std::vector<int64_t> template_id, subject_id;
+};
+
+struct IjbMeta {
+  std::filesystem::path dir;
+  std::string prefix;  // e.g. "ijbc"
+  // *_face_tid_mid.txt: one row per image.
+  std::vector<std::string> images;
+  std::vector<int64_t> template_id, media_id;
+  std::vector<float> detector_score;  // from *_name_5pts_score.txt, empty when absent
+  // *_template_pair_label.txt
+  std::filesystem::path pair_file;
+  std::vector<int64_t> pair_t1, pair_t2;
+  std::vector<uint8_t> pair_label;
+  // 1:N lists (empty when the files are absent)
+  std::vector<TemplateList> galleries;
+  std::optional<TemplateList> probes;
+};
+
+// Finds *_face_tid_mid.txt in `dir` (or dir/meta) and reads every file above.
+IjbMeta load_ijb_meta(const std::filesystem::path& dir);
+
+// Template features: T x D normalized rows, and the id of each row.
+struct Templates {
+  std::vector<int64_t> ids;
+  torch::Tensor features;  // T x D float32 contiguous
+  std::unordered_map<int64_t, int64_t> index;  // id -> row
+  int64_t row(int64_t id) const;               // -1 when absent
+};
+
+struct TemplateOptions {
+  bool norm_weighted = false;      // use e * n (raw features) instead of e
+  bool detector_weighted = false;  // multiply each image feature by its detector score
+};
+
+// Builds templates. image_rows[i] is the feature row of image i (features:
+// N x D normalized; norms: N); template_id / media_id per image; weights
+// optional per image (empty: 1).
+Templates build_templates(const torch::Tensor& features, const torch::Tensor& norms,
+                          const std::vector<int64_t>& image_rows, const std::vector<int64_t>& template_id,
+                          const std::vector<int64_t>& media_id, const std::vector<float>& weights,
+                          const TemplateOptions& options = {});
+
+// Rows of many template ids at once (-1 where absent): a dense table when the
+// id range is small (IJB ids are), a hash lookup otherwise; parallel.
+Buffer<int32_t> template_rows(const Templates& templates, std::span<const int64_t> ids);
+
+// Cosine score of each pair of template rows (r1[i], r2[i]); parallel, fp32.
+Buffer<float> pair_scores(const torch::Tensor& template_features, std::span<const int32_t> r1,
+                          std::span<const int32_t> r2);
+
+struct IdentificationResult {
+  std::string gallery;
+  int64_t gallery_templates = 0, mated_probes = 0, nonmated_probes = 0;
+  std::vector<std::pair<int, double>> cmc;                 // (k, top-k rate over mated probes)
+  struct Point { double fpir, tpir, threshold; };
+  std::vector<Point> tpir_at_fpir;
+};
+
+// One gallery: probe x gallery cosine GEMM, CMC and TPIR@FPIR.
+IdentificationResult identify(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
+                              const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject,
+                              const std::vector<int>& ks = {1, 5, 10}, const std::vector<double>& fpirs = {0.01, 0.1});
+
+struct IjbResult {
+  int64_t images = 0, templates = 0;
+  std::optional<RocResult> verification;
+  std::vector<IdentificationResult> identification;
+  std::vector<std::pair<std::string, double>> timings;  // seconds per stage
+};
+
+struct IjbOptions {
+  TemplateOptions templates;
+  std::vector<double> fars = default_fars();
+  bool verification = true, identification = true;
+};
+
+// Runs the protocols on image features matched to the meta by image name
+// (files.txt base names, or paths relative to the image folder).
+IjbResult evaluate_ijb(const IjbMeta& meta, const torch::Tensor& features, const torch::Tensor& norms,
+                       const std::vector<std::string>& files, const IjbOptions& options = {});
+
+nlohmann::json to_json(const IjbResult& r);
+
+}  // namespace qface::eval

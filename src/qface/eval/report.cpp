@@ -1,0 +1,399 @@
+#include "qface/eval/report.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/core/svg_plot.h"
+#include "qface/eval/features.h"
+
+namespace qface::eval {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string num(const json& v, int digits = 4) {
+  if (!v.is_number()) return "–";
+  return fmt::format("{:.{}f}", v.get<double>(), digits);
+}
+
+std::string pct(const json& v) {
+  if (!v.is_number()) return "–";
+  return fmt::format("{:.2f}", 100 * v.get<double>());
+}
+
+struct Doc {
+  std::vector<std::string> sections;
+  int plots = 0, tables = 0;
+  void plot(const PlotOptions& o, const std::vector<PlotSeries>& s) {
+    std::vector<PlotSeries> usable;
+    for (const auto& x : s)
+      if (!x.x.empty()) usable.push_back(x);
+    if (usable.empty()) return;
+    try {
+      sections.push_back("<figure class=\"plot\">" + render_svg(o, usable) + "</figure>\n");
+      ++plots;
+    } catch (const Error& e) {
+      spdlog::warn("report: plot '{}' skipped: {}", o.title, e.what());
+    }
+  }
+  void table(const std::string& caption, const std::vector<std::string>& head,
+             const std::vector<std::vector<std::string>>& rows) {
+    if (rows.empty()) return;
+    std::string t = "<table><caption>" + esc(caption) + "</caption><tr>";
+    for (const auto& h : head) t += "<th>" + esc(h) + "</th>";
+    t += "</tr>\n";
+    for (const auto& r : rows) {
+      t += "<tr>";
+      for (const auto& c : r) t += "<td>" + esc(c) + "</td>";
+      t += "</tr>\n";
+    }
+    sections.push_back(t + "</table>\n");
+    ++tables;
+  }
+  void heading(const std::string& h) { sections.push_back("<h2>" + esc(h) + "</h2>\n"); }
+};
+
+std::vector<double> vec(const json& j) {
+  std::vector<double> v;
+  if (j.is_array())
+    for (const auto& x : j) v.push_back(x.is_number() ? x.get<double>() : std::nan(""));
+  return v;
+}
+
+struct Item {
+  std::string run;
+  fs::path file;
+  json j;
+};
+
+}  // namespace
+
+std::string build_report(const std::vector<fs::path>& runs, ReportStats* stats, const std::string& title) {
+  require(!runs.empty(), "report: no run folders given");
+  std::map<std::string, std::vector<Item>> by_kind;
+  std::vector<std::pair<std::string, std::vector<json>>> training;
+  int json_files = 0;
+  for (const fs::path& run : runs) {
+    require(fs::exists(run), "{}: run folder not found", run.string());
+    const std::string run_name = (fs::is_directory(run) ? run : run.parent_path()).filename().string();
+    std::vector<fs::path> files;
+    if (fs::is_directory(run)) {
+      for (const auto& e : fs::recursive_directory_iterator(run))
+        if (e.is_regular_file()) files.push_back(e.path());
+    } else {
+      files.push_back(run);
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      if (f.extension() == ".json") {
+        json j;
+        try {
+          j = json::parse(read_file(f));
+        } catch (const json::exception& e) {
+          spdlog::warn("report: {} is not valid JSON ({}), skipped", f.string(), e.what());
+          continue;
+        }
+        if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string()) continue;
+        const std::string kind = j["kind"];
+        if (kind.rfind("eval.", 0) != 0) continue;
+        const std::string name = j.value("name", std::string());
+        by_kind[kind].push_back({name.empty() ? run_name : name, f, j});
+        ++json_files;
+      } else if (f.filename() == "metrics.jsonl") {
+        std::vector<json> rows;
+        const std::vector<std::string> lines = read_lines(f);
+        for (size_t i = 0; i < lines.size(); ++i) {
+          if (lines[i].empty()) continue;
+          try {
+            rows.push_back(json::parse(lines[i]));
+          } catch (const json::exception&) {
+            spdlog::warn("report: {}:{}: not JSON, skipped", f.string(), i + 1);
+          }
+        }
+        if (!rows.empty()) {
+          training.push_back({run_name, std::move(rows)});
+          ++json_files;
+        }
+      }
+    }
+  }
+  require(json_files > 0, "report: no eval JSON (kind eval.*) or metrics.jsonl under {}", runs.front().string());
+
+  Doc doc;
+  // ---- 1:1 verification on .bin sets
+  if (by_kind.count("eval.verify")) {
+    doc.heading("1:1 verification (10-fold, .bin sets)");
+    std::vector<std::vector<std::string>> rows;
+    std::map<std::string, std::vector<PlotSeries>> roc_by_set;
+    for (const Item& it : by_kind["eval.verify"]) {
+      for (const json& s : it.j.value("sets", json::array())) {
+        const std::string set = s.value("set", std::string("?"));
+        for (auto& [mode, r] : s.value("modes", json::object()).items()) {
+          rows.push_back({it.run, set, mode, fmt::format("{} ± {}", pct(r["accuracy_mean"]), pct(r["accuracy_std"])),
+                          num(r["best_threshold_mean"], 2),
+                          fmt::format("{} ± {}", pct(r["tar_at_far_1e-3"]["val_mean"]),
+                                      pct(r["tar_at_far_1e-3"]["val_std"]))});
+          if (r.contains("roc")) {
+            PlotSeries ps;
+            ps.label = it.run + " " + mode;
+            ps.x = vec(r["roc"]["curve"]["fpr"]);
+            ps.y = vec(r["roc"]["curve"]["tpr"]);
+            roc_by_set[set].push_back(ps);
+          }
+        }
+      }
+    }
+    doc.table("Accuracy (%) mean ± std over 10 folds; TAR@FAR=1e-3 (%) InsightFace VAL",
+              {"run", "set", "features", "accuracy", "best threshold", "TAR@FAR=1e-3"}, rows);
+    for (auto& [set, series] : roc_by_set) {
+      PlotOptions o;
+      o.title = "ROC " + set;
+      o.x_label = "FAR";
+      o.y_label = "TAR";
+      o.log_x = true;
+      o.y_min = 0;
+      o.y_max = 1;
+      doc.plot(o, series);
+    }
+  }
+  // ---- IJB
+  if (by_kind.count("eval.ijb")) {
+    doc.heading("IJB 1:1 and 1:N");
+    std::vector<std::vector<std::string>> rows, rows_n;
+    std::vector<PlotSeries> roc;
+    std::set<double> fars;
+    for (const Item& it : by_kind["eval.ijb"])
+      if (it.j.contains("verification"))
+        for (const json& t : it.j["verification"]["tar_at_far"]) fars.insert(t["far"].get<double>());
+    std::vector<std::string> head{"run", "templates", "pairs"};
+    for (double f : fars) head.push_back(fmt::format("TAR@{:.0e}", f));
+    for (const Item& it : by_kind["eval.ijb"]) {
+      if (it.j.contains("verification")) {
+        const json& v = it.j["verification"];
+        std::vector<std::string> row{it.run, std::to_string(it.j.value("templates", 0)),
+                                     std::to_string(v.value("genuine", 0) + v.value("impostor", 0))};
+        for (double f : fars) {
+          std::string cell = "–";
+          for (const json& t : v["tar_at_far"])
+            if (t["far"].get<double>() == f) cell = pct(t["tar"]);
+          row.push_back(cell);
+        }
+        rows.push_back(row);
+        PlotSeries ps;
+        ps.label = it.run;
+        ps.x = vec(v["curve"]["fpr"]);
+        ps.y = vec(v["curve"]["tpr"]);
+        roc.push_back(ps);
+      }
+      if (it.j.contains("identification")) {
+        const json& m = it.j["identification"]["mean"];
+        std::string t1 = "–", t2 = "–";
+        for (const json& p : m.value("tpir_at_fpir", json::array())) {
+          if (std::abs(p["fpir"].get<double>() - 0.01) < 1e-12) t1 = pct(p["tpir"]);
+          if (std::abs(p["fpir"].get<double>() - 0.1) < 1e-12) t2 = pct(p["tpir"]);
+        }
+        rows_n.push_back({it.run, pct(m["cmc"]["top1"]), pct(m["cmc"]["top5"]), pct(m["cmc"]["top10"]), t1, t2});
+      }
+    }
+    doc.table("IJB 1:1 TAR (%) at FAR", head, rows);
+    doc.table("IJB 1:N (%), mean of G1 and G2", {"run", "top-1", "top-5", "top-10", "TPIR@FPIR=0.01", "TPIR@FPIR=0.1"},
+              rows_n);
+    PlotOptions o;
+    o.title = "IJB 1:1 ROC";
+    o.x_label = "FAR";
+    o.y_label = "TAR";
+    o.log_x = true;
+    o.y_min = 0;
+    o.y_max = 1;
+    doc.plot(o, roc);
+  }
+  // ---- TinyFace rank
+  if (by_kind.count("eval.rank")) {
+    doc.heading("TinyFace-style identification");
+    std::vector<std::vector<std::string>> rows;
+    for (const Item& it : by_kind["eval.rank"]) {
+      const json& r = it.j["result"];
+      rows.push_back({it.run, std::to_string(r.value("probes", 0)), std::to_string(r.value("gallery", 0)),
+                      std::to_string(r.value("distractors", 0)), pct(r["rank"]["1"]), pct(r["rank"]["5"]),
+                      pct(r["rank"]["20"])});
+    }
+    doc.table("Rank-k accuracy (%)", {"run", "probes", "gallery", "distractors", "rank-1", "rank-5", "rank-20"}, rows);
+  }
+  // ---- Quality
+  if (by_kind.count("eval.quality")) {
+    doc.heading("Quality assessment (EDC / ERC)");
+    std::vector<std::vector<std::string>> rows;
+    for (const Item& it : by_kind["eval.quality"]) {
+      std::vector<PlotSeries> ercs, edcs;
+      for (auto& [score, s] : it.j.value("scores", json::object()).items()) {
+        rows.push_back({it.run, it.j.value("source", std::string()), score,
+                        s.contains("spearman_vs_gt") ? num(s["spearman_vs_gt"], 3) : "–", num(s["edc"]["fnmr0"], 4),
+                        num(s["edc"]["pauc"], 5), num(s["edc"]["pauc_minus_ideal"], 5)});
+        PlotSeries e;
+        e.label = score;
+        e.x = vec(s["erc"]["reject_actual"]);
+        e.y = vec(s["erc"]["fnmr"]);
+        ercs.push_back(e);
+        PlotSeries d;
+        d.label = score;
+        d.x = vec(s["edc"]["discard"]);
+        d.y = vec(s["edc"]["fnmr"]);
+        edcs.push_back(d);
+      }
+      PlotOptions o;
+      o.title = "ERC " + it.run + " (FNMR at FMR=1e-3 re-estimated)";
+      o.x_label = "rejected fraction of comparisons";
+      o.y_label = "FNMR";
+      o.x_min = 0;
+      o.y_min = 0;
+      doc.plot(o, ercs);
+      o.title = "EDC " + it.run + " (threshold fixed at FMR=1e-3)";
+      o.x_label = "discarded fraction of genuine comparisons";
+      doc.plot(o, edcs);
+      if (it.j.contains("scatter")) {
+        const json& sc = it.j["scatter"];
+        PlotSeries p;
+        p.label = it.run;
+        p.style = PlotSeries::Style::kPoints;
+        p.x = vec(sc["x"]);
+        p.y = vec(sc["y"]);
+        PlotOptions so;
+        so.title = "Feature norm vs ground-truth quality, " + it.run;
+        so.x_label = sc.value("x_label", std::string("ground-truth quality"));
+        so.y_label = sc.value("y_label", std::string("feature norm"));
+        doc.plot(so, {p});
+      }
+    }
+    doc.table("Quality scores: Spearman with ground truth, EDC FNMR0 and pAUC(0..20%)",
+              {"run", "comparisons", "score", "Spearman vs GT", "FNMR0", "pAUC", "pAUC - ideal"}, rows);
+  }
+  // ---- Clustering
+  if (by_kind.count("eval.cluster")) {
+    doc.heading("Clustering");
+    std::vector<std::vector<std::string>> rows;
+    for (const Item& it : by_kind["eval.cluster"]) {
+      for (const json& r : it.j.value("results", json::array())) {
+        const json& m = r["metrics"];
+        rows.push_back({it.run, r.value("method", std::string()), num(r["threshold"], 2),
+                        std::to_string(m.value("clusters", 0)), std::to_string(m.value("classes", 0)),
+                        num(m["pairwise"]["f"]), num(m["bcubed"]["f"]), num(m["nmi"])});
+      }
+    }
+    doc.table("Clustering quality", {"run", "method", "threshold", "clusters", "classes", "pairwise F", "BCubed F", "NMI"},
+              rows);
+  }
+  // ---- Training curves
+  if (!training.empty()) {
+    doc.heading("Training");
+    const std::vector<std::pair<std::string, std::string>> fields{
+        {"loss", "loss"}, {"acc", "accuracy"}, {"lr", "learning rate"}, {"norm_mean", "feature norm (mean)"},
+        {"batch_mean", "AdaFace batch_mean (EMA)"}, {"img_s", "images / s"}};
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [field, label] : fields) {
+      std::vector<PlotSeries> series;
+      for (const auto& [run, recs] : training) {
+        PlotSeries s;
+        s.label = run;
+        for (const json& r : recs)
+          if (r.contains("step") && r.contains(field) && r[field].is_number()) {
+            s.x.push_back(r["step"].get<double>());
+            s.y.push_back(r[field].get<double>());
+          }
+        if (field == "norm_mean" && !s.x.empty()) {
+          // norm mean ± std as a band of two extra lines when available
+          PlotSeries hi, lo;
+          hi.label = run + " +std";
+          lo.label = run + " -std";
+          for (const json& r : recs)
+            if (r.contains("step") && r.contains("norm_mean") && r.contains("norm_std") && r["norm_std"].is_number()) {
+              hi.x.push_back(r["step"].get<double>());
+              lo.x.push_back(r["step"].get<double>());
+              hi.y.push_back(r["norm_mean"].get<double>() + r["norm_std"].get<double>());
+              lo.y.push_back(r["norm_mean"].get<double>() - r["norm_std"].get<double>());
+            }
+          series.push_back(s);
+          if (!hi.x.empty()) {
+            series.push_back(hi);
+            series.push_back(lo);
+          }
+          continue;
+        }
+        series.push_back(s);
+      }
+      PlotOptions o;
+      o.title = "Training: " + label;
+      o.x_label = "step";
+      o.y_label = label;
+      o.log_y = field == "lr";
+      doc.plot(o, series);
+    }
+    for (const auto& [run, recs] : training) {
+      const json& last = recs.back();
+      rows.push_back({run, std::to_string(recs.size()), last.contains("step") ? num(last["step"], 0) : "–",
+                      num(last.value("loss", json()), 4), num(last.value("acc", json()), 4),
+                      num(last.value("norm_mean", json()), 3), num(last.value("img_s", json()), 1)});
+    }
+    doc.table("Last training record", {"run", "records", "step", "loss", "acc", "norm mean", "img/s"}, rows);
+  }
+
+  std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + esc(title) +
+                     "</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
+                     "figure.plot{display:inline-block;margin:0.5em;vertical-align:top}"
+                     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+                     "text-align:right}caption{font-weight:bold;text-align:left}</style></head>\n<body>\n<h1>" +
+                     esc(title) + "</h1>\n<p>Runs: ";
+  for (size_t i = 0; i < runs.size(); ++i) html += (i ? ", " : "") + esc(runs[i].string());
+  html += "</p>\n";
+  for (const auto& s : doc.sections) html += s;
+  html += R"(<script>
+(function () {
+  var figs = document.querySelectorAll('figure.plot'), drawn = 0;
+  figs.forEach(function (f) {
+    var svg = f.querySelector('svg'), ok = false;
+    if (svg) {
+      var series = svg.querySelectorAll('.series');
+      ok = series.length > 0;
+      series.forEach(function (s) { var b = s.getBBox(); if (!(b.width > 0 || b.height > 0)) ok = false; });
+    }
+    f.setAttribute('data-drawn', ok ? '1' : '0');
+    if (ok) drawn++;
+  });
+  document.body.setAttribute('data-plots-total', String(figs.length));
+  document.body.setAttribute('data-plots-drawn', String(drawn));
+})();
+</script>
+</body></html>
+)";
+  if (stats) {
+    stats->plots = doc.plots;
+    stats->tables = doc.tables;
+    stats->runs = static_cast<int>(runs.size());
+    stats->json_files = json_files;
+  }
+  return html;
+}
+
+}  // namespace qface::eval

@@ -1,0 +1,214 @@
+#include "qface/eval/verify.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "qface/core/error.h"
+
+namespace qface::eval {
+namespace {
+
+// Contiguous folds as sklearn's KFold(shuffle=False): the first n % k folds get one more.
+std::vector<int64_t> fold_starts(int64_t n, int k) {
+  std::vector<int64_t> starts{0};
+  for (int f = 0; f < k; ++f) starts.push_back(starts.back() + n / k + (f < n % k ? 1 : 0));
+  return starts;
+}
+
+// Number of thresholds t_i = i * step (i < count) with dist < t_i is count - b,
+// b = first i with i * step > dist. Computed with the same double products the
+// thresholds use, so boundaries match numpy's arange exactly.
+int64_t first_above(double dist, double step, int64_t count) {
+  int64_t b = static_cast<int64_t>(std::floor(dist / step));
+  b = std::clamp<int64_t>(b, 0, count);
+  while (b > 0 && static_cast<double>(b - 1) * step > dist) --b;
+  while (b < count && !(static_cast<double>(b) * step > dist)) ++b;
+  return b;
+}
+
+}  // namespace
+
+VerifyResult verify_distances(std::span<const double> dist, std::span<const uint8_t> issame,
+                              const VerifyOptions& o) {
+  const int64_t n = static_cast<int64_t>(dist.size());
+  require(n == static_cast<int64_t>(issame.size()), "verify: {} distances but {} labels", n, issame.size());
+  require(n >= o.folds, "verify: {} pairs, fewer than the {} folds", n, o.folds);
+  require(o.folds >= 2, "verify: need at least 2 folds");
+  const int64_t n_thr = static_cast<int64_t>(std::llround(o.threshold_max / o.threshold_step));
+  const int64_t n_val = static_cast<int64_t>(std::llround(o.threshold_max / o.val_step));
+  const std::vector<int64_t> starts = fold_starts(n, o.folds);
+
+  VerifyResult r;
+  r.pairs = n;
+  // Per fold histograms over threshold buckets: same / diff counts whose first
+  // accepting threshold index is b. Prefix sums give counts of accepted pairs.
+  const int F = o.folds;
+  std::vector<std::vector<int64_t>> same_b(F, std::vector<int64_t>(n_thr + 1, 0)), diff_b = same_b;
+  std::vector<std::vector<int64_t>> same_v(F, std::vector<int64_t>(n_val + 1, 0)), diff_v = same_v;
+  std::vector<int64_t> fold_same(F, 0), fold_size(F, 0);
+  for (int f = 0; f < F; ++f) {
+    for (int64_t p = starts[f]; p < starts[f + 1]; ++p) {
+      require(std::isfinite(dist[p]), "verify: distance of pair {} is not finite", p);
+      const int64_t b = first_above(dist[p], o.threshold_step, n_thr);
+      const int64_t bv = first_above(dist[p], o.val_step, n_val);
+      if (issame[p]) {
+        ++same_b[f][b];
+        ++same_v[f][bv];
+        ++fold_same[f];
+      } else {
+        ++diff_b[f][b];
+        ++diff_v[f][bv];
+      }
+      ++fold_size[f];
+    }
+  }
+  // accepted[f][i]: pairs of fold f with dist < t_i (cumulative over b <= i).
+  auto cumulative = [](const std::vector<int64_t>& h, int64_t count) {
+    std::vector<int64_t> c(count, 0);
+    int64_t run = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      run += h[i];
+      c[i] = run;
+    }
+    return c;
+  };
+  std::vector<std::vector<int64_t>> tp(F), fp(F), tpv(F), fpv(F);
+  for (int f = 0; f < F; ++f) {
+    tp[f] = cumulative(same_b[f], n_thr);
+    fp[f] = cumulative(diff_b[f], n_thr);
+    tpv[f] = cumulative(same_v[f], n_val);
+    fpv[f] = cumulative(diff_v[f], n_val);
+    r.genuine += fold_same[f];
+  }
+  // correct = tp + (diff - fp)
+  auto correct = [&](int f, int64_t i) { return tp[f][i] + (fold_size[f] - fold_same[f] - fp[f][i]); };
+  std::vector<double> vals, fars;
+  for (int f = 0; f < F; ++f) {
+    int64_t best_i = 0, best_c = -1;
+    for (int64_t i = 0; i < n_thr; ++i) {
+      int64_t c = 0;
+      for (int g = 0; g < F; ++g)
+        if (g != f) c += correct(g, i);
+      if (c > best_c) {
+        best_c = c;
+        best_i = i;
+      }
+    }
+    r.fold_threshold.push_back(static_cast<double>(best_i) * o.threshold_step);
+    r.fold_accuracy.push_back(static_cast<double>(correct(f, best_i)) / static_cast<double>(fold_size[f]));
+
+    // VAL: training FAR per threshold, interpolated threshold for the target.
+    int64_t train_diff = 0, train_same = 0;
+    for (int g = 0; g < F; ++g)
+      if (g != f) {
+        train_diff += fold_size[g] - fold_same[g];
+        train_same += fold_same[g];
+      }
+    auto far_train = [&](int64_t i) {
+      int64_t a = 0;
+      for (int g = 0; g < F; ++g)
+        if (g != f) a += fpv[g][i];
+      return train_diff ? static_cast<double>(a) / static_cast<double>(train_diff) : 0.0;
+    };
+    double thr = 0;
+    if (far_train(n_val - 1) >= o.val_far) {
+      int64_t i = 0;
+      while (far_train(i) < o.val_far) ++i;
+      const double fi = far_train(i), ti = static_cast<double>(i) * o.val_step;
+      if (fi == o.val_far || i == 0) {
+        thr = ti;
+      } else {
+        const double fj = far_train(i - 1), tj = static_cast<double>(i - 1) * o.val_step;
+        thr = tj + (o.val_far - fj) * (ti - tj) / (fi - fj);
+      }
+    }
+    int64_t ta = 0, fa = 0;
+    for (int64_t p = starts[f]; p < starts[f + 1]; ++p)
+      if (dist[p] < thr) (issame[p] ? ta : fa) += 1;
+    const int64_t test_diff = fold_size[f] - fold_same[f];
+    vals.push_back(fold_same[f] ? static_cast<double>(ta) / static_cast<double>(fold_same[f]) : 0.0);
+    fars.push_back(test_diff ? static_cast<double>(fa) / static_cast<double>(test_diff) : 0.0);
+  }
+  auto mean_std = [](const std::vector<double>& v, double& mean, double& sd) {
+    mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    double ss = 0;
+    for (double x : v) ss += (x - mean) * (x - mean);
+    sd = std::sqrt(ss / static_cast<double>(v.size()));
+  };
+  mean_std(r.fold_accuracy, r.accuracy_mean, r.accuracy_std);
+  double unused = 0;
+  mean_std(r.fold_threshold, r.best_threshold_mean, unused);
+  mean_std(vals, r.val_mean, r.val_std);
+  mean_std(fars, r.far_mean, unused);
+
+  if (r.genuine > 0 && r.genuine < n) {
+    std::vector<float> sim(n);
+    for (int64_t p = 0; p < n; ++p) sim[p] = static_cast<float>(-dist[p]);
+    const std::vector<double> targets{1e-3, 1e-2, 1e-1};
+    r.roc = roc_at_far(sim, issame, targets, 200, 1.0);
+  }
+  return r;
+}
+
+std::vector<double> pair_distances(const torch::Tensor& embeddings) {
+  require(embeddings.dim() == 2 && embeddings.size(0) % 2 == 0,
+          "verify: need an even number of embedding rows (pairs 2i, 2i+1), got {}", embeddings.size(0));
+  torch::Tensor e = embeddings.to(torch::kFloat64).reshape({-1, 2, embeddings.size(1)});
+  torch::Tensor d = (e.select(1, 0) - e.select(1, 1)).pow(2).sum(1).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+VerifyResult verify_embeddings(const torch::Tensor& embeddings, std::span<const uint8_t> issame,
+                               const VerifyOptions& options) {
+  require(embeddings.size(0) == 2 * static_cast<int64_t>(issame.size()),
+          "verify: {} embedding rows for {} pairs (expected two rows per pair)", embeddings.size(0), issame.size());
+  std::vector<double> d = pair_distances(embeddings);
+  return verify_distances(d, issame, options);
+}
+
+nlohmann::json to_json(const RocResult& r) {
+  nlohmann::json j;
+  j["genuine"] = r.genuine;
+  j["impostor"] = r.impostor;
+  nlohmann::json tars = nlohmann::json::array();
+  for (const auto& t : r.tar_at_far)
+    tars.push_back({{"far", t.far}, {"tar", t.tar}, {"fpr", t.fpr},
+                    {"threshold", std::isfinite(t.threshold) ? nlohmann::json(t.threshold) : nlohmann::json()}});
+  j["tar_at_far"] = tars;
+  nlohmann::json fpr = nlohmann::json::array(), tpr = nlohmann::json::array();
+  for (const auto& p : r.curve) {
+    fpr.push_back(p.fpr);
+    tpr.push_back(p.tpr);
+  }
+  j["curve"] = {{"fpr", fpr}, {"tpr", tpr}, {"exact_up_to_fpr", r.curve_max_fpr}};
+  return j;
+}
+
+nlohmann::json to_json(const VerifyResult& r) {
+  nlohmann::json j;
+  j["pairs"] = r.pairs;
+  j["genuine"] = r.genuine;
+  j["accuracy_mean"] = r.accuracy_mean;
+  j["accuracy_std"] = r.accuracy_std;
+  j["best_threshold_mean"] = r.best_threshold_mean;
+  j["fold_accuracy"] = r.fold_accuracy;
+  j["fold_threshold"] = r.fold_threshold;
+  j["tar_at_far_1e-3"] = {{"val_mean", r.val_mean}, {"val_std", r.val_std}, {"far_mean", r.far_mean}};
+  if (r.roc.genuine) j["roc"] = to_json(r.roc);
+  return j;
+}
+
+nlohmann::json verify_report_json(const std::string& name, const std::vector<VerifySet>& sets) {
+  nlohmann::json j{{"kind", "eval.verify"}, {"name", name}, {"protocol", "10-fold, squared L2, thresholds 0..4 step 0.01"}};
+  j["sets"] = nlohmann::json::array();
+  for (const auto& s : sets) {
+    nlohmann::json js{{"set", s.set}};
+    for (const auto& [mode, r] : s.modes) js["modes"][mode] = to_json(r);
+    j["sets"].push_back(js);
+  }
+  return j;
+}
+
+}  // namespace qface::eval

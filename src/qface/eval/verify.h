@@ -1,0 +1,65 @@
+// 1:1 verification on pair lists (.bin sets: pairs are images 2i, 2i+1),
+// the 10-fold protocol of SPEC §5 exactly as the InsightFace/AdaFace
+// reference computes it (hand-written, as no C++ library has it):
+// squared L2 distance of normalized features, thresholds 0..4 step 0.01,
+// predict "same" when distance < threshold, contiguous folds without shuffle
+// (the first n % folds folds one pair larger, as sklearn's KFold), best
+// threshold on the 9 training folds (first maximum), accuracy on the 10th.
+// TAR@FAR=1e-3 is InsightFace's "VAL": per fold, thresholds 0..4 step 0.001,
+// the threshold linearly interpolated where the training FAR reaches the
+// target (0 when it never does), TAR and FAR on the test fold.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qface/eval/roc.h"
+
+namespace qface::eval {
+
+struct VerifyOptions {
+  int folds = 10;
+  double threshold_max = 4.0;
+  double threshold_step = 0.01;
+  double val_far = 1e-3;
+  double val_step = 0.001;
+};
+
+struct VerifyResult {
+  int64_t pairs = 0, genuine = 0;
+  double accuracy_mean = 0, accuracy_std = 0;  // std over folds, population (ddof 0) as numpy
+  double best_threshold_mean = 0;              // mean of the per-fold best thresholds
+  std::vector<double> fold_accuracy, fold_threshold;
+  double val_mean = 0, val_std = 0, far_mean = 0;  // TAR@FAR=val_far, InsightFace style
+  RocResult roc;                                   // exact ROC on -distance over all pairs
+};
+
+// dist: squared L2 per pair; issame: 1 genuine.
+VerifyResult verify_distances(std::span<const double> dist, std::span<const uint8_t> issame,
+                              const VerifyOptions& options = {});
+
+// Squared L2 distances of consecutive rows (2i, 2i+1) of normalized embeddings.
+std::vector<double> pair_distances(const torch::Tensor& embeddings);
+
+// The full protocol on embeddings of a .bin set (rows 2i, 2i+1 form pair i).
+VerifyResult verify_embeddings(const torch::Tensor& embeddings, std::span<const uint8_t> issame,
+                               const VerifyOptions& options = {});
+
+nlohmann::json to_json(const VerifyResult& r);
+
+// The JSON `qface eval verify` writes (kind "eval.verify") and `qface report`
+// reads: one entry per set, one result per feature mode ("plain",
+// "flip_fused"). The training loop can call this to log validation results.
+struct VerifySet {
+  std::string set;  // e.g. "lfw"
+  std::vector<std::pair<std::string, VerifyResult>> modes;
+};
+nlohmann::json verify_report_json(const std::string& name, const std::vector<VerifySet>& sets);
+nlohmann::json to_json(const RocResult& r);
+
+}  // namespace qface::eval
