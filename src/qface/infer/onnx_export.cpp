@@ -198,9 +198,7 @@ void export_onnx(bb::BackboneImpl& model, const std::filesystem::path& out) {
   auto* norm = b.node("ReduceL2", {features}, "norm");
   GraphBuilder::ints(norm, "axes", {1});
   GraphBuilder::integer(norm, "keepdims", 1);
-  auto* emb = b.node("LpNormalization", {features}, "embedding");
-  GraphBuilder::integer(emb, "axis", 1);
-  GraphBuilder::integer(emb, "p", 2);
+  b.node("Div", {features, "norm"}, "embedding");
   value_info(g->add_input(), "input", {-1, 3, 112, 112});
   value_info(g->add_output(), "embedding", {-1, model.embedding_size()});
   value_info(g->add_output(), "norm", {-1, 1});
