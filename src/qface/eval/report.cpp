@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <limits>
+#include <optional>
 #include <set>
 
 #include "qface/core/error.h"
@@ -52,8 +54,31 @@ struct Doc {
     for (const auto& x : s)
       if (!x.x.empty()) usable.push_back(x);
     if (usable.empty()) return;
+    // A flat series (e.g. FNMR 0 everywhere) gives an empty axis range: widen it.
+    PlotOptions opt = o;
+    auto widen = [](const std::vector<PlotSeries>& ss, bool use_x, bool log, std::optional<double>& lo_opt,
+                    std::optional<double>& hi_opt) {
+      double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      for (const auto& x : ss)
+        for (double v : use_x ? x.x : x.y)
+          if (std::isfinite(v) && (!log || v > 0)) lo = std::min(lo, v), hi = std::max(hi, v);
+      if (lo_opt) lo = std::min(lo, *lo_opt);
+      if (hi_opt) hi = std::max(hi, *hi_opt);
+      if (!(hi > lo) && std::isfinite(lo)) {
+        if (log) {
+          lo_opt = lo / 10;
+          hi_opt = lo * 10;
+        } else {
+          lo_opt = lo - 0.5;
+          hi_opt = lo + 0.5;
+          if (lo >= 0 && lo < 0.5) lo_opt = 0.0, hi_opt = 1.0;
+        }
+      }
+    };
+    widen(usable, true, opt.log_x, opt.x_min, opt.x_max);
+    widen(usable, false, opt.log_y, opt.y_min, opt.y_max);
     try {
-      sections.push_back("<figure class=\"plot\">" + render_svg(o, usable) + "</figure>\n");
+      sections.push_back("<figure class=\"plot\">" + render_svg(opt, usable) + "</figure>\n");
       ++plots;
     } catch (const Error& e) {
       spdlog::warn("report: plot '{}' skipped: {}", o.title, e.what());
@@ -151,7 +176,8 @@ std::string build_report(const std::vector<fs::path>& runs, ReportStats* stats, 
     for (const Item& it : by_kind["eval.verify"]) {
       for (const json& s : it.j.value("sets", json::array())) {
         const std::string set = s.value("set", std::string("?"));
-        for (auto& [mode, r] : s.value("modes", json::object()).items()) {
+        const json modes = s.value("modes", json::object());
+        for (auto& [mode, r] : modes.items()) {
           rows.push_back({it.run, set, mode, fmt::format("{} ± {}", pct(r["accuracy_mean"]), pct(r["accuracy_std"])),
                           num(r["best_threshold_mean"], 2),
                           fmt::format("{} ± {}", pct(r["tar_at_far_1e-3"]["val_mean"]),
@@ -248,7 +274,8 @@ std::string build_report(const std::vector<fs::path>& runs, ReportStats* stats, 
     std::vector<std::vector<std::string>> rows;
     for (const Item& it : by_kind["eval.quality"]) {
       std::vector<PlotSeries> ercs, edcs;
-      for (auto& [score, s] : it.j.value("scores", json::object()).items()) {
+      const json scores = it.j.value("scores", json::object());
+      for (auto& [score, s] : scores.items()) {
         rows.push_back({it.run, it.j.value("source", std::string()), score,
                         s.contains("spearman_vs_gt") ? num(s["spearman_vs_gt"], 3) : "–", num(s["edc"]["fnmr0"], 4),
                         num(s["edc"]["pauc"], 5), num(s["edc"]["pauc_minus_ideal"], 5)});
