@@ -15,6 +15,8 @@
 #include "qface/eval/rank.h"
 #include "qface/eval/roc.h"
 #include "qface/eval/verify.h"
+#include "qface/core/fs.h"
+#include "tests/support/testing.h"
 
 namespace qe = qface::eval;
 
@@ -414,4 +416,20 @@ TEST(EvalCluster, KnnComponentsAndQualityOrderedVariant) {
   o.threshold = 0.9f;
   o.quality_ordered = false;
   EXPECT_EQ(qe::cluster_metrics(qe::cluster_knn(e, o), truth).clusters, 3);  // bridge alone
+}
+
+TEST(EvalQuality, GroundTruthFromSynthManifest) {
+  // The layout qface synth writes: per set, per-pair qualities and an
+  // "images" array whose entries carry their index; files keyed by "file".
+  qface::testing::TempDir tmp;
+  const std::string m = R"({"val_low": {"file": "val_low.bin", "quality": [[0.1, 0.2]],
+      "images": [{"index": 1, "quality": 0.2, "identity": 3}, {"index": 0, "quality": 0.1, "identity": 4}]},
+    "tinyface": {"files": [{"file": "tinyface/probe/0001_0.jpg", "quality": 0.7}]}})";
+  qface::write_file_atomic(tmp / "manifest.json", m);
+  std::vector<double> q = qe::ground_truth_quality(tmp / "manifest.json", "/x/val_low.bin", {}, 2);
+  EXPECT_DOUBLE_EQ(q[0], 0.1);
+  EXPECT_DOUBLE_EQ(q[1], 0.2);
+  q = qe::ground_truth_quality(tmp / "manifest.json", "", {"/data/synth/tinyface/probe/0001_0.jpg"}, 1);
+  EXPECT_DOUBLE_EQ(q[0], 0.7);
+  EXPECT_THROW(qe::ground_truth_quality(tmp / "manifest.json", "", {"/data/other.jpg"}, 1), qface::Error);
 }

@@ -35,7 +35,7 @@ void walk(const json& v, const std::string& key, Index& idx) {
   }
   if (v.is_object()) {
     // An object whose values are entries keyed "0", "1", ... also counts as a list.
-    for (auto& [k, child] : v.items()) walk(child, k, idx);
+    for (auto& [k, child] : v.items()) walk(child, key.empty() ? k : key + "/" + k, idx);
     bool numeric = !v.empty();
     for (auto& [k, child] : v.items())
       numeric = numeric && !k.empty() && k.find_first_not_of("0123456789") == std::string::npos;
@@ -49,10 +49,16 @@ void walk(const json& v, const std::string& key, Index& idx) {
       idx.lists[key] = std::move(list);
     }
   } else if (v.is_array()) {
-    std::vector<std::optional<double>> list;
+    std::vector<std::optional<double>> list(v.size());
+    // Entries carrying an integer "index" are placed by it (qface synth writes one).
+    bool indexed = !v.empty();
+    for (const auto& x : v)
+      indexed = indexed && x.is_object() && x.contains("index") && x["index"].is_number_integer() &&
+                x["index"].get<int64_t>() >= 0 && x["index"].get<int64_t>() < static_cast<int64_t>(v.size());
     for (size_t i = 0; i < v.size(); ++i) {
       walk(v[i], key + "[" + std::to_string(i) + "]", idx);
-      list.push_back(v[i].is_number() ? std::optional<double>(v[i].get<double>()) : entry_quality(v[i]));
+      const size_t at = indexed ? static_cast<size_t>(v[i]["index"].get<int64_t>()) : i;
+      list[at] = v[i].is_number() ? std::optional<double>(v[i].get<double>()) : entry_quality(v[i]);
     }
     if (!key.empty()) idx.lists[key] = std::move(list);
   }
@@ -74,12 +80,15 @@ std::vector<double> ground_truth_quality(const fs::path& manifest, const std::st
   if (!bin.empty()) {
     const std::string name = fs::path(bin).filename().string(), stem = fs::path(bin).stem().string();
     const std::vector<std::optional<double>>* list = nullptr;
-    for (const auto& [k, l] : idx.lists)
-      if ((k == name || k == stem) && static_cast<int64_t>(l.size()) == count) list = &l;
+    for (const auto& [k, l] : idx.lists) {
+      const std::string last = k.substr(k.rfind('/') == std::string::npos ? 0 : k.rfind('/') + 1);
+      if ((last == name || last == stem) && static_cast<int64_t>(l.size()) == count) list = &l;
+    }
     if (!list) {
       // A list nested under a key like "images" inside the set's object.
       for (const auto& [k, l] : idx.lists)
-        if (static_cast<int64_t>(l.size()) == count && (k.find(stem) != std::string::npos)) list = &l;
+        if (static_cast<int64_t>(l.size()) == count && (k.rfind(stem + "/", 0) == 0 || k.find("/" + stem + "/") != std::string::npos))
+          list = &l;
     }
     if (list) {
       for (int64_t i = 0; i < count; ++i) {
