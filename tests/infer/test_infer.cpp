@@ -7,6 +7,8 @@
 
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "qface/backbones/backbone.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
@@ -177,4 +179,18 @@ TEST(Infer, EmbedRejectsOtherSizesUnlessResize) {
                      (tmp / "list.txt").string(), "--out", (tmp / "out2").string(), "--resize"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("'mobilefacenet'"), std::string::npos) << r.err;
+}
+
+TEST(Infer, BenchInferReportsSpeedAndFlops) {
+  qt::TempDir tmp;
+  auto r = qt::run_qface({"bench", "infer", "--arch", "mobilefacenet", "--batch", "2", "--iters", "1", "--warmup", "0",
+                          "--threads", "1", "--no-python", "--no-plain", "--json", (tmp / "b.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("img/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("GFLOP/s"), std::string::npos) << r.out;
+  const std::string json = qface::read_file(tmp / "b.json");
+  EXPECT_NE(json.find("\"qface fast (BN folded, NHWC)\""), std::string::npos) << json;
+  // GFLOP per image = 2 x MACs, as the backbone counts them.
+  EXPECT_NE(json.find(fmt::format("{}", 2 * qb::macs_per_image("mobilefacenet") / 1e9).substr(0, 5)), std::string::npos)
+      << json;
 }
