@@ -18,6 +18,10 @@
 #include "qface/eval/quality.h"
 #include "qface/eval/rank.h"
 #include "qface/eval/verify.h"
+#include "qface/backbones/backbone.h"
+#include "qface/infer/embed.h"
+#include "qface/io/checkpoint.h"
+#include <opencv2/imgcodecs.hpp>
 
 namespace qface::cli {
 namespace {
@@ -33,11 +37,64 @@ std::string default_name(const std::string& features_dir) {
 // ---------------------------------------------------------------- verify
 struct VerifyArgs {
   std::vector<std::string> bins, features, features_flip;
-  std::string out, name;
+  std::string out, name, arch, weights;
+  int batch = 32;
   int folds = 10;
 };
 
+// Embeds every image of a .bin and its horizontal flip with the model (issue 4's API).
+void embed_bin(const VerifyArgs& a, const std::string& bin_path, const eval::BinPairs& bin, eval::Features& plain,
+               eval::Features& flipped) {
+  auto model = backbones::make_backbone(a.arch);
+  if (a.weights.empty()) spdlog::warn("eval verify: no --weights, random weights (pipeline check only)");
+  else io::load_weights(*model, a.weights);
+  infer::InferenceOptions io;
+  infer::prepare_for_inference(*model, io);
+  std::vector<torch::Tensor> e, n, ef, nf;
+  for (size_t b0 = 0; b0 < bin.images_bytes.size(); b0 += static_cast<size_t>(a.batch)) {
+    std::vector<cv::Mat> imgs;
+    for (size_t i = b0; i < std::min(bin.images_bytes.size(), b0 + static_cast<size_t>(a.batch)); ++i) {
+      const std::string& bytes = bin.images_bytes[i];
+      cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+                                 cv::IMREAD_COLOR);
+      require(!img.empty(), "{}: image {} does not decode", bin_path, i);
+      require(img.rows == 112 && img.cols == 112, "{}: image {} is {}x{}, expected aligned 112x112", bin_path, i,
+              img.cols, img.rows);
+      imgs.push_back(img);
+    }
+    torch::Tensor x = infer::preprocess(imgs, model->preprocessing());
+    infer::Embeddings p = infer::embed(*model, x, io), q = infer::embed(*model, x.flip({3}), io);
+    e.push_back(p.embeddings);
+    n.push_back(p.norms);
+    ef.push_back(q.embeddings);
+    nf.push_back(q.norms);
+  }
+  plain = eval::make_features(torch::cat(e), torch::cat(n), {});
+  flipped = eval::make_features(torch::cat(ef), torch::cat(nf), {});
+}
+
 int run_verify(const VerifyArgs& a) {
+  if (!a.arch.empty()) {
+    require(a.features.empty(), "eval verify: give --arch/--weights or --features, not both");
+    eval::VerifyOptions opt;
+    opt.folds = a.folds;
+    std::vector<eval::VerifySet> sets;
+    for (const auto& bin_path : a.bins) {
+      eval::BinPairs pairs = eval::read_bin_pairs(bin_path, true);
+      eval::Features f, ff;
+      embed_bin(a, bin_path, pairs, f, ff);
+      auto [fused, norms] = eval::fuse_flip(f.embeddings, f.norms, ff.embeddings, ff.norms);
+      eval::VerifySet set;
+      set.set = fs::path(bin_path).stem().string();
+      set.modes.push_back({"plain", eval::verify_embeddings(f.embeddings, pairs.issame, opt)});
+      set.modes.push_back({"flip_fused", eval::verify_embeddings(fused, pairs.issame, opt)});
+      for (const auto& [mode, r] : set.modes)
+        spdlog::info("verify {} [{}]: accuracy {:.2f} ± {:.2f} %", set.set, mode, 100 * r.accuracy_mean, 100 * r.accuracy_std);
+      sets.push_back(std::move(set));
+    }
+    eval::write_json(a.out, eval::verify_report_json(a.name.empty() ? a.arch : a.name, sets));
+    return 0;
+  }
   require(!a.features.empty(), "eval verify: give --features DIR (one features folder per --bin, in order)");
   require(a.features.size() == a.bins.size(), "eval verify: {} --bin files but {} --features folders", a.bins.size(),
           a.features.size());
@@ -77,6 +134,9 @@ CLI::App* setup_verify(CLI::App& app, std::shared_ptr<VerifyArgs> a) {
   app.add_option("--features-flip", a->features_flip,
                  "features of the horizontally flipped images, per .bin: adds AdaFace's norm-weighted flip fusion")
       ->check(CLI::ExistingDirectory);
+  app.add_option("--arch", a->arch, "embed the .bin images with this backbone (plain and flip-fused)");
+  app.add_option("--weights", a->weights, "checkpoint for --arch (AdaFace .ckpt, MagFace .pth, qface)")->check(CLI::ExistingFile);
+  app.add_option("--batch", a->batch, "batch size with --arch")->capture_default_str();
   app.add_option("--folds", a->folds, "folds of the protocol")->capture_default_str();
   app.add_option("--name", a->name, "model / run name in the report (default: the features folder name)");
   app.add_option("--out", a->out, "JSON output (default: stdout)");

@@ -264,3 +264,24 @@ TEST(EvalCli, RankClusterQualityAndReport) {
   EXPECT_NE(b.out.find(fmt::format("data-plots-drawn=\"{}\"", figures)), std::string::npos) << b.out.substr(0, 300);
   EXPECT_EQ(b.out.find("data-drawn=\"0\""), std::string::npos);
 }
+
+TEST(EvalCli, VerifyEmbedsBinWithArch) {
+  // The --arch path runs issue 4's embedding API on the decoded .bin images
+  // (random weights: a pipeline check; the numbers themselves mean nothing).
+  TempDir tmp;
+  std::vector<uint8_t> same;
+  for (int i = 0; i < 20; ++i) same.push_back(i % 2);
+  write_bin(tmp / "tiny.bin", same, 3);
+  auto r = run_qface({"eval", "verify", "--bin", (tmp / "tiny.bin").string(), "--arch", "mobilefacenet", "--batch", "16",
+                      "--out", (tmp / "v.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = read_json(tmp / "v.json");
+  const json& m = j["sets"][0]["modes"];
+  ASSERT_TRUE(m.contains("plain") && m.contains("flip_fused"));
+  EXPECT_EQ(m["plain"]["pairs"], 20);
+  const double acc = m["flip_fused"]["accuracy_mean"].get<double>();
+  EXPECT_GE(acc, 0.0);
+  EXPECT_LE(acc, 1.0);
+  r = run_qface({"eval", "verify", "--bin", (tmp / "tiny.bin").string(), "--arch", "no_such_net"});
+  EXPECT_EQ(r.exit_code, 1);
+}
