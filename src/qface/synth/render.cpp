@@ -662,7 +662,8 @@ cv::Mat shade_and_composite(Scene& s, const cv::Mat& bg, const cv::Vec3d& light_
       // Blinn-Phong highlight, viewer along +z.
       cv::Vec3d hv = light_cam + cv::Vec3d(0, 0, 1);
       hv *= 1.0 / std::max(1e-9, cv::norm(hv));
-      const double spec = 0.10 * dir * std::pow(std::max(0.0, nrm.dot(hv)), 24.0);
+      const double c1 = std::max(0.0, nrm.dot(hv)), c3 = c1 * c1 * c1, c6 = c3 * c3, c12 = c6 * c6;
+      const double spec = 0.10 * dir * c12 * c12;  // Blinn-Phong exponent 24
       const double shade = (ambient + dir * 1.25 * lambert) * n.exposure * (1.0 + id.texture_amp * tex);
       for (int ch = 0; ch < 3; ++ch) {
         const double f = fr[x][ch] * shade * n.light_colour[ch] + 255.0 * spec * n.exposure;
