@@ -12,6 +12,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/qface/bench_util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
@@ -35,52 +36,14 @@ struct BenchArgs {
   std::string json_out;
 };
 
-// Best-of-iters seconds per batch.
-double time_batches(const std::function<void()>& f, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) f();
-  double best = 1e30;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-std::string find_python_dir(const std::string& given) {
-  if (!given.empty()) return given;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  std::vector<fs::path> candidates = {fs::current_path() / "bench/python"};
-  if (!ec) candidates.insert(candidates.begin(), {exe.parent_path().parent_path() / "bench/python",
-                                                  exe.parent_path() / "bench/python"});
-  for (const auto& c : candidates)
-    if (fs::exists(c / "bench_infer.py", ec)) return c.string();
-  return "";
-}
-
 // Runs the Python eager reference; returns its img/s, or a negative value when unavailable.
 double python_img_per_s(const BenchArgs& a, std::string& note) {
-  if (!fs::exists("/usr/bin/python3")) return note = "no /usr/bin/python3", -1;
-  const std::string dir = find_python_dir(a.python_dir);
-  if (dir.empty()) return note = "bench/python/bench_infer.py not found (--python-dir)", -1;
-  const std::string cmd = fmt::format(
-      "/usr/bin/python3 '{}/bench_infer.py' --arch {} --batch {} --threads {} --iters {} --warmup 1 2>/dev/null", dir,
-      a.arch, a.batch, a.threads, std::max(1, a.iters / 2));
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return note = "cannot start python", -1;
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = pclose(p);
-  if (rc != 0) return note = "python3 cannot import torch (or the reference failed)", -1;
-  try {
-    auto j = nlohmann::json::parse(out.substr(out.find('{')));
-    note = "torch " + j.value("torch", std::string("?"));
-    return j.at("img_per_s").get<double>();
-  } catch (const std::exception& e) {
-    return note = std::string("unreadable python output: ") + e.what(), -1;
-  }
+  nlohmann::json j = run_python_reference(
+      "bench_infer.py",
+      fmt::format("--arch {} --batch {} --threads {} --iters {} --warmup 1", a.arch, a.batch, a.threads,
+                  std::max(1, a.iters / 2)),
+      a.python_dir, note);
+  return j.is_object() && j.contains("img_per_s") ? j["img_per_s"].get<double>() : -1;
 }
 
 int run_bench(const BenchArgs& a) {
@@ -104,17 +67,17 @@ int run_bench(const BenchArgs& a) {
     infer::InferenceOptions o;
     o.fold_batchnorm(false).channels_last(false);
     infer::prepare_for_inference(*m, o);
-    line("qface plain (NCHW, BN unfolded)", time_batches([&] { infer::embed(*m, x, o); }, 1, std::max(1, a.iters / 2)));
+    line("qface plain (NCHW, BN unfolded)", best_seconds([&] { infer::embed(*m, x, o); }, 1, std::max(1, a.iters / 2)));
   }
   auto m = backbones::make_backbone(a.arch);
   infer::InferenceOptions o;
   infer::prepare_for_inference(*m, o);
-  const double fast = line("qface fast (BN folded, NHWC)", time_batches([&] { infer::embed(*m, x, o); }, a.warmup, a.iters));
+  const double fast = line("qface fast (BN folded, NHWC)", best_seconds([&] { infer::embed(*m, x, o); }, a.warmup, a.iters));
   if (a.bf16) {
     const double c = infer::bf16_min_cosine(*m, x.slice(0, 0, std::min(a.batch, 8)), o);
     infer::InferenceOptions b = o;
     b.bf16(true);
-    line("qface fast bf16", time_batches([&] { infer::embed(*m, x, b); }, a.warmup, a.iters));
+    line("qface fast bf16", best_seconds([&] { infer::embed(*m, x, b); }, a.warmup, a.iters));
     std::cout << fmt::format("bf16 min cosine to fp32: {:.6f} ({})\n", c, c >= 0.999 ? "kept: >= 0.999" : "rejected: < 0.999");
     report["bf16_min_cosine"] = c;
   }

@@ -50,27 +50,9 @@ void embed_bin(const VerifyArgs& a, const std::string& bin_path, const eval::Bin
   else io::load_weights(*model, a.weights);
   infer::InferenceOptions io;
   infer::prepare_for_inference(*model, io);
-  std::vector<torch::Tensor> e, n, ef, nf;
-  for (size_t b0 = 0; b0 < bin.images_bytes.size(); b0 += static_cast<size_t>(a.batch)) {
-    std::vector<cv::Mat> imgs;
-    for (size_t i = b0; i < std::min(bin.images_bytes.size(), b0 + static_cast<size_t>(a.batch)); ++i) {
-      const std::string& bytes = bin.images_bytes[i];
-      cv::Mat img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
-                                 cv::IMREAD_COLOR);
-      require(!img.empty(), "{}: image {} does not decode", bin_path, i);
-      require(img.rows == 112 && img.cols == 112, "{}: image {} is {}x{}, expected aligned 112x112", bin_path, i,
-              img.cols, img.rows);
-      imgs.push_back(img);
-    }
-    torch::Tensor x = infer::preprocess(imgs, model->preprocessing());
-    infer::Embeddings p = infer::embed(*model, x, io), q = infer::embed(*model, x.flip({3}), io);
-    e.push_back(p.embeddings);
-    n.push_back(p.norms);
-    ef.push_back(q.embeddings);
-    nf.push_back(q.norms);
-  }
-  plain = eval::make_features(torch::cat(e), torch::cat(n), {});
-  flipped = eval::make_features(torch::cat(ef), torch::cat(nf), {});
+  infer::PlainAndFlipped r = infer::embed_encoded(*model, bin.images_bytes, bin_path, a.batch, io);
+  plain = eval::make_features(r.plain.embeddings, r.plain.norms, {});
+  flipped = eval::make_features(r.flipped.embeddings, r.flipped.norms, {});
 }
 
 int run_verify(const VerifyArgs& a) {
@@ -267,14 +249,7 @@ int run_quality(const QualityArgs& a) {
     require(!a.all_pairs, "eval quality: --bin and --all-pairs exclude each other");
     bin = eval::read_bin_pairs(a.bin, need_images);
     require(bin.images == n, "{}: {} feature rows but {} has {} images", a.features, n, a.bin, bin.images);
-    torch::Tensor e = f.embeddings.reshape({-1, 2, f.dim()});
-    torch::Tensor s = (e.select(1, 0) * e.select(1, 1)).sum(1).contiguous();
-    for (size_t i = 0; i < bin.issame.size(); ++i) {
-      cmp.score.push_back(s[i].item<float>());
-      cmp.genuine.push_back(bin.issame[i]);
-      cmp.a.push_back(2 * static_cast<int64_t>(i));
-      cmp.b.push_back(2 * static_cast<int64_t>(i) + 1);
-    }
+    cmp = eval::pair_comparisons(f.embeddings, bin.issame);
     source = fs::path(a.bin).filename().string();
   } else {
     require(a.all_pairs, "eval quality: give --bin FILE (pairs 2i, 2i+1) or --all-pairs (labels from file names)");
@@ -329,39 +304,12 @@ int run_quality(const QualityArgs& a) {
       fail("eval quality: unknown score '{}' (norm, gt, brisque or NAME=FILE.npy)", s);
     }
   }
-  json j{{"kind", "eval.quality"},
-         {"name", a.name.empty() ? default_name(a.features) : a.name},
-         {"source", source},
-         {"comparisons", cmp.score.size()},
-         {"fmr", a.fmr},
-         {"pauc_limit", a.limit}};
-  for (const auto& [name, q] : scores) {
-    std::vector<double> pq = eval::pair_quality(cmp, q);
-    json js;
-    js["edc"] = eval::to_json(eval::edc(cmp, pq, a.fmr, a.limit));
-    js["erc"] = eval::to_json(eval::erc(cmp, pq, a.fmr));
-    if (!gt.empty()) js["spearman_vs_gt"] = eval::spearman(q, gt);
-    spdlog::info("quality {}: EDC pAUC {:.5f} (minus ideal {:.5f}){}", name, js["edc"]["pauc"].get<double>(),
-                 js["edc"]["pauc_minus_ideal"].get<double>(),
-                 js.contains("spearman_vs_gt") ? fmt::format(", Spearman vs GT {:.3f}", js["spearman_vs_gt"].get<double>())
-                                               : "");
-    j["scores"][name] = js;
-  }
-  if (!gt.empty()) {
-    // Norm vs ground truth, subsampled deterministically for the report.
-    std::vector<int64_t> idx(n);
-    std::iota(idx.begin(), idx.end(), 0);
-    std::mt19937_64 rng(7);
-    std::shuffle(idx.begin(), idx.end(), rng);
-    idx.resize(std::min<int64_t>(n, a.scatter));
-    std::sort(idx.begin(), idx.end());
-    json x = json::array(), y = json::array();
-    for (int64_t i : idx) {
-      x.push_back(gt[i]);
-      y.push_back(f.norms[i].item<double>());
-    }
-    j["scatter"] = {{"x_label", "ground-truth quality"}, {"y_label", "feature norm"}, {"x", x}, {"y", y}};
-  }
+  eval::QualityReportOptions ro;
+  ro.fmr = a.fmr;
+  ro.limit = a.limit;
+  ro.scatter = a.scatter;
+  json j = eval::quality_report_json(a.name.empty() ? default_name(a.features) : a.name, source, cmp, scores, gt,
+                                     f.norms, ro);
   eval::write_json(a.out, j);
   return 0;
 }

@@ -47,7 +47,7 @@ TEST(Cli, EverySubcommandHasHelp) {
 TEST(Cli, BadUsageGivesOneLineAndNonZeroExit) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{}, {"no-such-command"}, {"margin"}, {"margin", "--embeddings", "/nonexistent.npy"},
-        {"margin", "--head", "sphereface"}, {"--log-level", "loud", "demo", "--n", "4"}}) {
+        {"margin", "--head", "sphereface"}, {"--log-level", "loud", "toy", "--n", "4"}}) {
     auto r = run_qface(args);
     std::string joined;
     for (const auto& a : args) joined += a + " ";

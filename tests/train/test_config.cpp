@@ -6,6 +6,9 @@
 #include "qface/train/config.h"
 #include "qface/train/optim.h"
 #include "qface/train/schedule.h"
+#include "tests/support/testing.h"
+
+#include <filesystem>
 
 using namespace qface::train;
 
@@ -122,4 +125,30 @@ TEST(Optimizer, WeightDecayOnlyOnConvLinearWeightsAndKernel) {
   set_lr(*sgd, 0.02);
   for (auto& g : sgd->param_groups())
     EXPECT_DOUBLE_EQ(static_cast<torch::optim::SGDOptions&>(g.options()).lr(), 0.02);
+}
+
+// Every shipped recipe parses (no unknown keys, right types) and carries its
+// paper's numbers.
+TEST(Config, ShippedRecipesParse) {
+  const std::filesystem::path dir = std::filesystem::path(qface::testing::source_dir()) / "configs";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".toml") continue;
+    SCOPED_TRACE(e.path().string());
+    EXPECT_NO_THROW(load_config(e.path()));
+    ++n;
+  }
+  EXPECT_GE(n, 4);
+  TrainConfig ada = load_config(dir / "adaface_ir101_ms1mv2.toml");
+  EXPECT_EQ(ada.model.backbone, "ir_101");
+  EXPECT_EQ(ada.head.head.name, "adaface");
+  EXPECT_DOUBLE_EQ(ada.head.head.m.value(), 0.4);
+  EXPECT_DOUBLE_EQ(ada.head.head.h.value(), 0.333);
+  EXPECT_EQ(ada.batch_size, 512);
+  EXPECT_EQ(ada.schedule.milestones, (std::vector<double>{12, 20, 24}));
+  TrainConfig mag = load_config(dir / "magface_iresnet100_ms1mv2.toml");
+  EXPECT_EQ(mag.model.backbone, "iresnet100");
+  EXPECT_DOUBLE_EQ(mag.head.head.lambda_g.value(), 35.0);
+  EXPECT_EQ(mag.schedule.milestones, (std::vector<double>{10, 18, 22}));
+  EXPECT_EQ(mag.epochs, 25);
 }

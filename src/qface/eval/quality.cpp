@@ -4,10 +4,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/quality/qualitybrisque.hpp>
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 
 #include "qface/core/error.h"
 #include "qface/eval/roc.h"
@@ -198,6 +200,61 @@ nlohmann::json to_json(const EdcResult& r) {
 nlohmann::json to_json(const ErcResult& r) {
   return {{"fmr", r.fmr}, {"reject", r.reject}, {"reject_actual", r.reject_actual}, {"fnmr", r.fnmr},
           {"threshold", r.threshold}};
+}
+
+Comparisons pair_comparisons(const torch::Tensor& embeddings, std::span<const uint8_t> issame) {
+  const int64_t pairs = static_cast<int64_t>(issame.size());
+  require(embeddings.dim() == 2 && embeddings.size(0) == 2 * pairs,
+          "quality: {} embedding rows for {} pairs (pairs are rows 2i, 2i+1)", embeddings.size(0), pairs);
+  torch::Tensor e = embeddings.to(torch::kFloat32).reshape({pairs, 2, -1});
+  torch::Tensor s = (e.select(1, 0) * e.select(1, 1)).sum(1).contiguous();
+  Comparisons c;
+  c.score.assign(s.data_ptr<float>(), s.data_ptr<float>() + pairs);
+  c.genuine.assign(issame.begin(), issame.end());
+  for (int64_t i = 0; i < pairs; ++i) {
+    c.a.push_back(2 * i);
+    c.b.push_back(2 * i + 1);
+  }
+  return c;
+}
+
+nlohmann::json quality_report_json(const std::string& name, const std::string& source, const Comparisons& c,
+                                   const std::vector<std::pair<std::string, std::vector<double>>>& scores,
+                                   const std::vector<double>& gt, const torch::Tensor& norms,
+                                   const QualityReportOptions& o) {
+  nlohmann::json j{{"kind", "eval.quality"}, {"name", name},   {"source", source},
+                   {"comparisons", c.score.size()}, {"fmr", o.fmr}, {"pauc_limit", o.limit}};
+  for (const auto& [score_name, q] : scores) {
+    std::vector<double> pq = pair_quality(c, q);
+    nlohmann::json js;
+    js["edc"] = to_json(edc(c, pq, o.fmr, o.limit));
+    js["erc"] = to_json(erc(c, pq, o.fmr));
+    if (!gt.empty()) js["spearman_vs_gt"] = spearman(q, gt);
+    spdlog::info("quality {} {}: EDC pAUC {:.5f} (minus ideal {:.5f}){}", name, score_name,
+                 js["edc"]["pauc"].get<double>(), js["edc"]["pauc_minus_ideal"].get<double>(),
+                 js.contains("spearman_vs_gt")
+                     ? fmt::format(", Spearman vs GT {:.3f}", js["spearman_vs_gt"].get<double>())
+                     : "");
+    j["scores"][score_name] = js;
+  }
+  const int64_t n = norms.numel();
+  if (!gt.empty() && n == static_cast<int64_t>(gt.size())) {
+    // Norm vs ground truth, subsampled deterministically for the report.
+    torch::Tensor nd = norms.to(torch::kFloat64).reshape({-1}).contiguous();
+    std::vector<int64_t> idx(static_cast<std::size_t>(n));
+    std::iota(idx.begin(), idx.end(), 0);
+    std::mt19937_64 rng(7);
+    std::shuffle(idx.begin(), idx.end(), rng);
+    idx.resize(static_cast<std::size_t>(std::min<int64_t>(n, o.scatter)));
+    std::sort(idx.begin(), idx.end());
+    nlohmann::json x = nlohmann::json::array(), y = nlohmann::json::array();
+    for (int64_t i : idx) {
+      x.push_back(gt[static_cast<std::size_t>(i)]);
+      y.push_back(nd.data_ptr<double>()[i]);
+    }
+    j["scatter"] = {{"x_label", "ground-truth quality"}, {"y_label", "feature norm"}, {"x", x}, {"y", y}};
+  }
+  return j;
 }
 
 }  // namespace qface::eval

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -66,6 +67,23 @@ std::vector<double> brisque_of_files(const std::vector<std::filesystem::path>& f
 // first image without a value.
 std::vector<double> ground_truth_quality(const std::filesystem::path& manifest, const std::string& bin,
                                          const std::vector<std::string>& files, int64_t count);
+
+// Comparisons of a .bin set: pair i is rows 2i, 2i+1 of the normalized
+// embeddings, scored by cosine similarity.
+Comparisons pair_comparisons(const torch::Tensor& embeddings, std::span<const uint8_t> issame);
+
+// The JSON `qface eval quality` writes (kind "eval.quality") and `qface
+// report` reads: EDC and ERC per named per-image score (higher = better), the
+// Spearman correlation with the ground truth when `gt` is given, and a
+// deterministic subsample of (ground truth, norm) points for the scatter plot.
+struct QualityReportOptions {
+  double fmr = 1e-3, limit = 0.2;
+  int64_t scatter = 2000;
+};
+nlohmann::json quality_report_json(const std::string& name, const std::string& source, const Comparisons& c,
+                                   const std::vector<std::pair<std::string, std::vector<double>>>& scores,
+                                   const std::vector<double>& gt, const torch::Tensor& norms,
+                                   const QualityReportOptions& options = {});
 
 nlohmann::json to_json(const EdcResult& r);
 nlohmann::json to_json(const ErcResult& r);

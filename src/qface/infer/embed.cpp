@@ -35,25 +35,19 @@ void prepare_for_inference(backbones::BackboneImpl& model, const InferenceOption
   }
 }
 
-namespace {
-// CPU autocast to bfloat16 for the duration of a forward pass.
-struct Bf16Scope {
-  explicit Bf16Scope(bool on) : on_(on), was_(at::autocast::is_cpu_enabled()) {
-    if (!on_) return;
-    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-  }
-  ~Bf16Scope() {
-    if (!on_) return;
-    at::autocast::set_cpu_enabled(was_);
-    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
-    at::autocast::clear_cache();
-  }
-  bool on_, was_;
-  at::ScalarType prev_dtype_ = at::kBFloat16;
-};
-}  // namespace
+Bf16Autocast::Bf16Autocast(bool on) : on_(on), was_(at::autocast::is_cpu_enabled()) {
+  if (!on_) return;
+  prev_dtype_ = static_cast<int>(at::autocast::get_autocast_cpu_dtype());
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(true);
+}
+
+Bf16Autocast::~Bf16Autocast() {
+  if (!on_) return;
+  at::autocast::set_cpu_enabled(was_);
+  at::autocast::set_autocast_cpu_dtype(static_cast<at::ScalarType>(prev_dtype_));
+  at::autocast::clear_cache();
+}
 
 Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {
   require(input.dim() == 4 && input.size(1) == 3, "embed: input must be N x 3 x H x W, got [{}]",
@@ -63,7 +57,7 @@ Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, con
   if (o.channels_last()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   torch::Tensor f;
   {
-    Bf16Scope scope(o.bf16());
+    Bf16Autocast scope(o.bf16());
     f = model.features(x);
   }
   f = f.to(torch::kFloat32);
@@ -83,6 +77,36 @@ Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor&
   Embeddings both = embed(model, torch::cat({input, input.flip({3})}), o);
   return fuse_flip({both.embeddings.slice(0, 0, n), both.norms.slice(0, 0, n)},
                    {both.embeddings.slice(0, n), both.norms.slice(0, n)});
+}
+
+PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& encoded,
+                              const std::string& source, int batch, const InferenceOptions& o) {
+  require(batch > 0, "embed: batch must be positive, got {}", batch);
+  std::vector<torch::Tensor> e, n, ef, nf;
+  const std::size_t step = static_cast<std::size_t>(batch);
+  for (std::size_t b0 = 0; b0 < encoded.size(); b0 += step) {
+    std::vector<cv::Mat> imgs;
+    for (std::size_t i = b0; i < std::min(encoded.size(), b0 + step); ++i) {
+      const std::string& bytes = encoded[i];
+      cv::Mat img = bytes.empty() ? cv::Mat()
+                                  : cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
+                                                         const_cast<char*>(bytes.data())),
+                                                 cv::IMREAD_COLOR);
+      require(!img.empty(), "{}: image {} does not decode", source, i);
+      require(img.rows == 112 && img.cols == 112, "{}: image {} is {}x{}, expected aligned 112x112", source, i,
+              img.cols, img.rows);
+      imgs.push_back(img);
+    }
+    torch::Tensor x = preprocess(imgs, model.preprocessing());
+    const int64_t k = x.size(0);
+    Embeddings both = embed(model, torch::cat({x, x.flip({3})}), o);
+    e.push_back(both.embeddings.slice(0, 0, k));
+    n.push_back(both.norms.slice(0, 0, k));
+    ef.push_back(both.embeddings.slice(0, k));
+    nf.push_back(both.norms.slice(0, k));
+  }
+  require(!e.empty(), "{}: no images to embed", source);
+  return {{torch::cat(e), torch::cat(n)}, {torch::cat(ef), torch::cat(nf)}};
 }
 
 double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {

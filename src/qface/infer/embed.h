@@ -24,6 +24,20 @@ struct InferenceOptions {
   TORCH_ARG(int, threads) = 0;     // intra-op threads; 0 leaves LibTorch's default
 };
 
+// CPU autocast to bfloat16 for the scope's lifetime (no-op when `on` is
+// false); restores the previous autocast state.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool on);
+  ~Bf16Autocast();
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool on_, was_;
+  int prev_dtype_ = 0;
+};
+
 // Sets LibTorch's intra-op thread count (n > 0).
 void set_threads(int n);
 
@@ -45,6 +59,16 @@ Embeddings fuse_flip(const Embeddings& a, const Embeddings& flipped);
 // Embeds input and its horizontal flip and fuses them.
 Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor& input,
                             const InferenceOptions& options);
+
+// Decodes encoded aligned 112x112 images (e.g. the JPEG bytes of a .bin
+// verification set), preprocesses them for the model and embeds them and
+// their horizontal flips in batches of `batch`. `source` names the file in
+// errors. The model is used as it is (eval mode is the caller's business).
+struct PlainAndFlipped {
+  Embeddings plain, flipped;
+};
+PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& encoded,
+                              const std::string& source, int batch, const InferenceOptions& options);
 
 // Smallest cosine between fp32 and bf16 embeddings of `input`.
 double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);

@@ -144,7 +144,6 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   top.get("seed", c.seed);
   top.get("threads", c.threads);
   top.get("grad_clip", c.grad_clip);
-  top.get("bf16", c.bf16);
   top.get("log_every", c.log_every);
   top.get("checkpoint_every", c.checkpoint_every);
   top.get("keep_checkpoints", c.keep_checkpoints);
@@ -154,6 +153,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   Section model(sub_table(root, "model", name), "model.", name);
   model.get("backbone", c.model.backbone);
   model.get("embedding_size", c.model.embedding_size);
+  model.get("freeze_bn", c.model.freeze_bn);
   model.reject_unknown();
 
   Section head(sub_table(root, "head", name), "head.", name);
@@ -263,11 +263,10 @@ std::string to_toml(const TrainConfig& c) {
       {"seed", static_cast<int64_t>(c.seed)},
       {"threads", c.threads},
       {"grad_clip", c.grad_clip},
-      {"bf16", c.bf16},
       {"log_every", c.log_every},
       {"checkpoint_every", c.checkpoint_every},
       {"keep_checkpoints", c.keep_checkpoints},
-      {"model", toml::table{{"backbone", c.model.backbone}, {"embedding_size", c.model.embedding_size}}},
+      {"model", toml::table{{"backbone", c.model.backbone}, {"embedding_size", c.model.embedding_size}, {"freeze_bn", c.model.freeze_bn}}},
       {"head", head},
       {"data", toml::table{{"train", c.data.train},
                            {"loader_threads", c.data.loader_threads},

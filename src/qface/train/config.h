@@ -16,6 +16,11 @@ namespace qface::train {
 struct ModelConfig {
   std::string backbone = "mobilefacenet";
   int64_t embedding_size = 512;
+  // BatchNorm layers use and keep their running statistics (eval mode) while
+  // the rest trains: for fine-tuning, and it makes every sample's forward pass
+  // independent of the batch, so data-parallel training equals one process
+  // with the same global batch exactly (plain BN normalizes per rank).
+  bool freeze_bn = false;
 };
 
 struct HeadSection {
@@ -63,9 +68,8 @@ struct TrainConfig {
   int64_t batch_size = 512;        // global batch (split over ranks)
   int64_t max_steps = 0;           // stop after this many steps (0: all epochs)
   uint64_t seed = 0;
-  int threads = 0;                 // intra-op threads per process (0: LibTorch's default)
+  int threads = 0;                 // intra-op threads per process (0: the cores / LOCAL_WORLD_SIZE)
   double grad_clip = 0;            // max gradient norm of the backbone (0: off)
-  bool bf16 = false;               // bf16 autocast of the backbone forward
   int64_t log_every = 10;          // steps between metrics.jsonl lines
   int64_t checkpoint_every = 500;  // steps between checkpoints (and at each epoch end)
   int64_t keep_checkpoints = 3;

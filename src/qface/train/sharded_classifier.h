@@ -51,6 +51,8 @@ class ShardedClassifierImpl : public torch::nn::Module {
 
   int64_t shard_start() const { return start_; }
   int64_t shard_size() const { return size_; }
+  // Steps taken (seeds the negative sampling); restored on resume.
+  void set_step(int64_t step) { step_ = step; }
   heads::Head head{nullptr};  // its kernel is this rank's shard [D, n_r]
   ShardedClassifierOptions options;
 

@@ -1,0 +1,61 @@
+#include "apps/qface/bench_util.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+namespace qface::cli {
+namespace fs = std::filesystem;
+
+double best_seconds(const std::function<void()>& f, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  double best = 1e30;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+namespace {
+std::string find_script_dir(const std::string& script, const std::string& given) {
+  if (!given.empty()) return given;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  std::vector<fs::path> candidates = {fs::current_path() / "bench/python"};
+  if (!ec)
+    candidates.insert(candidates.begin(),
+                      {exe.parent_path().parent_path() / "bench/python", exe.parent_path() / "bench/python"});
+  for (const auto& c : candidates)
+    if (fs::exists(c / script, ec)) return c.string();
+  return "";
+}
+}  // namespace
+
+nlohmann::json run_python_reference(const std::string& script, const std::string& args, const std::string& dir_hint,
+                                    std::string& note) {
+  if (!fs::exists("/usr/bin/python3")) return note = "no /usr/bin/python3", nullptr;
+  const std::string dir = find_script_dir(script, dir_hint);
+  if (dir.empty()) return note = "bench/python/" + script + " not found (--python-dir)", nullptr;
+  const std::string cmd = fmt::format("/usr/bin/python3 '{}/{}' {} 2>/dev/null", dir, script, args);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return note = "cannot start python", nullptr;
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  if (pclose(p) != 0) return note = "python3 cannot import torch (or the reference failed)", nullptr;
+  try {
+    auto j = nlohmann::json::parse(out.substr(out.rfind("\n{") == std::string::npos ? out.find('{') : out.rfind("\n{") + 1));
+    note = "torch " + j.value("torch", std::string("?"));
+    return j;
+  } catch (const std::exception& e) {
+    return note = std::string("unreadable python output: ") + e.what(), nullptr;
+  }
+}
+
+}  // namespace qface::cli

@@ -1,0 +1,103 @@
+// qface launch: start N local data-parallel workers of `qface <command>`, the
+// way torchrun does (MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK).
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+
+#include "apps/qface/command.h"
+#include "qface/core/error.h"
+
+extern char** environ;
+
+namespace qface::cli {
+namespace {
+
+struct LaunchArgs {
+  int nproc = 2;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  int node_rank = 0;
+  int nnodes = 1;
+  std::vector<std::string> command;
+};
+
+std::string self_path() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  require(n > 0, "launch: cannot find the qface binary");
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+int run_launch(const LaunchArgs& a) {
+  require(!a.command.empty(), "launch: give the command after --, e.g. qface launch --nproc 2 -- train --config c.toml");
+  const int world = a.nproc * a.nnodes;
+  const std::string exe = self_path();
+  std::vector<pid_t> pids;
+  for (int local = 0; local < a.nproc; ++local) {
+    const int rank = a.node_rank * a.nproc + local;
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e; ++e) {
+      std::string kv(*e);
+      for (const char* k : {"MASTER_ADDR=", "MASTER_PORT=", "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE="})
+        if (kv.rfind(k, 0) == 0) kv.clear();
+      if (!kv.empty()) env_store.push_back(kv);
+    }
+    env_store.push_back("MASTER_ADDR=" + a.master_addr);
+    env_store.push_back("MASTER_PORT=" + std::to_string(a.master_port));
+    env_store.push_back("RANK=" + std::to_string(rank));
+    env_store.push_back("WORLD_SIZE=" + std::to_string(world));
+    env_store.push_back("LOCAL_RANK=" + std::to_string(local));
+    env_store.push_back("LOCAL_WORLD_SIZE=" + std::to_string(a.nproc));
+    std::vector<char*> envp;
+    for (auto& s : env_store) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args = {exe};
+    args.insert(args.end(), a.command.begin(), a.command.end());
+    std::vector<char*> argv;
+    for (auto& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    int rc = posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data());
+    require(rc == 0, "launch: cannot start worker {}: {}", rank, std::strerror(rc));
+    pids.push_back(pid);
+  }
+  spdlog::info("launch: {} worker(s) of `{}` (world size {}, master {}:{})", a.nproc, fmt::join(a.command, " "), world,
+               a.master_addr, a.master_port);
+  int result = 0;
+  for (std::size_t left = pids.size(); left > 0; --left) {
+    int status = 0;
+    pid_t done = ::wait(&status);
+    if (done < 0) break;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      spdlog::error("launch: worker pid {} exited with {}; stopping the others", done, code);
+      for (pid_t p : pids)
+        if (p != done) ::kill(p, SIGTERM);
+    }
+  }
+  return result;
+}
+
+Runner setup(CLI::App& app) {
+  auto a = std::make_shared<LaunchArgs>();
+  app.add_option("--nproc", a->nproc, "workers on this machine")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--nnodes", a->nnodes, "machines in the job")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--node-rank", a->node_rank, "this machine's index")->capture_default_str();
+  app.add_option("--master-addr", a->master_addr, "address of rank 0's machine")->capture_default_str();
+  app.add_option("--master-port", a->master_port, "TCPStore port")->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("command", a->command, "the qface command to run, after --")->required();
+  app.prefix_command();
+  return [a] { return run_launch(*a); };
+}
+
+const Registrar registrar{{"launch", "Start N local data-parallel workers (like torchrun)", setup}};
+
+}  // namespace
+}  // namespace qface::cli

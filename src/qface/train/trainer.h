@@ -1,0 +1,35 @@
+// The training loop: backbone -> margin head -> loss -> backward -> SGD step,
+// data parallel over c10d when WORLD_SIZE > 1, with crash-safe checkpoints,
+// metrics.jsonl and a progress bar.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "qface/train/config.h"
+#include "qface/train/distributed.h"
+
+namespace qface::train {
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double last_loss = 0;
+  double images_per_second = 0;
+  std::filesystem::path checkpoint;  // the last one written
+  std::filesystem::path model;       // <out_dir>/model.pt: the trained backbone (rank 0, finished runs)
+  bool interrupted = false;
+  nlohmann::json validation;  // the last validation result (null when none ran)
+};
+
+// Runs training as configured. `resume`: continue from the newest checkpoint
+// in <out_dir>/checkpoints (error if none). SIGINT/SIGTERM stop after the
+// current step with a checkpoint (summary.interrupted). Validation on
+// config.validation.sets runs on rank 0 every validation.every steps (0: at
+// each epoch end) and appends {"step", "epoch", "val": {...}} lines to
+// metrics.jsonl.
+TrainSummary train(const TrainConfig& config, const std::shared_ptr<Dist>& dist, bool resume);
+
+}  // namespace qface::train
