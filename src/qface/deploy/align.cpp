@@ -1,0 +1,232 @@
+#include "qface/deploy/align.h"
+
+#include <dlib/geometry/point_transforms.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/image_processing/shape_predictor.h>
+#include <dlib/opencv/cv_image.h>
+#include <spdlog/spdlog.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/eval/features.h"
+#include "qface/infer/embed.h"
+
+namespace qface::deploy {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const Points5& alignment_template() {
+  static const Points5 t = {cv::Point2d(30.2946, 51.6963), cv::Point2d(65.5318, 51.5014), cv::Point2d(48.0252, 71.7366),
+                            cv::Point2d(33.5493, 92.3655), cv::Point2d(62.7299, 92.2041)};
+  return t;
+}
+
+cv::Matx23d similarity_transform(const Points5& src, const Points5& dst) {
+  std::vector<dlib::dpoint> from, to;
+  for (std::size_t i = 0; i < 5; ++i) {
+    from.emplace_back(src[i].x, src[i].y);
+    to.emplace_back(dst[i].x, dst[i].y);
+  }
+  const dlib::point_transform_affine t = dlib::find_similarity_transform(from, to);  // Umeyama 1991
+  const auto& m = t.get_m();
+  const auto& b = t.get_b();
+  return cv::Matx23d(m(0, 0), m(0, 1), b(0), m(1, 0), m(1, 1), b(1));
+}
+
+Points5 transform_points(const cv::Matx23d& m, const Points5& p) {
+  Points5 r;
+  for (std::size_t i = 0; i < 5; ++i)
+    r[i] = cv::Point2d(m(0, 0) * p[i].x + m(0, 1) * p[i].y + m(0, 2), m(1, 0) * p[i].x + m(1, 1) * p[i].y + m(1, 2));
+  return r;
+}
+
+cv::Mat warp_face(const cv::Mat& image, const Points5& landmarks) {
+  cv::Mat crop;
+  cv::warpAffine(image, crop, cv::Mat(similarity_transform(landmarks)), cv::Size(112, 112), cv::INTER_LINEAR,
+                 cv::BORDER_CONSTANT, cv::Scalar::all(0));
+  return crop;
+}
+
+fs::path default_landmark_model() {
+  if (const char* env = std::getenv("QFACE_DLIB_LANDMARKS"); env && *env) return env;
+  for (const char* p : {"/usr/share/dlib/shape_predictor_68_face_landmarks.dat",
+                        "/usr/share/dlib/shape_predictor_68_face_landmarks.dat.bz2"})
+    if (fs::exists(p)) return p;
+  return "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+}
+
+struct FaceDetector::Impl {
+  DetectorOptions options;
+  dlib::frontal_face_detector detector = dlib::get_frontal_face_detector();
+  dlib::shape_predictor predictor;
+  std::mutex mutex;  // the detector's scanner keeps per-call scratch state
+};
+
+FaceDetector::FaceDetector(const DetectorOptions& o) : impl_(std::make_unique<Impl>()) {
+  impl_->options = o;
+  require(o.upsample >= 0 && o.upsample <= 3, "detector: upsample must be 0..3, got {}", o.upsample);
+  const fs::path model = o.landmark_model.empty() ? default_landmark_model() : o.landmark_model;
+  require(model.extension() != ".bz2", "{}: compressed landmark model; run `bunzip2 -k {}` and pass the .dat",
+          model.string(), model.string());
+  require(fs::is_regular_file(model), "{}: dlib 68-point landmark model not found (Debian package libdlib-data, "
+          "or set QFACE_DLIB_LANDMARKS / --landmark-model)", model.string());
+  try {
+    dlib::deserialize(model.string()) >> impl_->predictor;
+  } catch (const std::exception& e) {
+    fail("{}: not a dlib shape predictor: {}", model.string(), e.what());
+  }
+  require(impl_->predictor.num_parts() == 68, "{}: expected the 68-point model, it has {} points", model.string(),
+          impl_->predictor.num_parts());
+}
+
+FaceDetector::~FaceDetector() = default;
+
+std::vector<Face> FaceDetector::detect(const cv::Mat& image) const {
+  require(!image.empty() && image.depth() == CV_8U, "detect: expected an 8-bit image");
+  cv::Mat gray;
+  if (image.channels() == 1) gray = image;
+  else cv::cvtColor(image, gray, image.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
+  const double scale = std::ldexp(1.0, impl_->options.upsample);
+  cv::Mat big = gray;
+  if (impl_->options.upsample > 0) cv::resize(gray, big, cv::Size(), scale, scale, cv::INTER_LINEAR);
+  std::vector<dlib::rect_detection> dets;
+  std::vector<Face> faces;
+  std::lock_guard lock(impl_->mutex);
+  impl_->detector(dlib::cv_image<unsigned char>(big), dets);
+  dlib::cv_image<unsigned char> img(gray);
+  for (const auto& d : dets) {
+    const dlib::drectangle r(d.rect.left() / scale, d.rect.top() / scale, (d.rect.right() + 1) / scale - 1,
+                             (d.rect.bottom() + 1) / scale - 1);
+    const dlib::full_object_detection s = impl_->predictor(img, dlib::rectangle(std::lround(r.left()), std::lround(r.top()),
+                                                                                  std::lround(r.right()), std::lround(r.bottom())));
+    auto mean = [&](unsigned a, unsigned b) {
+      cv::Point2d m(0, 0);
+      for (unsigned i = a; i <= b; ++i) m += cv::Point2d(s.part(i).x(), s.part(i).y());
+      return m * (1.0 / (b - a + 1));
+    };
+    auto at = [&](unsigned i) { return cv::Point2d(s.part(i).x(), s.part(i).y()); };
+    Face f;
+    f.box = cv::Rect(cv::Point(static_cast<int>(std::lround(r.left())), static_cast<int>(std::lround(r.top()))),
+                     cv::Point(static_cast<int>(std::lround(r.right())) + 1, static_cast<int>(std::lround(r.bottom())) + 1));
+    f.score = d.detection_confidence;
+    // iBUG 68: 36-41 image-left eye, 42-47 image-right eye, 30 nose tip, 48 / 54 mouth corners.
+    f.landmarks = {mean(36, 41), mean(42, 47), at(30), at(48), at(54)};
+    faces.push_back(f);
+  }
+  std::stable_sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.box.area() > b.box.area(); });
+  return faces;
+}
+
+cv::Mat read_image(const fs::path& path) {
+  try {
+    return cv::imread(path.string(), cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    return {};
+  }
+}
+
+std::vector<LandmarkRecord> read_5pts(const fs::path& file) {
+  std::vector<LandmarkRecord> out;
+  const std::vector<std::string> lines = eval::read_lines(file);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto f = eval::split_fields(lines[i]);
+    if (f.empty()) continue;
+    const auto ln = static_cast<int64_t>(i + 1);
+    require(f.size() == 11 || f.size() == 12, "{}:{}: expected 'image x1 y1 ... x5 y5 [score]', got {} fields",
+            file.string(), ln, f.size());
+    LandmarkRecord r;
+    r.image = std::string(f[0]);
+    for (std::size_t k = 0; k < 5; ++k)
+      r.points[k] = cv::Point2d(eval::parse_double(f[1 + 2 * k], file, ln, "landmark x"),
+                                eval::parse_double(f[2 + 2 * k], file, ln, "landmark y"));
+    r.score = f.size() == 12 ? eval::parse_double(f[11], file, ln, "detector score") : 1.0;
+    out.push_back(std::move(r));
+  }
+  require(!out.empty(), "{}: no landmark lines", file.string());
+  return out;
+}
+
+namespace {
+
+json points_json(const Points5& p) {
+  json a = json::array();
+  for (const auto& q : p) a.push_back({q.x, q.y});
+  return a;
+}
+
+void write_png(const fs::path& path, const cv::Mat& img) {
+  std::vector<uchar> buf;
+  require(cv::imencode(".png", img, buf), "{}: PNG encoding failed", path.string());
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+}
+
+}  // namespace
+
+AlignSummary run_align(const AlignOptions& o) {
+  // Work list: (image path, given landmarks or none).
+  std::vector<std::pair<fs::path, const LandmarkRecord*>> work;
+  std::vector<LandmarkRecord> records;
+  if (!o.landmarks.empty()) {
+    records = read_5pts(o.landmarks);
+    for (const auto& r : records) work.push_back({o.images / r.image, &r});
+  } else {
+    for (const auto& f : infer::list_images(o.images)) work.push_back({f, nullptr});
+  }
+  std::unique_ptr<FaceDetector> detector;
+  if (o.landmarks.empty()) detector = std::make_unique<FaceDetector>(o.detector);
+  ensure_dir(o.out);
+
+  AlignSummary s;
+  json aligned = json::array();
+  for (const auto& [path, rec] : work) {
+    ++s.images;
+    cv::Mat img = read_image(path);
+    if (img.empty()) {
+      spdlog::warn("align: cannot read {}", path.string());
+      s.unreadable.push_back(path.string());
+      continue;
+    }
+    std::vector<Face> faces;
+    if (rec) {
+      Face f;
+      f.score = rec->score;
+      f.landmarks = rec->points;
+      faces.push_back(f);
+    } else {
+      faces = detector->detect(img);
+    }
+    if (faces.empty()) {
+      s.no_face.push_back(path.string());
+      continue;
+    }
+    if (!o.all) faces.resize(1);
+    const std::string stem = path.stem().string();
+    for (std::size_t k = 0; k < faces.size(); ++k) {
+      const std::string name = o.all ? fmt::format("{}_{}.png", stem, k) : stem + ".png";
+      write_png(o.out / name, warp_face(img, faces[k].landmarks));
+      ++s.crops;
+      json e{{"image", path.string()}, {"crop", name}, {"score", faces[k].score},
+             {"landmarks", points_json(faces[k].landmarks)}};
+      if (!rec) e["box"] = {faces[k].box.x, faces[k].box.y, faces[k].box.width, faces[k].box.height};
+      aligned.push_back(std::move(e));
+    }
+  }
+  s.json = {{"kind", "deploy.align"},
+            {"images", s.images},
+            {"crops", s.crops},
+            {"source", o.landmarks.empty() ? "dlib HOG + 68-point landmarks" : o.landmarks.string()},
+            {"aligned", aligned},
+            {"no_face", s.no_face},
+            {"unreadable", s.unreadable}};
+  write_file_atomic(o.out / "summary.json", s.json.dump(2) + "\n");
+  return s;
+}
+
+}  // namespace qface::deploy

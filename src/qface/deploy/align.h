@@ -1,0 +1,98 @@
+// Face detection and alignment for deployment: dlib's HOG frontal face
+// detector and 68-point shape predictor (Debian's libdlib-dev / libdlib-data),
+// the 68 points reduced to the five of SPEC §3 (eye centres, nose tip, mouth
+// corners), a least-squares similarity (Umeyama, dlib::find_similarity_transform)
+// onto the 112x112 template, and the warped crop (cv::warpAffine). Also the
+// IJB `*_name_5pts_score.txt` reader and the `qface align` job.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qface::deploy {
+
+// left eye, right eye, nose tip, left mouth corner, right mouth corner (image left/right).
+using Points5 = std::array<cv::Point2d, 5>;
+
+// SPEC §3 five-point template of the 112x112 crop.
+const Points5& alignment_template();
+
+// Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
+cv::Matx23d similarity_transform(const Points5& src, const Points5& dst = alignment_template());
+
+// The 112x112 aligned crop of `image` whose face has `landmarks` (BGR in, BGR out).
+cv::Mat warp_face(const cv::Mat& image, const Points5& landmarks);
+
+Points5 transform_points(const cv::Matx23d& m, const Points5& p);
+
+struct Face {
+  cv::Rect box;        // detector box in image pixels
+  double score = 0;    // detector confidence (dlib HOG SVM score)
+  Points5 landmarks;   // in image pixels
+};
+
+struct DetectorOptions {
+  int upsample = 1;                     // image doublings before detection (HOG finds faces >= 80 px / 2^upsample)
+  std::filesystem::path landmark_model; // empty: default_landmark_model()
+};
+
+// shape_predictor_68_face_landmarks.dat: $QFACE_DLIB_LANDMARKS, else
+// /usr/share/dlib/ (libdlib-data). A .bz2 file (the upstream download) is an
+// error that says to run `bunzip2` on it first.
+std::filesystem::path default_landmark_model();
+
+// dlib detector + landmark model. Thread-safe: detect() may be called from
+// several threads (the detector's scratch state is guarded by a mutex).
+class FaceDetector {
+ public:
+  explicit FaceDetector(const DetectorOptions& options = {});
+  ~FaceDetector();
+  FaceDetector(const FaceDetector&) = delete;
+  FaceDetector& operator=(const FaceDetector&) = delete;
+
+  // Faces of an 8-bit BGR (or gray) image, largest box first.
+  std::vector<Face> detect(const cv::Mat& image) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads an image file; empty Mat when it cannot be read or decoded.
+cv::Mat read_image(const std::filesystem::path& path);
+
+// One line of an IJB `*_name_5pts_score.txt`: "image x1 y1 ... x5 y5 score".
+struct LandmarkRecord {
+  std::string image;
+  Points5 points;
+  double score = 0;
+};
+std::vector<LandmarkRecord> read_5pts(const std::filesystem::path& file);
+
+// `qface align`.
+struct AlignOptions {
+  std::filesystem::path images;     // folder or list file (infer::list_images)
+  std::filesystem::path out;
+  std::filesystem::path landmarks;  // IJB 5-point file: align from it, no detection; names relative to `images`
+  bool all = false;                 // every face instead of the largest
+  DetectorOptions detector;
+};
+
+struct AlignSummary {
+  int64_t images = 0, crops = 0;
+  std::vector<std::string> no_face, unreadable;
+  nlohmann::json json;  // also written to out/summary.json
+};
+
+// Writes out/<stem>.png (largest face) or out/<stem>_<k>.png (--all, largest
+// first) and out/summary.json; images without a face or unreadable ones are
+// listed in the summary, not fatal.
+AlignSummary run_align(const AlignOptions& options);
+
+}  // namespace qface::deploy

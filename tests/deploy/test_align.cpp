@@ -1,0 +1,182 @@
+// Alignment: exact recovery of a known similarity, synth faces with known
+// landmarks land on the SPEC §3 template, dlib detection + landmarks on real
+// photos (dlib's own annotated examples, when installed), faceless and broken
+// images through `qface align`.
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <regex>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/deploy/align.h"
+#include "qface/synth/identity.h"
+#include "qface/synth/nuisance.h"
+#include "qface/synth/render.h"
+#include "qface/synth/rng.h"
+#include "tests/support/testing.h"
+
+namespace fs = std::filesystem;
+using namespace qface::deploy;
+using qface::testing::TempDir;
+
+namespace {
+
+const fs::path kDlibFaces = "/usr/share/doc/libdlib19.1/examples/faces";
+
+const FaceDetector& detector() {
+  static FaceDetector d;
+  return d;
+}
+
+double max_error(const Points5& a, const Points5& b) {
+  double e = 0;
+  for (std::size_t i = 0; i < 5; ++i) e = std::max(e, cv::norm(a[i] - b[i]));
+  return e;
+}
+
+cv::Matx23d similarity(double scale, double degrees, double tx, double ty) {
+  const double a = degrees * M_PI / 180, c = scale * std::cos(a), s = scale * std::sin(a);
+  return cv::Matx23d(c, -s, tx, s, c, ty);
+}
+
+}  // namespace
+
+TEST(DeployAlign, RecoversAKnownSimilarityExactly) {
+  const Points5& t = alignment_template();
+  const cv::Matx23d S = similarity(2.7, 31, 140, 60);
+  const Points5 warped = transform_points(S, t);
+  EXPECT_LT(max_error(transform_points(similarity_transform(warped), warped), t), 1e-9);
+
+  // Pixels: dots drawn at the warped landmarks come back to the template in the crop.
+  cv::Mat img(400, 400, CV_8UC3, cv::Scalar::all(0));
+  for (const auto& p : warped) cv::circle(img, cv::Point(cvRound(p.x * 16), cvRound(p.y * 16)), 4 * 16, {255, 255, 255},
+                                          cv::FILLED, cv::LINE_AA, 4);
+  const cv::Mat crop = warp_face(img, warped);
+  ASSERT_EQ(crop.size(), cv::Size(112, 112));
+  cv::Mat gray;
+  cv::cvtColor(crop, gray, cv::COLOR_BGR2GRAY);
+  for (const auto& p : t) {
+    const cv::Rect win(cvRound(p.x) - 5, cvRound(p.y) - 5, 11, 11);
+    const cv::Moments m = cv::moments(gray(win));
+    ASSERT_GT(m.m00, 0);
+    const cv::Point2d c(win.x + m.m10 / m.m00, win.y + m.m01 / m.m00);
+    EXPECT_LT(cv::norm(c - p), 1.0) << "template point " << p;
+  }
+}
+
+TEST(DeployAlign, SynthFaceWithKnownLandmarksLandsOnTheTemplate) {
+  namespace sy = qface::synth;
+  const auto ids = sy::sample_population(21, 1, 3, sy::PopulationOptions{});
+  for (const sy::Identity& id : ids) {
+    sy::ImageNuisance n;
+    sy::Rng rng(3);
+    sy::derive(n, rng);  // all strengths zero: clean frontal face
+    n.roll = 23;
+    const sy::Rendered loose = sy::render_loose(id, n, 240);
+    const sy::Rendered ref = sy::render_aligned(id, n);
+    Points5 l, r;
+    std::copy(loose.landmarks.begin(), loose.landmarks.end(), l.begin());
+    std::copy(ref.landmarks.begin(), ref.landmarks.end(), r.begin());
+    const Points5 mapped = transform_points(similarity_transform(l), l);
+    // Same least-squares fit as the renderer's own alignment: the same points, within 1 px.
+    EXPECT_LT(max_error(mapped, r), 1.0);
+    // The fit's residual to the template is the identity's own face geometry, as in the renderer.
+    EXPECT_NEAR(max_error(mapped, alignment_template()), max_error(r, alignment_template()), 1.0);
+    const cv::Matx23d M = similarity_transform(l);
+    EXPECT_NEAR(std::atan2(M(1, 0), M(0, 0)) * 180 / M_PI, -23.0, 0.5);
+    const cv::Mat crop = warp_face(loose.image, l);
+    cv::Mat diff;
+    cv::absdiff(crop, ref.image, diff);
+    EXPECT_LT(cv::mean(diff)[0], 40) << "the aligned crop looks like the renderer's aligned face";
+  }
+}
+
+TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {
+  const fs::path xml = kDlibFaces / "testing_with_face_landmarks.xml";
+  if (!fs::exists(xml)) GTEST_SKIP() << xml << " not installed (libdlib19.1 docs)";
+  const std::string text = qface::read_file(xml);
+  // <image file='X'> <box top left width height> <part name='NN' x y/> x68 </box> ...
+  std::regex image_re("<image file='([^']+)'"), part_re("<part name='(\\d+)' x='(-?\\d+)' y='(-?\\d+)'/>");
+  int checked = 0, faces_checked = 0;
+  double worst = 0;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), image_re); it != std::sregex_iterator() && checked < 3;
+       ++it) {
+    const std::string file = (*it)[1];
+    const std::size_t start = static_cast<std::size_t>(it->position()), end = text.find("</image>", start);
+    const std::string block = text.substr(start, end - start);
+    const std::vector<Face> faces = detector().detect(read_image(kDlibFaces / file));
+    ASSERT_FALSE(faces.empty()) << file;
+    for (std::size_t b = block.find("<box"); b != std::string::npos; b = block.find("<box", b + 1)) {
+      const std::string box = block.substr(b, block.find("</box>", b) - b);
+      std::vector<cv::Point2d> parts;
+      for (auto p = std::sregex_iterator(box.begin(), box.end(), part_re); p != std::sregex_iterator(); ++p)
+        parts.emplace_back(std::stod((*p)[2]), std::stod((*p)[3]));
+      ASSERT_EQ(parts.size(), 68u) << file;
+      cv::Point2d le(0, 0), re(0, 0);
+      for (int i = 36; i < 42; ++i) le += parts[i] / 6.0;
+      for (int i = 42; i < 48; ++i) re += parts[i] / 6.0;
+      const Points5 truth = {le, re, parts[30], parts[48], parts[54]};
+      double best = 1e9;
+      for (const Face& f : faces) best = std::min(best, max_error(f.landmarks, truth));
+      if (best > 20) continue;  // a face the HOG detector misses at this upsampling
+      EXPECT_LT(best, 3.0) << file;
+      worst = std::max(worst, best);
+      ++faces_checked;
+    }
+    ++checked;
+  }
+  EXPECT_GT(faces_checked, 0);
+  std::cout << "dlib examples: " << checked << " images, " << faces_checked << " faces, worst 5-point error " << worst << " px\n";
+}
+
+TEST(DeployAlign, FacelessBrokenAndLandmarkFilesThroughTheCli) {
+  TempDir dir;
+  fs::create_directories(dir / "in");
+  cv::imwrite((dir / "in" / "blank.png").string(), cv::Mat(200, 200, CV_8UC3, cv::Scalar(90, 120, 150)));
+  qface::write_file_atomic(dir / "in" / "broken.jpg", "\xff\xd8\xff\xe0 not really a jpeg");
+  namespace sy = qface::synth;
+  sy::ImageNuisance n;
+  sy::Rng rng(1);
+  sy::derive(n, rng);
+  const sy::Rendered loose = sy::render_loose(sy::sample_population(2, 1, 1, sy::PopulationOptions{})[0], n, 200);
+  cv::imwrite((dir / "in" / "synth.png").string(), loose.image);
+
+  auto r = qface::testing::run_qface({"align", "--images", (dir / "in").string(), "--out", (dir / "out").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(qface::read_file(dir / "out" / "summary.json"));
+  EXPECT_EQ(summary["images"], 3);
+  EXPECT_EQ(summary["unreadable"].size(), 1u);
+  EXPECT_NE(summary["no_face"].dump().find("blank.png"), std::string::npos) << summary.dump();
+
+  // From a 5-point file, no detection: the synth face's true landmarks.
+  std::string pts = "synth.png";
+  for (const auto& p : loose.landmarks) pts += " " + std::to_string(p.x) + " " + std::to_string(p.y);
+  qface::write_file_atomic(dir / "pts.txt", pts + " 0.99\nmissing.png 1 2 3 4 5 6 7 8 9 10 0.5\n");
+  r = qface::testing::run_qface({"align", "--images", (dir / "in").string(), "--landmarks", (dir / "pts.txt").string(),
+                                 "--out", (dir / "out5").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const cv::Mat crop = cv::imread((dir / "out5" / "synth.png").string());
+  EXPECT_EQ(crop.size(), cv::Size(112, 112));
+  const auto s5 = nlohmann::json::parse(qface::read_file(dir / "out5" / "summary.json"));
+  EXPECT_EQ(s5["crops"], 1);
+  EXPECT_EQ(s5["unreadable"].size(), 1u);
+
+  qface::write_file_atomic(dir / "bad.txt", "synth.png 1 2 3\n");
+  r = qface::testing::run_qface({"align", "--images", (dir / "in").string(), "--landmarks", (dir / "bad.txt").string(),
+                                 "--out", (dir / "out6").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bad.txt:1"), std::string::npos) << r.err;
+}
+
+TEST(DeployAlign, MissingLandmarkModelIsAClearError) {
+  DetectorOptions o;
+  o.landmark_model = "/nonexistent/model.dat";
+  EXPECT_THROW(FaceDetector{o}, qface::Error);
+  o.landmark_model = "/tmp/x.dat.bz2";
+  EXPECT_THROW(FaceDetector{o}, qface::Error);
+}
