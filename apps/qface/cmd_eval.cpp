@@ -19,6 +19,7 @@
 #include "qface/eval/rank.h"
 #include "qface/eval/verify.h"
 #include "qface/backbones/backbone.h"
+#include "qface/deploy/calibration.h"
 #include "qface/infer/embed.h"
 #include "qface/io/checkpoint.h"
 #include <opencv2/imgcodecs.hpp>
@@ -37,7 +38,7 @@ std::string default_name(const std::string& features_dir) {
 // ---------------------------------------------------------------- verify
 struct VerifyArgs {
   std::vector<std::string> bins, features, features_flip;
-  std::string out, name, arch, weights;
+  std::string out, name, arch, weights, calibration_out;
   int batch = 32;
   int folds = 10;
 };
@@ -55,7 +56,29 @@ void embed_bin(const VerifyArgs& a, const std::string& bin_path, const eval::Bin
   flipped = eval::make_features(r.flipped.embeddings, r.flipped.norms, {});
 }
 
+// Impostor cosine scores of the last feature mode of every set, for `qface verify`'s thresholds.
+struct CalibrationPool {
+  std::vector<float> impostors;
+  int64_t genuine = 0;
+  std::string mode;
+  void add(const torch::Tensor& embeddings, std::span<const uint8_t> issame, const std::string& m) {
+    eval::Comparisons c = eval::pair_comparisons(embeddings, issame);
+    for (size_t i = 0; i < c.score.size(); ++i) {
+      if (c.genuine[i]) ++genuine;
+      else impostors.push_back(c.score[i]);
+    }
+    mode = m;
+  }
+  void write(const VerifyArgs& a) const {
+    if (a.calibration_out.empty()) return;
+    std::string src;
+    for (const auto& b : a.bins) src += (src.empty() ? "" : ", ") + fs::path(b).filename().string();
+    eval::write_json(a.calibration_out, deploy::verify_calibration_json(impostors, genuine, mode, src));
+  }
+};
+
 int run_verify(const VerifyArgs& a) {
+  CalibrationPool pool;
   if (!a.arch.empty()) {
     require(a.features.empty(), "eval verify: give --arch/--weights or --features, not both");
     eval::VerifyOptions opt;
@@ -70,11 +93,13 @@ int run_verify(const VerifyArgs& a) {
       set.set = fs::path(bin_path).stem().string();
       set.modes.push_back({"plain", eval::verify_embeddings(f.embeddings, pairs.issame, opt)});
       set.modes.push_back({"flip_fused", eval::verify_embeddings(fused, pairs.issame, opt)});
+      pool.add(fused, pairs.issame, "flip_fused");
       for (const auto& [mode, r] : set.modes)
         spdlog::info("verify {} [{}]: accuracy {:.2f} ± {:.2f} %", set.set, mode, 100 * r.accuracy_mean, 100 * r.accuracy_std);
       sets.push_back(std::move(set));
     }
     eval::write_json(a.out, eval::verify_report_json(a.name.empty() ? a.arch : a.name, sets));
+    pool.write(a);
     return 0;
   }
   require(!a.features.empty(), "eval verify: give --features DIR (one features folder per --bin, in order)");
@@ -93,12 +118,14 @@ int run_verify(const VerifyArgs& a) {
     eval::VerifySet set;
     set.set = fs::path(a.bins[i]).stem().string();
     set.modes.push_back({"plain", eval::verify_embeddings(f.embeddings, pairs.issame, opt)});
+    if (a.features_flip.empty()) pool.add(f.embeddings, pairs.issame, "plain");
     if (!a.features_flip.empty()) {
       eval::Features ff = eval::load_features(a.features_flip[i]);
       require(ff.size() == f.size(), "{}: {} flipped rows but {} has {}", a.features_flip[i], ff.size(),
               a.features[i], f.size());
       auto [fused, norms] = eval::fuse_flip(f.embeddings, f.norms, ff.embeddings, ff.norms);
       set.modes.push_back({"flip_fused", eval::verify_embeddings(fused, pairs.issame, opt)});
+      pool.add(fused, pairs.issame, "flip_fused");
     }
     for (const auto& [mode, r] : set.modes)
       spdlog::info("verify {} [{}]: accuracy {:.2f} ± {:.2f} %, threshold {:.2f}, TAR@FAR=1e-3 {:.2f} %", set.set,
@@ -106,6 +133,7 @@ int run_verify(const VerifyArgs& a) {
     sets.push_back(std::move(set));
   }
   eval::write_json(a.out, eval::verify_report_json(a.name.empty() ? default_name(a.features[0]) : a.name, sets));
+  pool.write(a);
   return 0;
 }
 
@@ -122,6 +150,9 @@ CLI::App* setup_verify(CLI::App& app, std::shared_ptr<VerifyArgs> a) {
   app.add_option("--folds", a->folds, "folds of the protocol")->capture_default_str();
   app.add_option("--name", a->name, "model / run name in the report (default: the features folder name)");
   app.add_option("--out", a->out, "JSON output (default: stdout)");
+  app.add_option("--calibration-out", a->calibration_out,
+                 "also write cosine thresholds per FAR from the impostor pairs (flip-fused when available) for "
+                 "`qface verify --calibration`");
   return &app;
 }
 
@@ -230,7 +261,7 @@ CLI::App* setup_rank(CLI::App& app, std::shared_ptr<RankArgs> a) {
 
 // ---------------------------------------------------------------- quality
 struct QualityArgs {
-  std::string features, bin, manifest, gt, images_root, out, name;
+  std::string features, bin, manifest, gt, images_root, out, name, calibration_out;
   std::vector<std::string> scores{"norm"};
   bool all_pairs = false;
   int64_t max_images = 4000;
@@ -311,6 +342,11 @@ int run_quality(const QualityArgs& a) {
   json j = eval::quality_report_json(a.name.empty() ? default_name(a.features) : a.name, source, cmp, scores, gt,
                                      f.norms, ro);
   eval::write_json(a.out, j);
+  if (!a.calibration_out.empty()) {
+    torch::Tensor t = f.norms.to(torch::kFloat64).contiguous();
+    eval::write_json(a.calibration_out, deploy::quality_calibration_json({t.data_ptr<double>(), t.data_ptr<double>() + n},
+                                                                         a.features));
+  }
   return 0;
 }
 
@@ -329,6 +365,8 @@ CLI::App* setup_quality(CLI::App& app, std::shared_ptr<QualityArgs> a) {
   app.add_option("--pauc-limit", a->limit, "upper discard fraction of the EDC pAUC")->capture_default_str();
   app.add_option("--scatter", a->scatter, "points of the norm-vs-ground-truth scatter kept for the report")
       ->capture_default_str();
+  app.add_option("--calibration-out", a->calibration_out,
+                 "also write the norm -> [0,1] quality mapping (empirical CDF) for `qface quality/search/serve`");
   app.add_option("--name", a->name, "model / run name in the report");
   app.add_option("--out", a->out, "JSON output (default: stdout)");
   return &app;
