@@ -1,0 +1,165 @@
+// qface search <build|add|remove|query>: a persistent face gallery on faiss
+// (exact flat inner product; ivf / hnsw for large galleries), one fused
+// template per identity, enrolment gated by --min-quality, atomic writes.
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "apps/qface/command.h"
+#include "apps/qface/deploy_options.h"
+#include "qface/core/error.h"
+#include "qface/deploy/enroll.h"
+#include "qface/deploy/gallery.h"
+#include "qface/eval/features.h"
+
+namespace qface::cli {
+namespace {
+using nlohmann::json;
+
+struct SearchArgs {
+  PipelineArgs pipeline;
+  std::string gallery, images, features, name, out;
+  std::vector<std::string> remove;
+  deploy::IndexOptions index;
+  double min_quality = -1e30;
+  bool overwrite = false;
+  int k = 5;
+};
+
+deploy::EmbeddedSet inputs(const SearchArgs& a) {
+  require(a.images.empty() != a.features.empty(), "search: give --images or --features (one of them)");
+  if (!a.features.empty()) {
+    std::optional<deploy::QualityCalibration> cal;
+    if (!a.pipeline.quality_calibration.empty()) cal = deploy::read_quality_calibration(a.pipeline.quality_calibration);
+    return deploy::load_embedded_features(a.features, a.name, cal);
+  }
+  const deploy::Pipeline p(a.pipeline.resolve());
+  return deploy::embed_images(p, deploy::list_labeled_images(a.images, a.name));
+}
+
+int run_enroll(const SearchArgs& a, bool create) {
+  deploy::EmbeddedSet s = inputs(a);
+  require(s.embeddings.size(0) > 0, "search: no embeddable image in the input");
+  deploy::Gallery g = create ? deploy::Gallery::create(a.gallery, s.embeddings.size(1), a.index, a.overwrite)
+                             : deploy::Gallery::open(a.gallery);
+  json j = deploy::enroll(g, s, a.min_quality);
+  require(g.size() > 0, "search: nothing enrolled (all {} images below --min-quality {})", s.files.size(), a.min_quality);
+  g.save();
+  j["kind"] = "deploy.search.enroll";
+  j["gallery"] = a.gallery;
+  j["index"] = deploy::to_json(g.options());
+  spdlog::info("search: {} images into {} identities; gallery {} has {} identities ({} rejected for quality, {} without a face)",
+               j["images_enrolled"].get<int64_t>(), j["identities_enrolled"].get<int64_t>(), a.gallery, g.size(),
+               j["rejected_low_quality"].size(), s.no_face.size());
+  eval::write_json(a.out.empty() ? "-" : a.out, j);
+  return 0;
+}
+
+int run_remove(const SearchArgs& a) {
+  deploy::Gallery g = deploy::Gallery::open(a.gallery);
+  json removed = json::array(), missing = json::array();
+  for (const auto& n : a.remove) (g.remove(n) ? removed : missing).push_back(n);
+  g.save();
+  eval::write_json(a.out.empty() ? "-" : a.out,
+                   {{"kind", "deploy.search.remove"}, {"removed", removed}, {"not_enrolled", missing}, {"gallery_size", g.size()}});
+  return 0;
+}
+
+int run_query(const SearchArgs& a) {
+  deploy::Gallery g = deploy::Gallery::open(a.gallery);
+  g.set_search_options(a.index.nprobe, a.index.ef_search);
+  SearchArgs in = a;
+  if (in.name.empty()) in.name = "?";  // probes carry no identity
+  const deploy::EmbeddedSet s = inputs(in);
+  const auto hits = g.query(s.embeddings, a.k);
+  json results = json::array();
+  for (std::size_t i = 0; i < s.files.size(); ++i) {
+    json h = json::array();
+    std::cout << s.files[i];
+    for (const auto& x : hits[i]) {
+      h.push_back({{"name", x.name}, {"score", x.score}});
+      std::cout << fmt::format("	{} {:.4f}", x.name, x.score);
+    }
+    std::cout << "\n";
+    results.push_back({{"image", s.files[i]}, {"norm", s.norms[static_cast<int64_t>(i)].item<double>()}, {"hits", h}});
+  }
+  for (const auto& f : s.no_face) std::cout << f << "\tno face\n";
+  if (!a.out.empty())
+    eval::write_json(a.out, {{"kind", "deploy.search.query"}, {"gallery", a.gallery}, {"k", a.k}, {"results", results},
+                             {"no_face", s.no_face}, {"unreadable", s.unreadable}});
+  return 0;
+}
+
+void add_inputs(CLI::App& app, SearchArgs& a, bool model) {
+  app.add_option("--gallery", a.gallery, "gallery folder")->required();
+  app.add_option("--images", a.images,
+                 "photos or crops: a folder of identity sub-folders, or a folder / list whose file names start with "
+                 "the identity (before '_')");
+  app.add_option("--features", a.features, "a `qface embed` output folder instead of images")
+      ->check(CLI::ExistingDirectory);
+  add_pipeline_options(app, a.pipeline, false);
+  (void)model;
+}
+
+void add_enroll_options(CLI::App& app, SearchArgs& a) {
+  add_inputs(app, a, true);
+  app.add_option("--name", a.name, "enrol every image as this one identity");
+  app.add_option("--min-quality", a.min_quality,
+                 "reject images below this quality (calibrated [0,1] with --quality-calibration, else the norm)");
+  app.add_option("--out", a.out, "summary JSON (default: stdout)");
+}
+
+const Registrar r_search{{"search", "Persistent face gallery on faiss: build, add, remove, query",
+                          [](CLI::App& app) -> Runner {
+                            app.require_subcommand(1);
+                            return nullptr;
+                          }}};
+const Registrar r_build{{"build", "Create a gallery from labelled images (one fused template per identity)",
+                         [](CLI::App& app) -> Runner {
+                           auto a = std::make_shared<SearchArgs>();
+                           add_enroll_options(app, *a);
+                           app.add_option("--index", a->index.type, "flat (exact) | ivf | hnsw")
+                               ->capture_default_str()->check(CLI::IsMember({"flat", "ivf", "hnsw"}));
+                           app.add_option("--nlist", a->index.nlist, "ivf lists (0: ~4 sqrt(n))")->capture_default_str();
+                           app.add_option("--hnsw-m", a->index.hnsw_m, "hnsw links per node")->capture_default_str();
+                           app.add_option("--ef-construction", a->index.ef_construction, "hnsw build breadth")
+                               ->capture_default_str();
+                           app.add_option("--nprobe", a->index.nprobe, "ivf lists searched (saved default)")
+                               ->capture_default_str();
+                           app.add_option("--ef-search", a->index.ef_search, "hnsw search breadth (saved default)")
+                               ->capture_default_str();
+                           app.add_flag("--overwrite", a->overwrite, "replace an existing gallery in the folder");
+                           return [a] { return run_enroll(*a, true); };
+                         },
+                         "search"}};
+const Registrar r_add{{"add", "Enrol more images (new identities, or fused into existing templates)",
+                       [](CLI::App& app) -> Runner {
+                         auto a = std::make_shared<SearchArgs>();
+                         add_enroll_options(app, *a);
+                         return [a] { return run_enroll(*a, false); };
+                       },
+                       "search"}};
+const Registrar r_remove{{"remove", "Remove identities from a gallery",
+                          [](CLI::App& app) -> Runner {
+                            auto a = std::make_shared<SearchArgs>();
+                            app.add_option("--gallery", a->gallery, "gallery folder")->required();
+                            app.add_option("--name", a->remove, "identity to remove (repeatable)")->required();
+                            app.add_option("--out", a->out, "summary JSON (default: stdout)");
+                            return [a] { return run_remove(*a); };
+                          },
+                          "search"}};
+const Registrar r_query{{"query", "Top-k identities for probe images",
+                         [](CLI::App& app) -> Runner {
+                           auto a = std::make_shared<SearchArgs>();
+                           add_inputs(app, *a, true);
+                           app.add_option("--k", a->k, "identities per probe")->capture_default_str();
+                           app.add_option("--nprobe", a->index.nprobe, "ivf lists searched")->capture_default_str();
+                           app.add_option("--ef-search", a->index.ef_search, "hnsw search breadth")->capture_default_str();
+                           app.add_option("--out", a->out, "results JSON");
+                           return [a] { return run_query(*a); };
+                         },
+                         "search"}};
+
+}  // namespace
+}  // namespace qface::cli

@@ -1,0 +1,36 @@
+#include "apps/qface/deploy_options.h"
+
+#include "qface/backbones/backbone.h"
+
+namespace qface::cli {
+
+deploy::PipelineOptions PipelineArgs::resolve() const {
+  deploy::PipelineOptions o = options;
+  o.weights = weights;
+  o.flip_fuse = !no_flip;
+  o.align = deploy::parse_align_mode(align);
+  o.detector.landmark_model = landmark_model;
+  o.quality_calibration = quality_calibration;
+  return o;
+}
+
+void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
+  auto* arch = app.add_option("--arch", a.options.arch, "backbone")->check(CLI::IsMember(backbones::backbone_names()));
+  if (model_required) arch->required();
+  else arch->capture_default_str();
+  app.add_option("--weights", a.weights, "checkpoint (qface, AdaFace .ckpt, MagFace .pth, torch state dict); "
+                 "without it random weights (pipeline checks only)")->check(CLI::ExistingFile);
+  app.add_flag("--no-flip-fuse", a.no_flip, "plain embeddings instead of AdaFace's norm-weighted flip fusion");
+  app.add_option("--align", a.align, "auto: 112x112 inputs are aligned crops, others are detected and aligned; "
+                 "detect: always detect; aligned: inputs must be crops")->capture_default_str()
+      ->check(CLI::IsMember({"auto", "detect", "aligned"}));
+  app.add_option("--upsample", a.options.detector.upsample, "image doublings before HOG face detection")
+      ->capture_default_str();
+  app.add_option("--landmark-model", a.landmark_model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
+  app.add_option("--quality-calibration", a.quality_calibration,
+                 "calibration.quality JSON (`qface eval quality --calibration-out`): quality in [0,1]")
+      ->check(CLI::ExistingFile);
+  app.add_option("--threads", a.options.threads, "CPU threads (0: LibTorch default)")->capture_default_str();
+}
+
+}  // namespace qface::cli

@@ -1,0 +1,25 @@
+// Options shared by the deployment commands (verify, quality, search, serve):
+// the backbone, its weights, flip fusion, alignment mode, detector, quality calibration.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "qface/deploy/pipeline.h"
+
+namespace qface::cli {
+
+struct PipelineArgs {
+  deploy::PipelineOptions options;
+  std::string weights, align = "auto", landmark_model, quality_calibration;
+  bool no_flip = false;
+  deploy::PipelineOptions resolve() const;  // the options with the strings applied
+};
+
+// Declares --arch --weights --no-flip-fuse --align --upsample --landmark-model
+// --quality-calibration --threads on `app`.
+void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required = true);
+
+}  // namespace qface::cli

@@ -1,0 +1,45 @@
+// Calibrations that turn scores into decisions, written by `qface eval` and
+// read by `qface verify`, `qface quality`, `qface search` and `qface serve`:
+//  - verification (kind "calibration.verify"): cosine thresholds per target
+//    FAR from the impostor score distribution of an evaluation set, with the
+//    rule "match when cosine > threshold" (eval::threshold_at_fmr: the
+//    floor(far * n)-th largest impostor score). Only FARs with far * n >= 1
+//    are listed: smaller ones cannot be resolved by that many impostors.
+//  - quality (kind "calibration.quality"): the feature norm mapped to [0, 1]
+//    by its empirical distribution on an evaluation set (101 quantiles,
+//    piecewise linear): 0.5 = a median image of that set.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace qface::deploy {
+
+struct VerifyCalibration {
+  std::string mode = "flip_fused";  // feature mode the thresholds were computed in: plain | flip_fused
+  int64_t impostors = 0, genuine = 0;
+  std::vector<std::pair<double, double>> thresholds;  // (far, cosine threshold), far descending
+  std::string source;
+  // The threshold for a listed FAR (relative tolerance 1e-6); throws naming the listed ones.
+  double threshold_for(double far) const;
+};
+
+nlohmann::json verify_calibration_json(std::vector<float> impostor_scores, int64_t genuine, const std::string& mode,
+                                       const std::string& source);
+VerifyCalibration read_verify_calibration(const std::filesystem::path& path);
+
+struct QualityCalibration {
+  std::vector<double> quantiles;  // norm at 0, 1, ..., 100 %
+  std::string source;
+  double map(double norm) const;  // in [0, 1]
+};
+
+nlohmann::json quality_calibration_json(std::vector<double> norms, const std::string& source);
+QualityCalibration read_quality_calibration(const std::filesystem::path& path);
+
+}  // namespace qface::deploy

@@ -1,0 +1,44 @@
+// Batch glue for the CLI: photos (or a `qface embed` features folder) with
+// identity labels -> embeddings + norms + quality, faceless / unreadable
+// images set aside; quality-gated enrolment into a gallery.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qface/deploy/calibration.h"
+#include "qface/deploy/gallery.h"
+#include "qface/deploy/pipeline.h"
+
+namespace qface::deploy {
+
+// Images with identity labels: a folder of identity sub-folders (label = the
+// sub-folder), or a folder / list file of images (label = the file name's
+// prefix before '_', as `qface eval`), or every image labelled `fixed_name`.
+struct LabeledImages {
+  std::vector<std::string> files, labels;
+};
+LabeledImages list_labeled_images(const std::filesystem::path& images, const std::string& fixed_name = "");
+
+struct EmbeddedSet {
+  torch::Tensor embeddings, norms;  // N x D normalized, N
+  std::vector<std::string> files, labels;
+  std::vector<double> quality;      // calibrated [0, 1] when a calibration is given, else the norm
+  std::vector<std::string> no_face, unreadable;
+  bool calibrated = false;
+};
+
+EmbeddedSet embed_images(const Pipeline& pipeline, const LabeledImages& images, int batch = 16);
+EmbeddedSet load_embedded_features(const std::filesystem::path& features, const std::string& fixed_name,
+                                   const std::optional<QualityCalibration>& calibration);
+
+// Adds every image with quality >= min_quality to its identity (template
+// fusion); returns a JSON summary (enrolled identities, images, rejected ones).
+nlohmann::json enroll(Gallery& gallery, const EmbeddedSet& set, double min_quality);
+
+}  // namespace qface::deploy

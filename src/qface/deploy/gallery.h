@@ -1,0 +1,94 @@
+// A persistent face gallery on faiss: one template per identity (the
+// norm-weighted sum of its images' normalized embeddings, renormalized, so a
+// low-quality image counts less; SPEC §5's flip fusion rule applied across
+// images), searched by inner product = cosine. Index kinds: exact `flat`
+// (IndexFlatIP), `ivf` (IndexIVFFlat, inverted lists with native ids and
+// removal) and `hnsw` (IndexHNSWFlat; faiss cannot remove from it, so removals
+// and re-enrolments rebuild it from the stored templates).
+//
+// On disk (folder): gallery.json (identities, ids, options, generation),
+// templates-<g>.npy (the unnormalized template sums, so later images fuse
+// in) and index-<g>.faiss. Every file is written atomically and gallery.json,
+// written last, names the generation: a crash leaves the previous gallery.
+#pragma once
+
+#include <faiss/Index.h>
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace qface::deploy {
+
+struct IndexOptions {
+  std::string type = "flat";  // flat | ivf | hnsw
+  int nlist = 0;              // ivf lists; 0: about 4 sqrt(n), at most n / 39, at (re)training time
+  int nprobe = 32;            // ivf lists visited per query
+  int hnsw_m = 32;            // hnsw links per node
+  int ef_construction = 80;
+  int ef_search = 128;
+};
+
+nlohmann::json to_json(const IndexOptions& o);
+IndexOptions index_options_from_json(const nlohmann::json& j, const std::string& where);
+
+// A new, empty inner-product index accepting add_with_ids; ivf is trained on
+// `train` (n x dim row-major) when given. Used by the gallery and `qface bench search`.
+std::unique_ptr<faiss::Index> make_index(int64_t dim, const IndexOptions& o, const float* train = nullptr,
+                                         int64_t n_train = 0);
+// Applies nprobe / efSearch to an index made by make_index (or read back).
+void set_search_parameters(faiss::Index& index, const IndexOptions& o);
+
+struct Hit {
+  std::string name;
+  float score = 0;  // cosine similarity
+};
+
+class Gallery {
+ public:
+  // A new empty gallery in `dir` (created); an existing gallery there is an error unless `overwrite`.
+  static Gallery create(const std::filesystem::path& dir, int64_t dim, const IndexOptions& options, bool overwrite);
+  static Gallery open(const std::filesystem::path& dir);
+
+  // Enrols `name` with N normalized embeddings and their norms (N x D, N),
+  // fusing them into the identity's existing template if it has one.
+  void add(const std::string& name, const torch::Tensor& embeddings, const torch::Tensor& norms);
+  // Removes an identity; false when it is not enrolled.
+  bool remove(const std::string& name);
+  // Top-k identities per query row (Q x D normalized), best first.
+  std::vector<std::vector<Hit>> query(const torch::Tensor& queries, int k) const;
+  // Brings the index up to date (ivf training, hnsw rebuild) and writes the gallery atomically.
+  void save();
+
+  int64_t size() const { return static_cast<int64_t>(names_.size()); }
+  int64_t dim() const { return dim_; }
+  const IndexOptions& options() const { return options_; }
+  // Query-time parameters (ivf nprobe, hnsw efSearch); not saved.
+  void set_search_options(int nprobe, int ef_search);
+  bool contains(const std::string& name) const { return pos_.count(name) > 0; }
+  int64_t images(const std::string& name) const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  Gallery() = default;
+  std::vector<float> normalized(int64_t pos) const;
+  void rebuild();  // a fresh index from the templates (trains ivf)
+
+  std::filesystem::path dir_;
+  int64_t dim_ = 0, next_id_ = 0, generation_ = 0;
+  IndexOptions options_;
+  std::vector<std::string> names_;
+  std::vector<int64_t> ids_, images_;
+  std::vector<float> sums_;  // size() x dim_ template sums
+  std::unordered_map<std::string, int64_t> pos_;
+  std::unordered_map<int64_t, int64_t> id_pos_;
+  std::shared_ptr<faiss::Index> index_;
+  bool stale_ = false;  // index must be rebuilt before use
+};
+
+}  // namespace qface::deploy

@@ -1,0 +1,91 @@
+#include "qface/deploy/pipeline.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "qface/core/error.h"
+#include "qface/infer/embed.h"
+#include "qface/io/checkpoint.h"
+
+namespace qface::deploy {
+
+AlignMode parse_align_mode(const std::string& s) {
+  if (s == "auto") return AlignMode::kAuto;
+  if (s == "detect") return AlignMode::kDetect;
+  if (s == "aligned") return AlignMode::kAligned;
+  fail("align mode must be auto, detect or aligned, got '{}'", s);
+}
+
+cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels) {
+  require(!bytes.empty(), "{}: empty image", what);
+  cv::Mat img;
+  try {
+    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
+                       cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    img.release();
+  }
+  require(!img.empty(), "{}: not a decodable image ({} bytes)", what, bytes.size());
+  require(int64_t{img.rows} * img.cols <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what, img.cols,
+          img.rows, max_pixels);
+  return img;
+}
+
+Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
+  model_ = backbones::make_backbone(options_.arch);
+  if (options_.weights.empty()) spdlog::warn("no --weights: random weights (for pipeline checks only)");
+  else io::load_weights(*model_, options_.weights);
+  infer::InferenceOptions io;
+  io.threads(options_.threads);
+  infer::prepare_for_inference(*model_, io);
+  if (!options_.quality_calibration.empty()) quality_cal_ = read_quality_calibration(options_.quality_calibration);
+}
+
+const FaceDetector& Pipeline::detector() const {
+  std::call_once(detector_once_, [this] { detector_ = std::make_unique<FaceDetector>(options_.detector); });
+  return *detector_;
+}
+
+std::optional<cv::Mat> Pipeline::crop(const cv::Mat& image, std::optional<Face>* face) const {
+  require(!image.empty() && image.type() == CV_8UC3, "crop: expected an 8-bit BGR image");
+  const bool is_crop = image.rows == 112 && image.cols == 112;
+  if (options_.align == AlignMode::kAligned || (options_.align == AlignMode::kAuto && is_crop)) {
+    require(is_crop, "image is {}x{}, expected an aligned 112x112 crop (align mode 'aligned')", image.cols, image.rows);
+    return image;
+  }
+  std::vector<Face> faces = detector().detect(image);
+  if (faces.empty()) return std::nullopt;
+  if (face) *face = faces[0];
+  return warp_face(image, faces[0].landmarks);
+}
+
+std::pair<torch::Tensor, torch::Tensor> Pipeline::embed_crops(const std::vector<cv::Mat>& crops) const {
+  if (crops.empty()) return {torch::zeros({0, dim()}), torch::zeros({0})};
+  torch::Tensor x = infer::preprocess(crops, model_->preprocessing());
+  infer::InferenceOptions io;
+  std::lock_guard lock(model_mutex_);
+  infer::Embeddings e = options_.flip_fuse ? infer::embed_flip_fused(*model_, x, io) : infer::embed(*model_, x, io);
+  return {e.embeddings, e.norms};
+}
+
+std::optional<double> Pipeline::quality(double norm) const {
+  if (!quality_cal_) return std::nullopt;
+  return quality_cal_->map(norm);
+}
+
+Probe Pipeline::probe(const cv::Mat& image) const {
+  Probe p;
+  std::optional<cv::Mat> c = crop(image, &p.face);
+  if (!c) return p;
+  p.found = true;
+  p.crop = *c;
+  auto [e, n] = embed_crops({p.crop});
+  p.embedding = e[0].contiguous();
+  p.norm = n[0].item<double>();
+  p.quality = quality(p.norm);
+  return p;
+}
+
+}  // namespace qface::deploy

@@ -1,0 +1,82 @@
+// From a photo to an embedding: decode, align (a 112x112 input is taken as an
+// aligned crop; anything else goes through the dlib detector and the largest
+// face is aligned), embed with a backbone (optionally flip-fused, SPEC §5),
+// and read the quality (raw feature norm, optionally mapped to [0, 1] by a
+// calibration). Shared by `qface verify/quality/search` and `qface serve`.
+// Thread-safe: the detector is created once on first use; forward passes are
+// serialized by a mutex (LibTorch parallelizes inside each one).
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qface/backbones/backbone.h"
+#include "qface/deploy/align.h"
+#include "qface/deploy/calibration.h"
+
+namespace qface::deploy {
+
+enum class AlignMode { kAuto, kDetect, kAligned };
+AlignMode parse_align_mode(const std::string& s);  // auto | detect | aligned
+
+struct PipelineOptions {
+  std::string arch = "ir_50";
+  std::filesystem::path weights;  // empty: random weights (pipeline tests only)
+  bool flip_fuse = true;
+  int threads = 0;
+  AlignMode align = AlignMode::kAuto;
+  DetectorOptions detector;
+  std::filesystem::path quality_calibration;  // optional: norm -> [0, 1]
+};
+
+// One image's result. `found` is false when no face was detected (then the
+// other fields are empty).
+struct Probe {
+  bool found = false;
+  std::optional<Face> face;     // set when the face was detected
+  cv::Mat crop;                 // 112x112 BGR
+  torch::Tensor embedding;      // D float32, L2-normalized
+  double norm = 0;              // raw feature norm (quality proxy)
+  std::optional<double> quality;  // calibrated [0, 1] when a calibration is loaded
+};
+
+// Decodes an encoded image; throws qface::Error naming `what` when it does not
+// decode or has more than `max_pixels` pixels.
+cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels = 50'000'000);
+
+class Pipeline {
+ public:
+  explicit Pipeline(PipelineOptions options);
+
+  // The aligned crop of the largest face (per the align mode); nullopt when none.
+  std::optional<cv::Mat> crop(const cv::Mat& image, std::optional<Face>* face = nullptr) const;
+  // Embeds aligned 112x112 crops (N x D normalized embeddings and N norms).
+  std::pair<torch::Tensor, torch::Tensor> embed_crops(const std::vector<cv::Mat>& crops) const;
+  // crop + embed + quality.
+  Probe probe(const cv::Mat& image) const;
+
+  std::optional<double> quality(double norm) const;
+  bool has_quality_calibration() const { return quality_cal_.has_value(); }
+  int64_t dim() const { return model_->embedding_size(); }
+  const PipelineOptions& options() const { return options_; }
+
+ private:
+  const FaceDetector& detector() const;
+
+  PipelineOptions options_;
+  backbones::Backbone model_;
+  std::optional<QualityCalibration> quality_cal_;
+  mutable std::mutex model_mutex_;
+  mutable std::once_flag detector_once_;
+  mutable std::unique_ptr<FaceDetector> detector_;
+};
+
+}  // namespace qface::deploy
