@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <thread>
 #include <iostream>
 
 #include "apps/qface/command.h"
@@ -39,7 +40,6 @@ torch::Tensor unit_rows(torch::Tensor x) { return (x / x.norm(2, 1, true)).conti
 
 int run(const BenchArgs& a) {
   require(a.n > 0 && a.dim > 0 && a.queries > 0, "bench search: --n, --dim and --queries must be positive");
-  if (a.threads > 0) omp_set_num_threads(a.threads);
   torch::manual_seed(0);
   auto t0 = Clock::now();
   const torch::Tensor base = unit_rows(torch::randn({a.n, a.dim}));
@@ -50,6 +50,8 @@ int run(const BenchArgs& a) {
     const torch::Tensor mates = torch::randint(a.n, {a.queries}, torch::kInt64);
     q = unit_rows(base.index_select(0, mates) + a.noise * unit_rows(torch::randn({a.queries, a.dim})));
   }
+  // After the tensor ops: LibTorch's lazy thread init resets OpenMP to its own (physical-core) count.
+  if (a.threads > 0) omp_set_num_threads(a.threads);
   std::vector<int64_t> ids(static_cast<std::size_t>(a.n));
   std::iota(ids.begin(), ids.end(), 0);
   std::cout << fmt::format("qface bench search: {} x {} gallery, {} {} queries, {} OpenMP threads (data {:.1f} s)\n",
@@ -121,7 +123,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--hnsw-m", a->index.hnsw_m, "hnsw links per node")->capture_default_str();
   app.add_option("--ef-construction", a->index.ef_construction, "hnsw build breadth")->capture_default_str();
   app.add_option("--ef-search", a->ef_search, "hnsw efSearch values")->capture_default_str()->delimiter(',');
-  app.add_option("--threads", a->threads, "OpenMP threads (0: default)")->capture_default_str();
+  app.add_option("--threads", a->threads, "OpenMP threads (0: LibTorch's default, the physical cores)")->capture_default_str();
   app.add_option("--json", a->json_out, "also write the numbers as JSON here");
   return [a] { return run(*a); };
 }
