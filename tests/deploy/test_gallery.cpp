@@ -1,0 +1,165 @@
+// Gallery: exact neighbours against brute force, template fusion, removal,
+// persistence (atomic generations) for every index kind; calibrations.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/deploy/calibration.h"
+#include "qface/deploy/gallery.h"
+#include "tests/support/testing.h"
+
+namespace fs = std::filesystem;
+using namespace qface::deploy;
+using qface::testing::TempDir;
+
+namespace {
+
+torch::Tensor unit(int64_t n, int64_t d, uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::Tensor x = torch::randn({n, d});
+  return (x / x.norm(2, 1, true)).contiguous();
+}
+
+std::string name(int64_t i) { return "id" + std::to_string(i); }
+
+Gallery filled(const fs::path& dir, const std::string& type, const torch::Tensor& e) {
+  IndexOptions o;
+  o.type = type;
+  o.nlist = 8;
+  Gallery g = Gallery::create(dir, e.size(1), o, false);
+  for (int64_t i = 0; i < e.size(0); ++i) g.add(name(i), e.slice(0, i, i + 1), torch::ones({1}));
+  g.save();
+  return g;
+}
+
+}  // namespace
+
+TEST(DeployGallery, ExactNeighboursMatchBruteForce) {
+  TempDir dir;
+  const torch::Tensor e = unit(300, 64, 1), q = unit(25, 64, 2);
+  const torch::Tensor s = torch::mm(q, e.t());
+  const auto [best, idx] = s.topk(5, 1);
+  for (const std::string type : {"flat", "ivf"}) {
+    Gallery g = filled(dir / type, type, e);
+    if (type == "ivf") g.set_search_options(8, 1);  // every list: exact
+    const auto hits = g.query(q, 5);
+    ASSERT_EQ(hits.size(), 25u);
+    for (int64_t i = 0; i < 25; ++i) {
+      ASSERT_EQ(hits[i].size(), 5u) << type;
+      for (int64_t j = 0; j < 5; ++j) {
+        EXPECT_EQ(hits[i][j].name, name(idx[i][j].item<int64_t>())) << type << " query " << i << " rank " << j;
+        EXPECT_NEAR(hits[i][j].score, best[i][j].item<float>(), 1e-5);
+      }
+    }
+  }
+  // HNSW: every enrolled vector finds itself.
+  Gallery h = filled(dir / "hnsw", "hnsw", e);
+  const auto self = h.query(e, 1);
+  for (int64_t i = 0; i < e.size(0); ++i) EXPECT_EQ(self[i][0].name, name(i));
+  // k larger than the gallery: only real identities come back.
+  TempDir small;
+  EXPECT_EQ(filled(small.path(), "flat", e.slice(0, 0, 3)).query(q.slice(0, 0, 1), 10)[0].size(), 3u);
+}
+
+TEST(DeployGallery, TemplatesFuseNormWeightedAndSurviveReopening) {
+  TempDir dir;
+  const torch::Tensor e = unit(3, 32, 3);
+  for (const std::string type : {"flat", "ivf", "hnsw"}) {
+    IndexOptions o;
+    o.type = type;
+    o.nlist = 1;
+    Gallery g = Gallery::create(dir / type, 32, o, false);
+    g.add("x", e.slice(0, 0, 1), torch::full({1}, 2.0f));
+    g.add("y", e.slice(0, 2, 3), torch::ones({1}));
+    g.save();
+    g.add("x", e.slice(0, 1, 2), torch::ones({1}));  // a second image, half the quality
+    g.save();
+    EXPECT_EQ(g.images("x"), 2);
+    torch::Tensor t = 2 * e[0] + e[1];
+    t = (t / t.norm()).reshape({1, -1});
+    Gallery r = Gallery::open(dir / type);
+    const auto hit = r.query(t, 1)[0];
+    ASSERT_EQ(hit.size(), 1u);
+    EXPECT_EQ(hit[0].name, "x") << type;
+    EXPECT_NEAR(hit[0].score, 1.0, 1e-5) << type;
+    // Atomic generations: gallery.json names the last one; older files are gone.
+    const auto meta = nlohmann::json::parse(qface::read_file(dir / type / "gallery.json"));
+    EXPECT_EQ(meta["generation"], 2);
+    EXPECT_TRUE(fs::exists(dir / type / "index-2.faiss"));
+    EXPECT_FALSE(fs::exists(dir / type / "index-1.faiss"));
+    // Removal, persisted.
+    EXPECT_TRUE(r.remove("x"));
+    EXPECT_FALSE(r.remove("x"));
+    r.save();
+    Gallery r2 = Gallery::open(dir / type);
+    EXPECT_EQ(r2.size(), 1);
+    EXPECT_EQ(r2.query(t, 5)[0].size(), 1u);
+    EXPECT_EQ(r2.query(t, 5)[0][0].name, "y") << type;
+  }
+}
+
+TEST(DeployGallery, RemovalKeepsTheOthersFindable) {
+  TempDir dir;
+  const torch::Tensor e = unit(50, 16, 4);
+  for (const std::string type : {"flat", "ivf", "hnsw"}) {
+    Gallery g = filled(dir / type, type, e);
+    g.set_search_options(8, 64);
+    for (int64_t i = 0; i < 50; i += 3) ASSERT_TRUE(g.remove(name(i)));
+    g.save();
+    Gallery r = Gallery::open(dir / type);
+    r.set_search_options(8, 64);
+    const auto hits = r.query(e, 1);
+    for (int64_t i = 0; i < 50; ++i) {
+      if (i % 3 == 0) EXPECT_NE(hits[i][0].name, name(i)) << type;
+      else EXPECT_EQ(hits[i][0].name, name(i)) << type;
+    }
+  }
+}
+
+TEST(DeployGallery, BrokenGalleriesAreClearErrors) {
+  TempDir dir;
+  EXPECT_THROW(Gallery::open(dir.path()), qface::Error);
+  filled(dir.path(), "flat", unit(4, 8, 5));
+  EXPECT_THROW(Gallery::create(dir.path(), 8, {}, false), qface::Error);
+  qface::write_file_atomic(dir / "index-1.faiss", "not an index");
+  try {
+    Gallery::open(dir.path());
+    FAIL();
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("index-1.faiss"), std::string::npos) << e.what();
+  }
+  IndexOptions bad;
+  bad.type = "lsh";
+  EXPECT_THROW(Gallery::create(dir / "x", 8, bad, false), qface::Error);
+  Gallery g = Gallery::create(dir / "y", 8, {}, false);
+  EXPECT_THROW(g.add("a", unit(1, 9, 1), torch::ones({1})), qface::Error);
+}
+
+TEST(DeployCalibration, VerifyThresholdsFromImpostors) {
+  std::vector<float> imp;
+  for (int i = 0; i < 1000; ++i) imp.push_back(static_cast<float>(i) / 1000.f);
+  TempDir dir;
+  qface::write_file_atomic(dir / "c.json", verify_calibration_json(imp, 10, "flip_fused", "test").dump());
+  const VerifyCalibration c = read_verify_calibration(dir / "c.json");
+  EXPECT_EQ(c.impostors, 1000);
+  EXPECT_NEAR(c.threshold_for(1e-2), 0.989, 1e-6);  // 10 of 1000 impostors above it
+  EXPECT_NEAR(c.threshold_for(1e-3), 0.998, 1e-6);
+  EXPECT_THROW(c.threshold_for(1e-4), qface::Error);  // 1000 impostors cannot resolve it
+  qface::write_file_atomic(dir / "q.json", "{\"kind\": \"eval.verify\"}");
+  EXPECT_THROW(read_verify_calibration(dir / "q.json"), qface::Error);
+}
+
+TEST(DeployCalibration, QualityMapsNormsThroughTheirDistribution) {
+  std::vector<double> norms;
+  for (int i = 0; i <= 100; ++i) norms.push_back(10 + i);  // 10 .. 110
+  TempDir dir;
+  qface::write_file_atomic(dir / "q.json", quality_calibration_json(norms, "test").dump());
+  const QualityCalibration q = read_quality_calibration(dir / "q.json");
+  EXPECT_NEAR(q.map(60), 0.5, 1e-9);
+  EXPECT_NEAR(q.map(35.5), 0.255, 1e-9);
+  EXPECT_EQ(q.map(0), 0);
+  EXPECT_EQ(q.map(1e3), 1);
+}
