@@ -21,6 +21,10 @@ struct HttpError : Error {
 };
 
 std::string decode_base64(const std::string& text, const std::string& field) {
+  // dlib's decoder skips characters outside the alphabet; reject them instead.
+  const auto bad = text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n");
+  if (bad != std::string::npos)
+    throw HttpError(400, fmt::format("field '{}': invalid base64 character at offset {}", field, bad));
   std::istringstream in(text);
   std::ostringstream out;
   try {
@@ -170,7 +174,8 @@ struct Service::Impl {
       q = p.embedding.reshape({1, -1});
     }
     json hits = json::array();
-    for (const Hit& h : gallery->query(q, k)[0]) hits.push_back({{"name", h.name}, {"score", h.score}});
+    const auto found = gallery->query(q, k);  // (not range-for over a temporary's element)
+    for (const Hit& h : found[0]) hits.push_back({{"name", h.name}, {"score", h.score}});
     j["hits"] = hits;
     return j;
   }
