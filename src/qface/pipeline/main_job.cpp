@@ -64,12 +64,11 @@ RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::
       return r;
     }
   }
-  std::vector<std::string> sets;
-  for (const auto& s : kStrata) sets.push_back("\"" + (data / (s + ".bin")).string() + "\"");
+  // No validation during training: evaluate() below embeds every stratum
+  // with the final model (BatchNorm folded), which is what the table shows.
   std::vector<std::string> overrides = o.overrides;
   overrides.insert(overrides.begin(), {"head.name=" + head, "out_dir=" + r.dir.string(),
-                                       "data.train=" + (data / "train.rec").string(),
-                                       fmt::format("validation.sets=[{}]", fmt::join(sets, ", "))});
+                                       "data.train=" + (data / "train.rec").string()});
   if (o.threads > 0) overrides.insert(overrides.begin(), fmt::format("threads={}", o.threads));
   train::TrainConfig c = train::load_config(config, overrides);
   const bool resume = !train::list_checkpoints(r.dir / "checkpoints", 0, false).empty();
