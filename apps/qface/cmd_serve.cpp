@@ -2,6 +2,7 @@
 // --host:--port until SIGINT or SIGTERM. Endpoints and errors: deploy/service.h.
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <csignal>
 #include <pthread.h>
 #include <thread>
@@ -34,16 +35,18 @@ int run(const ServeArgs& a) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   const int port = service.bind();
+  std::atomic<bool> signalled{false};
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
+    if (signalled.exchange(true)) return;  // our own wake-up below
     spdlog::info("serve: signal {}, stopping", sig);
     service.stop();
   });
   spdlog::info("serve: http://{}:{} ({}; endpoints /health /embed /quality /verify /search)", o.host, port,
                a.pipeline.options.arch);
   service.run();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter if the server stopped on its own
+  if (!signalled.exchange(true)) pthread_kill(waiter.native_handle(), SIGTERM);  // the server stopped on its own
   waiter.join();
   return 0;
 }
