@@ -66,8 +66,16 @@ std::pair<torch::Tensor, torch::Tensor> Pipeline::embed_crops(const std::vector<
   torch::Tensor x = infer::preprocess(crops, model_->preprocessing());
   infer::InferenceOptions io;
   std::lock_guard lock(model_mutex_);
-  infer::Embeddings e = options_.flip_fuse ? infer::embed_flip_fused(*model_, x, io) : infer::embed(*model_, x, io);
-  return {e.embeddings, e.norms};
+  if (!options_.flip_fuse) {
+    infer::Embeddings e = infer::embed(*model_, x, io);
+    return {e.embeddings, e.norms};
+  }
+  // One pass over [x; flipped x]; the match embedding is fused, the quality stays the plain image's norm.
+  const int64_t n = x.size(0);
+  infer::Embeddings both = infer::embed(*model_, torch::cat({x, x.flip({3})}), io);
+  infer::Embeddings plain{both.embeddings.slice(0, 0, n), both.norms.slice(0, 0, n)};
+  infer::Embeddings fused = infer::fuse_flip(plain, {both.embeddings.slice(0, n), both.norms.slice(0, n)});
+  return {fused.embeddings, plain.norms.contiguous()};
 }
 
 std::optional<double> Pipeline::quality(double norm) const {

@@ -1,8 +1,10 @@
 // From a photo to an embedding: decode, align (a 112x112 input is taken as an
 // aligned crop; anything else goes through the dlib detector and the largest
 // face is aligned), embed with a backbone (optionally flip-fused, SPEC §5),
-// and read the quality (raw feature norm, optionally mapped to [0, 1] by a
-// calibration). Shared by `qface verify/quality/search` and `qface serve`.
+// and read the quality (the raw feature norm of the image itself, SPEC §1,
+// also when the match embedding is flip-fused, so that it matches a
+// calibration made from plain `qface embed` features; optionally mapped to
+// [0, 1] by that calibration). Shared by `qface verify/quality/search` and `qface serve`.
 // Thread-safe: the detector is created once on first use; forward passes are
 // serialized by a mutex (LibTorch parallelizes inside each one).
 #pragma once
@@ -44,7 +46,7 @@ struct Probe {
   std::optional<Face> face;     // set when the face was detected
   cv::Mat crop;                 // 112x112 BGR
   torch::Tensor embedding;      // D float32, L2-normalized
-  double norm = 0;              // raw feature norm (quality proxy)
+  double norm = 0;              // raw feature norm of the image (quality proxy)
   std::optional<double> quality;  // calibrated [0, 1] when a calibration is loaded
 };
 
@@ -58,7 +60,8 @@ class Pipeline {
 
   // The aligned crop of the largest face (per the align mode); nullopt when none.
   std::optional<cv::Mat> crop(const cv::Mat& image, std::optional<Face>* face = nullptr) const;
-  // Embeds aligned 112x112 crops (N x D normalized embeddings and N norms).
+  // Embeds aligned 112x112 crops: N x D normalized (flip-fused per options)
+  // embeddings and the N plain feature norms (quality).
   std::pair<torch::Tensor, torch::Tensor> embed_crops(const std::vector<cv::Mat>& crops) const;
   // crop + embed + quality.
   Probe probe(const cv::Mat& image) const;
