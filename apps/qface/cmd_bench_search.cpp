@@ -70,7 +70,8 @@ int run(const BenchArgs& a) {
   };
   auto line = [&](const std::string& name, const std::string& param, double build_s, double qps, double recall) {
     std::cout << fmt::format("{:<6} {:<14} build {:8.1f} s  {:10.1f} queries/s  recall@1 {:.4f}\n", name, param,
-                             build_s, qps, recall);
+                             build_s, qps, recall)
+              << std::flush;
     report["results"].push_back({{"index", name}, {"param", param}, {"build_s", build_s}, {"queries_per_s", qps},
                                  {"recall_at_1", recall}});
   };
