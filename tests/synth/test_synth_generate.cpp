@@ -122,8 +122,12 @@ TEST(SynthGenerate, OutputsInTheFieldsFormats) {
       EXPECT_EQ(bin.issame[p], side["identity"][p][0] == side["identity"][p][1]);
       const double q0 = side["quality"][p][0], q1 = side["quality"][p][1];
       const double hi = std::max(q0, q1), lo = std::min(q0, q1);
-      if (name == "val_high") EXPECT_GE(lo, o.high_lo - 1e-4);
-      if (name == "val_low") EXPECT_LE(hi, o.low_hi + 1e-4);
+      if (name == "val_high") {
+        EXPECT_GE(lo, o.high_lo - 1e-4);
+      }
+      if (name == "val_low") {
+        EXPECT_LE(hi, o.low_hi + 1e-4);
+      }
       if (name == "val_mixed") {
         EXPECT_GE(hi, o.high_lo - 1e-4);
         EXPECT_LE(lo, o.low_hi + 1e-4);

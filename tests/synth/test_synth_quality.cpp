@@ -145,7 +145,9 @@ TEST(SynthQuality, TrainingDistributionIsMostlyGoodWithALongTail) {
   for (int i = 0; i < 2000; ++i) {
     Rng rng(derive_seed(1, 2, static_cast<uint64_t>(i)));
     const ImageNuisance s = sample_nuisance(rng, o);
-    if (s.unrecognizable) EXPECT_LT(s.quality(), 0.2);
+    if (s.unrecognizable) {
+      EXPECT_LT(s.quality(), 0.2);
+    }
   }
 }
 
