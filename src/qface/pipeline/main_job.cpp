@@ -78,7 +78,8 @@ RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::
   train::TrainSummary s = train::train(c, train::Dist::single(), resume);
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.steps = s.steps;
-  r.images_per_second = s.images_per_second;
+  // Average over the whole run (the summary's figure is the last log window).
+  r.images_per_second = r.train_seconds > 0 ? static_cast<double>(s.steps * c.batch_size) / r.train_seconds : 0;
   r.interrupted = s.interrupted;
   r.model = s.model;
   write_file_atomic(summary_path, json{{"steps", s.steps},
