@@ -56,12 +56,12 @@ std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_l
   torch::Tensor y = torch::randint(0, a.classes, {a.batch}, torch::kInt64);
   double loss = 0;
   auto step = [&] {
-    torch::Tensor l;
+    torch::Tensor e, n;
     {
-      infer::Bf16Autocast autocast(bf16);
-      auto [e, n] = model->forward(x);
-      l = head->loss(e.to(torch::kFloat32), n.to(torch::kFloat32), y).loss;
+      infer::Bf16Autocast autocast(bf16);  // the backbone only; the margin head stays fp32
+      std::tie(e, n) = model->forward(x);
     }
+    torch::Tensor l = head->loss(e.to(torch::kFloat32), n.to(torch::kFloat32), y).loss;
     sgd->zero_grad();
     l.backward();
     sgd->step();
