@@ -43,11 +43,7 @@ std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_l
   hc.name = a.head;
   hc.num_classes = a.classes;
   auto head = heads::make_head(hc);
-  if (channels_last) {
-    torch::NoGradGuard g;
-    for (auto& p : model->parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-  }
+  if (channels_last) backbones::weights_to_channels_last(*model);
   auto sgd = train::make_sgd(*model, {head->kernel}, train::OptimizerConfig{});
   model->train();
   head->train();

@@ -56,6 +56,12 @@ std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::M
   return out;
 }
 
+void weights_to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard g;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
 double macs_per_image(const std::string& arch) { return make_backbone(arch)->macs(); }
 
 double conv_macs(const torch::nn::Conv2d& conv, int64_t out_hw) {

@@ -73,6 +73,10 @@ Backbone make_backbone(const std::string& arch, int64_t embedding_size = 512);
 // The state dict as Python sees it: parameters and buffers by dotted name.
 std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& module);
 
+// Stores every 4-d parameter (convolution weights) channels_last, so oneDNN
+// runs the convolutions in NHWC for training and inference alike.
+void weights_to_channels_last(torch::nn::Module& module);
+
 // Multiply-accumulate count of one 112x112 image through `arch` (convolutions
 // and linear layers), used to report GFLOP/s (1 MAC = 2 FLOP).
 double macs_per_image(const std::string& arch);

@@ -28,11 +28,7 @@ void prepare_for_inference(backbones::BackboneImpl& model, const InferenceOption
   if (o.threads() > 0) set_threads(o.threads());
   model.eval();
   if (o.fold_batchnorm()) model.fold_batchnorm();
-  if (o.channels_last()) {
-    torch::NoGradGuard g;
-    for (auto& p : model.parameters())
-      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-  }
+  if (o.channels_last()) backbones::weights_to_channels_last(model);
 }
 
 Bf16Autocast::Bf16Autocast(bool on) : on_(on), was_(at::autocast::is_cpu_enabled()) {

@@ -110,12 +110,6 @@ int default_threads() {
   return std::max(1, cores / local);
 }
 
-void to_channels_last(torch::nn::Module& m) {
-  torch::NoGradGuard g;
-  for (auto& p : m.parameters())
-    if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-}
-
 }  // namespace
 
 TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool resume) {
@@ -169,7 +163,7 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
     head_module = head.ptr();
     kernel = head->kernel;
   }
-  to_channels_last(*backbone);
+  backbones::weights_to_channels_last(*backbone);
   auto optimizer = make_sgd(*backbone, {kernel}, c.optimizer);
 
   // Every rank starts from rank 0's weights; a sharded head is rank-local.
