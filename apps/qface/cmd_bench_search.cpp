@@ -16,6 +16,7 @@
 #include "apps/qface/command.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/threads.h"
 #include "qface/deploy/gallery.h"
 
 namespace qface::cli {
@@ -50,8 +51,8 @@ int run(const BenchArgs& a) {
     const torch::Tensor mates = torch::randint(a.n, {a.queries}, torch::kInt64);
     q = unit_rows(base.index_select(0, mates) + a.noise * unit_rows(torch::randn({a.queries, a.dim})));
   }
-  // After the tensor ops: LibTorch's lazy thread init resets OpenMP to its own (physical-core) count.
-  if (a.threads > 0) omp_set_num_threads(a.threads);
+  // After the tensor ops (LibTorch's lazy thread init would reset OpenMP's count).
+  use_threads(a.threads);
   std::vector<int64_t> ids(static_cast<std::size_t>(a.n));
   std::iota(ids.begin(), ids.end(), 0);
   std::cout << fmt::format("qface bench search: {} x {} gallery, {} {} queries, {} OpenMP threads (data {:.1f} s)\n",
@@ -93,7 +94,16 @@ int run(const BenchArgs& a) {
     o.type = kind;
     t0 = Clock::now();
     auto idx = deploy::make_index(a.dim, o, xb, a.n);
-    idx->add_with_ids(a.n, xb, ids.data());
+    // In chunks, with progress: an hnsw build of 1M vectors takes a while.
+    const int64_t chunk = std::max<int64_t>(10'000, a.n / 20);
+    for (int64_t i = 0; i < a.n; i += chunk) {
+      const int64_t m = std::min(chunk, a.n - i);
+      idx->add_with_ids(m, xb + i * a.dim, ids.data() + i);
+      const double s = seconds_since(t0);
+      if (i + m < a.n)
+        spdlog::info("bench search: {} build {}/{} vectors, {:.0f} s, about {:.0f} s left", kind, i + m, a.n, s,
+                     s / static_cast<double>(i + m) * static_cast<double>(a.n - i - m));
+    }
     const double build = seconds_since(t0);
     for (int p : kind == "ivf" ? a.nprobe : a.ef_search) {
       (kind == "ivf" ? o.nprobe : o.ef_search) = p;
@@ -124,7 +134,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--hnsw-m", a->index.hnsw_m, "hnsw links per node")->capture_default_str();
   app.add_option("--ef-construction", a->index.ef_construction, "hnsw build breadth")->capture_default_str();
   app.add_option("--ef-search", a->ef_search, "hnsw efSearch values")->capture_default_str()->delimiter(',');
-  app.add_option("--threads", a->threads, "OpenMP threads (0: LibTorch's default, the physical cores)")->capture_default_str();
+  app.add_option("--threads", a->threads, "OpenMP threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
   app.add_option("--json", a->json_out, "also write the numbers as JSON here");
   return [a] { return run(*a); };
 }

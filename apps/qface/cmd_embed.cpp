@@ -22,7 +22,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--out", *out, "output folder: embeddings.npy, norms.npy, files.txt (skipped.txt)")->required();
   app.add_flag("--flip-fuse", a->flip_fuse, "fuse each image with its horizontal flip, weighted by norm (SPEC §5)");
   app.add_option("--batch", a->batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--threads", a->threads, "CPU threads (0: LibTorch default)")->capture_default_str();
+  app.add_option("--threads", a->threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
   app.add_flag("--resize", a->resize, "resize images of other sizes to 112x112 instead of rejecting them");
   app.add_flag("--strict", a->strict, "fail on an unreadable image instead of skipping it");
   app.add_flag("--bf16", a->bf16, "bfloat16 compute, kept only if the first batch matches fp32 (cosine >= 0.999)");

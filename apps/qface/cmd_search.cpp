@@ -154,8 +154,9 @@ const Registrar r_query{{"query", "Top-k identities for probe images",
                            auto a = std::make_shared<SearchArgs>();
                            add_inputs(app, *a, true);
                            app.add_option("--k", a->k, "identities per probe")->capture_default_str();
-                           app.add_option("--nprobe", a->index.nprobe, "ivf lists searched")->capture_default_str();
-                           app.add_option("--ef-search", a->index.ef_search, "hnsw search breadth")->capture_default_str();
+                           a->index.nprobe = a->index.ef_search = 0;  // 0: the gallery's saved values
+                           app.add_option("--nprobe", a->index.nprobe, "ivf lists searched (default: the gallery's saved value)");
+                           app.add_option("--ef-search", a->index.ef_search, "hnsw search breadth (default: the gallery's saved value)");
                            app.add_option("--out", a->out, "results JSON");
                            return [a] { return run_query(*a); };
                          },

@@ -30,7 +30,7 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
   app.add_option("--quality-calibration", a.quality_calibration,
                  "calibration.quality JSON (`qface eval quality --calibration-out`): quality in [0,1]")
       ->check(CLI::ExistingFile);
-  app.add_option("--threads", a.options.threads, "CPU threads (0: LibTorch default)")->capture_default_str();
+  app.add_option("--threads", a.options.threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
 }
 
 }  // namespace qface::cli

@@ -11,6 +11,7 @@
 #include "apps/qface/command.h"
 #include "qface/core/error.h"
 #include "qface/core/log.h"
+#include "qface/core/threads.h"
 #include "qface/version.h"
 
 namespace qface::cli {
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
 
   try {
     setup_logging(log_level);
+    use_threads(0);  // every logical core unless OMP_NUM_THREADS says otherwise; --threads options override
     // The deepest parsed verb runs (`qface bench infer` runs infer).
     CLI::App* chosen = app.get_subcommands().at(0);
     while (!chosen->get_subcommands().empty()) {

@@ -119,6 +119,33 @@ TEST(DeployGallery, RemovalKeepsTheOthersFindable) {
   }
 }
 
+TEST(DeployGallery, IvfRetrainsWhenTheGalleryDoublesAndKeepsSavedSearchOptions) {
+  TempDir dir;
+  const torch::Tensor e = unit(240, 16, 6);
+  IndexOptions o;
+  o.type = "ivf";
+  o.nprobe = 3;
+  Gallery g = Gallery::create(dir.path(), 16, o, false);
+  for (int64_t i = 0; i < 40; ++i) g.add(name(i), e.slice(0, i, i + 1), torch::ones({1}));
+  g.save();
+  auto trained = [&] { return nlohmann::json::parse(qface::read_file(dir / "gallery.json"))["ivf_trained_on"]; };
+  EXPECT_EQ(trained(), 40);
+  Gallery r = Gallery::open(dir.path());
+  for (int64_t i = 40; i < 79; ++i) r.add(name(i), e.slice(0, i, i + 1), torch::ones({1}));
+  r.save();  // 79 < 2 x 40: the quantizer stays
+  EXPECT_EQ(trained(), 40);
+  for (int64_t i = 79; i < 240; ++i) r.add(name(i), e.slice(0, i, i + 1), torch::ones({1}));
+  r.save();  // doubled: retrained on every template
+  EXPECT_EQ(trained(), 240);
+  Gallery back = Gallery::open(dir.path());
+  back.set_search_options(0, 0);  // 0: keep the saved values
+  EXPECT_EQ(back.options().nprobe, 3);
+  back.set_search_options(1000, 0);  // every list: exact
+  const auto hits = back.query(e, 1);
+  for (int64_t i = 0; i < 240; ++i) EXPECT_EQ(hits[i][0].name, name(i));
+  EXPECT_THROW(back.set_search_options(-1, 0), qface::Error);
+}
+
 TEST(DeployGallery, BrokenGalleriesAreClearErrors) {
   TempDir dir;
   EXPECT_THROW(Gallery::open(dir.path()), qface::Error);

@@ -182,6 +182,37 @@ TEST(TrainCli, WritesMetricsCheckpointsAndSummary) {
   EXPECT_EQ(summary["steps"].get<int>(), 3);
 }
 
+// bf16 autocast of the backbone: same initial weights and batches, so the first
+// step's loss differs from fp32 only by bf16 rounding in the forward pass; the
+// run keeps training (finite losses, weights move) with the head in fp32.
+TEST(TrainCli, Bf16AutocastTracksTheFp32Loss) {
+  TempDir dir;
+  auto losses = [&](const std::string& name, bool bf16) {
+    auto args = train_args(dir / name, 3);
+    args.insert(args.end(), {"--set", std::string("bf16=") + (bf16 ? "true" : "false")});
+    auto r = run_qface(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<double> out;
+    std::ifstream metrics(dir / name / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+    return out;
+  };
+  const auto fp32 = losses("fp32", false), bf16 = losses("bf16", true);
+  ASSERT_EQ(fp32.size(), 3u);
+  ASSERT_EQ(bf16.size(), 3u);
+  EXPECT_NEAR(bf16[0], fp32[0], 0.02 * fp32[0]);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(std::isfinite(bf16[i])) << i;
+  EXPECT_NE(bf16[0], fp32[0]);  // the autocast really ran
+  const auto w0 = backbone_weights(dir / "bf16" / "checkpoints" / "ckpt-000000001.pt");
+  const auto w3 = backbone_weights(dir / "bf16" / "checkpoints" / "ckpt-000000003.pt");
+  double moved = 0;
+  for (std::size_t i = 0; i < w0.size(); ++i) moved += (w3[i] - w0[i]).abs().sum().item<double>();
+  EXPECT_GT(moved, 0);
+  for (const auto& t : w3) {
+    if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat32);  // master weights stay fp32
+  }
+}
+
 TEST(TrainCli, ResumeAfterSigkillMatchesUninterruptedRunBitwise) {
   TempDir dir;
   const int64_t steps = 6;  // the tiny set has 4 batches of 8 per epoch: the kill lands mid-epoch 0

@@ -132,6 +132,8 @@ Gallery Gallery::open(const fs::path& dir) {
       g.ids_.push_back(e.at("id").get<int64_t>());
       g.images_.push_back(e.at("images").get<int64_t>());
     }
+    // Galleries written before this field: take the training size as today's.
+    g.trained_on_ = j.value("ivf_trained_on", g.options_.type == "ivf" ? g.size() : int64_t{0});
   } catch (const json::exception& e) {
     fail("{}: {}", meta.string(), e.what());
   }
@@ -157,9 +159,9 @@ Gallery Gallery::open(const fs::path& dir) {
 }
 
 void Gallery::set_search_options(int nprobe, int ef_search) {
-  require(nprobe > 0 && ef_search > 0, "search: nprobe and ef_search must be positive");
-  options_.nprobe = nprobe;
-  options_.ef_search = ef_search;
+  require(nprobe >= 0 && ef_search >= 0, "search: nprobe and ef_search must be positive (0: the saved value)");
+  if (nprobe > 0) options_.nprobe = nprobe;
+  if (ef_search > 0) options_.ef_search = ef_search;
   if (index_) set_search_parameters(*index_, options_);
 }
 
@@ -251,6 +253,7 @@ void Gallery::rebuild() {
   if (options_.type == "ivf")
     require(size() > 0, "{}: an ivf gallery needs identities to train on", dir_.string());
   index_ = make_index(dim_, options_, all.data(), size());
+  trained_on_ = options_.type == "ivf" ? size() : 0;
   try {
     if (size() > 0) index_->add_with_ids(size(), all.data(), ids_.data());
   } catch (const faiss::FaissException& e) {
@@ -282,7 +285,15 @@ std::vector<std::vector<Hit>> Gallery::query(const torch::Tensor& queries, int k
   return out;
 }
 
+bool Gallery::ivf_outgrown() const {
+  return options_.type == "ivf" && !stale_ && trained_on_ > 0 && size() >= 2 * trained_on_;
+}
+
 void Gallery::save() {
+  if (ivf_outgrown()) {
+    spdlog::info("gallery: retraining the ivf index ({} identities, trained on {})", size(), trained_on_);
+    stale_ = true;
+  }
   if (stale_) rebuild();
   ensure_dir(dir_);
   const int64_t gen = generation_ + 1;
@@ -302,6 +313,7 @@ void Gallery::save() {
                    {"images", images_[static_cast<std::size_t>(i)]}});
   json j{{"kind", "deploy.gallery"}, {"version", 1},           {"dim", dim_},
          {"generation", gen},        {"next_id", next_id_},     {"index", to_json(options_)},
+         {"ivf_trained_on", trained_on_},
          {"fusion", "template = normalize(sum_i n_i e_i) over enrolled images (norm-weighted)"},
          {"identities", ids}};
   write_file_atomic(dir_ / "gallery.json", j.dump(1) + "\n");

@@ -68,7 +68,8 @@ class Gallery {
   int64_t size() const { return static_cast<int64_t>(names_.size()); }
   int64_t dim() const { return dim_; }
   const IndexOptions& options() const { return options_; }
-  // Query-time parameters (ivf nprobe, hnsw efSearch); not saved.
+  // Query-time parameters (ivf nprobe, hnsw efSearch) for this session, not
+  // saved; 0 keeps the gallery's saved value.
   void set_search_options(int nprobe, int ef_search);
   bool contains(const std::string& name) const { return pos_.count(name) > 0; }
   int64_t images(const std::string& name) const;
@@ -78,9 +79,11 @@ class Gallery {
   Gallery() = default;
   std::vector<float> normalized(int64_t pos) const;
   void rebuild();  // a fresh index from the templates (trains ivf)
+  bool ivf_outgrown() const;
 
   std::filesystem::path dir_;
   int64_t dim_ = 0, next_id_ = 0, generation_ = 0;
+  int64_t trained_on_ = 0;  // ivf: templates the coarse quantizer was trained on
   IndexOptions options_;
   std::vector<std::string> names_;
   std::vector<int64_t> ids_, images_;

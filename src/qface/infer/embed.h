@@ -21,7 +21,7 @@ struct InferenceOptions {
   TORCH_ARG(bool, fold_batchnorm) = true;
   TORCH_ARG(bool, channels_last) = true;
   TORCH_ARG(bool, bf16) = false;   // autocast to bfloat16; see check_bf16
-  TORCH_ARG(int, threads) = 0;     // intra-op threads; 0 leaves LibTorch's default
+  TORCH_ARG(int, threads) = 0;     // intra-op threads; 0 keeps the process default (qface: every logical core)
 };
 
 // CPU autocast to bfloat16 for the scope's lifetime (no-op when `on` is

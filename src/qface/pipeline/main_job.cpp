@@ -18,6 +18,7 @@
 #include "qface/train/config.h"
 #include "qface/train/distributed.h"
 #include "qface/train/trainer.h"
+#include "qface/train/validation.h"
 
 namespace qface::pipeline {
 namespace fs = std::filesystem;
@@ -78,8 +79,10 @@ RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::
   train::TrainSummary s = train::train(c, train::Dist::single(), resume);
   r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.steps = s.steps;
-  // Average over the whole run (the summary's figure is the last log window).
-  r.images_per_second = r.train_seconds > 0 ? static_cast<double>(s.steps * c.batch_size) / r.train_seconds : 0;
+  // Average over this invocation's steps (the summary's figure is the last log
+  // window); a resumed run counts only the steps it took itself.
+  r.images_per_second =
+      r.train_seconds > 0 ? static_cast<double>(s.steps_this_run * c.batch_size) / r.train_seconds : 0;
   r.interrupted = s.interrupted;
   r.model = s.model;
   write_file_atomic(summary_path, json{{"steps", s.steps},
@@ -109,12 +112,11 @@ json evaluate(const RunResult& r, const fs::path& data) {
   for (const std::string& stratum : kStrata) {
     const fs::path bin = data / (stratum + ".bin");
     eval::BinPairs pairs = eval::read_bin_pairs(bin, true);
-    infer::PlainAndFlipped e = infer::embed_encoded(*model, pairs.images_bytes, bin.string(), 64, io);
-    auto [fused, fused_norms] = eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings,
-                                                e.flipped.norms);
+    train::BinVerification v = train::verify_encoded(*model, pairs.images_bytes, pairs.issame, bin.string(), 64, io);
+    const infer::PlainAndFlipped& e = v.features;
     eval::VerifySet vs{.set = stratum};
-    vs.modes.push_back({"plain", eval::verify_embeddings(e.plain.embeddings, pairs.issame)});
-    vs.modes.push_back({"flip_fused", eval::verify_embeddings(fused, pairs.issame)});
+    vs.modes.push_back({"plain", v.plain});
+    vs.modes.push_back({"flip_fused", v.flip_fused});
     const eval::VerifyResult& plain = vs.modes[0].second;
     const eval::VerifyResult& flip = vs.modes[1].second;
 

@@ -144,6 +144,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   top.get("seed", c.seed);
   top.get("threads", c.threads);
   top.get("grad_clip", c.grad_clip);
+  top.get("bf16", c.bf16);
   top.get("log_every", c.log_every);
   top.get("checkpoint_every", c.checkpoint_every);
   top.get("keep_checkpoints", c.keep_checkpoints);
@@ -263,6 +264,7 @@ std::string to_toml(const TrainConfig& c) {
       {"seed", static_cast<int64_t>(c.seed)},
       {"threads", c.threads},
       {"grad_clip", c.grad_clip},
+      {"bf16", c.bf16},
       {"log_every", c.log_every},
       {"checkpoint_every", c.checkpoint_every},
       {"keep_checkpoints", c.keep_checkpoints},

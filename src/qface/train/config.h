@@ -70,6 +70,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   int threads = 0;                 // intra-op threads per process (0: the cores / LOCAL_WORLD_SIZE)
   double grad_clip = 0;            // max gradient norm of the backbone (0: off)
+  bool bf16 = false;               // bf16 autocast of the backbone's forward (the head and the loss stay fp32)
   int64_t log_every = 10;          // steps between metrics.jsonl lines
   int64_t checkpoint_every = 500;  // steps between checkpoints (and at each epoch end)
   int64_t keep_checkpoints = 3;

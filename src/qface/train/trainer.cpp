@@ -14,9 +14,11 @@
 
 #include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
+#include "qface/core/threads.h"
 #include "qface/core/fs.h"
 #include "qface/data/loader.h"
 #include "qface/heads/adaface.h"
+#include "qface/infer/embed.h"
 #include "qface/io/checkpoint.h"
 #include "qface/train/checkpoint.h"
 #include "qface/train/optim.h"
@@ -100,23 +102,13 @@ void set_training(torch::nn::Module& m, bool freeze_bn) {
       sub->eval();
 }
 
-// Every core, shared among the workers on this machine (LOCAL_WORLD_SIZE, as
-// set by qface launch and torchrun). LibTorch's own default is not reliable
-// here: with OpenMP it can be 1 once another thread touched the pool.
-int default_threads() {
-  int local = 1;
-  if (const char* v = std::getenv("LOCAL_WORLD_SIZE")) local = std::max(1, std::atoi(v));
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / local);
-}
-
 }  // namespace
 
 TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool resume) {
   using clock = std::chrono::steady_clock;
   const int world = dist->world_size(), rank = dist->rank();
   require(c.batch_size % world == 0, "batch_size {} is not divisible by the world size {}", c.batch_size, world);
-  torch::set_num_threads(c.threads > 0 ? c.threads : default_threads());
+  use_threads(c.threads);
   torch::manual_seed(c.seed);
   const fs::path out = c.out_dir, ckpt_dir = out / "checkpoints", metrics_path = out / "metrics.jsonl";
   const bool per_rank = c.head.sharded && world > 1;
@@ -239,6 +231,7 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
     summary.checkpoint = path;
   };
   int64_t last_saved = resume ? pos.step : -1;
+  const int64_t first_step = pos.step;
 
   while (pos.step < total && !g_stop) {
     loader.start_epoch(pos.epoch, pos.batch);
@@ -251,7 +244,12 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
       }
       const double lr = schedule.at(pos.step);
       set_lr(*optimizer, lr);
-      auto [x_hat, norm] = backbone->forward(batch->images);
+      torch::Tensor x_hat, norm;
+      {
+        infer::Bf16Autocast autocast(c.bf16);  // the backbone only; the margin head and the loss stay fp32
+        std::tie(x_hat, norm) = backbone->forward(batch->images);
+      }
+      if (c.bf16) x_hat = x_hat.to(torch::kFloat32), norm = norm.to(torch::kFloat32);
       torch::Tensor loss, ce, reg, acc;
       if (c.head.sharded) {
         ShardedLoss r = sharded(x_hat, norm, batch->labels);
@@ -322,6 +320,7 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
     summary.model = out / "model.pt";
   }
   summary.steps = pos.step;
+  summary.steps_this_run = pos.step - first_step;
   summary.images_per_second = img_s;
   summary.interrupted = g_stop.load();
   std::signal(SIGINT, old_int);

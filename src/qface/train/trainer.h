@@ -16,6 +16,7 @@ namespace qface::train {
 
 struct TrainSummary {
   int64_t steps = 0;
+  int64_t steps_this_run = 0;  // fewer than `steps` when resumed
   double last_loss = 0;
   double images_per_second = 0;
   std::filesystem::path checkpoint;  // the last one written

@@ -11,6 +11,18 @@
 
 namespace qface::train {
 
+BinVerification verify_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& images,
+                               const std::vector<uint8_t>& issame, const std::string& source, int64_t batch,
+                               const infer::InferenceOptions& options) {
+  BinVerification v;
+  v.features = infer::embed_encoded(model, images, source, static_cast<int>(batch), options);
+  const infer::PlainAndFlipped& e = v.features;
+  auto [fused, fused_norms] = eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
+  v.plain = eval::verify_embeddings(e.plain.embeddings, issame);
+  v.flip_fused = eval::verify_embeddings(fused, issame);
+  return v;
+}
+
 Validator::Validator(const std::vector<std::string>& bin_paths, int64_t batch) : batch_(batch) {
   require(batch > 0, "validation.batch_size must be positive, got {}", batch);
   for (const auto& path : bin_paths) {
@@ -26,18 +38,13 @@ nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
   nlohmann::json out = nlohmann::json::object();
   infer::InferenceOptions options;  // the live model: no folding, fp32
   for (const Set& s : sets_) {
-    infer::PlainAndFlipped r =
-        infer::embed_encoded(model, s.images, s.path, static_cast<int>(batch_), options);
-    auto [fused, fused_norms] =
-        eval::fuse_flip(r.plain.embeddings, r.plain.norms, r.flipped.embeddings, r.flipped.norms);
-    eval::VerifyResult plain = eval::verify_embeddings(r.plain.embeddings, s.issame);
-    eval::VerifyResult flip = eval::verify_embeddings(fused, s.issame);
-    out[s.name] = {{"pairs", plain.pairs},
-                   {"acc", plain.accuracy_mean},
-                   {"acc_std", plain.accuracy_std},
-                   {"acc_flip", flip.accuracy_mean},
-                   {"tar_far_1e-3", plain.val_mean},
-                   {"norm_mean", r.plain.norms.mean().item<double>()}};
+    const BinVerification v = verify_encoded(model, s.images, s.issame, s.path, batch_, options);
+    out[s.name] = {{"pairs", v.plain.pairs},
+                   {"acc", v.plain.accuracy_mean},
+                   {"acc_std", v.plain.accuracy_std},
+                   {"acc_flip", v.flip_fused.accuracy_mean},
+                   {"tar_far_1e-3", v.plain.val_mean},
+                   {"norm_mean", v.features.plain.norms.mean().item<double>()}};
   }
   model.train(was_training);
   return out;
