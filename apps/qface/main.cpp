@@ -9,6 +9,7 @@
 #include <map>
 
 #include "apps/qface/command.h"
+#include "qface/core/allocator.h"
 #include "qface/core/error.h"
 #include "qface/core/log.h"
 #include "qface/core/threads.h"
@@ -34,6 +35,7 @@ Registrar::Registrar(Command command) { registry().push_back(std::move(command))
 
 int main(int argc, char** argv) {
   using namespace qface;
+  tune_allocator_for_tensors();
   CLI::App app{"qface: quality-aware face recognition (AdaFace, MagFace, ArcFace, CosFace) in C++", "qface"};
   app.set_version_flag("--version", std::string("qface ") + kVersion);
   app.require_subcommand(1);
