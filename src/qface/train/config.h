@@ -68,7 +68,7 @@ struct TrainConfig {
   int64_t batch_size = 512;        // global batch (split over ranks)
   int64_t max_steps = 0;           // stop after this many steps (0: all epochs)
   uint64_t seed = 0;
-  int threads = 0;                 // intra-op threads per process (0: the cores / LOCAL_WORLD_SIZE)
+  int threads = 0;                 // intra-op threads per process (0: OMP_NUM_THREADS, else the cores / LOCAL_WORLD_SIZE)
   double grad_clip = 0;            // max gradient norm of the backbone (0: off)
   bool bf16 = false;               // bf16 autocast of the backbone's forward (the head and the loss stay fp32)
   int64_t log_every = 10;          // steps between metrics.jsonl lines
