@@ -16,6 +16,7 @@
 #include "qface/heads/factory.h"
 #include "qface/infer/embed.h"
 #include "qface/train/optim.h"
+#include "qface/train/trainer.h"
 
 namespace qface::cli {
 namespace {
@@ -52,12 +53,8 @@ std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_l
   torch::Tensor y = torch::randint(0, a.classes, {a.batch}, torch::kInt64);
   double loss = 0;
   auto step = [&] {
-    torch::Tensor e, n;
-    {
-      infer::Bf16Autocast autocast(bf16);  // the backbone only; the margin head stays fp32
-      std::tie(e, n) = model->forward(x);
-    }
-    torch::Tensor l = head->loss(e.to(torch::kFloat32), n.to(torch::kFloat32), y).loss;
+    auto [e, n] = train::forward_backbone(*model, x, bf16);  // as `qface train` runs it
+    torch::Tensor l = head->loss(e, n, y).loss;
     sgd->zero_grad();
     l.backward();
     sgd->step();

@@ -12,8 +12,7 @@ bool tune_allocator_for_tensors() {
   // Huge blocks requested from a thread's own arena still fall back to mmap
   // (glibc does so when its 64 MB heaps cannot hold them); the main thread's,
   // where the model runs, comes from the brk heap.
-  const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
-  return ok;
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
 }
 
 }  // namespace qface

@@ -14,8 +14,8 @@
 
 #include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
-#include "qface/core/threads.h"
 #include "qface/core/fs.h"
+#include "qface/core/threads.h"
 #include "qface/data/loader.h"
 #include "qface/heads/adaface.h"
 #include "qface/infer/embed.h"
@@ -103,6 +103,17 @@ void set_training(torch::nn::Module& m, bool freeze_bn) {
 }
 
 }  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> forward_backbone(backbones::BackboneImpl& model, const torch::Tensor& images,
+                                                         bool bf16) {
+  torch::Tensor x_hat, norm;
+  {
+    infer::Bf16Autocast autocast(bf16);
+    std::tie(x_hat, norm) = model.forward(images);
+  }
+  if (bf16) x_hat = x_hat.to(torch::kFloat32), norm = norm.to(torch::kFloat32);
+  return {x_hat, norm};
+}
 
 TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool resume) {
   using clock = std::chrono::steady_clock;
@@ -244,12 +255,7 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
       }
       const double lr = schedule.at(pos.step);
       set_lr(*optimizer, lr);
-      torch::Tensor x_hat, norm;
-      {
-        infer::Bf16Autocast autocast(c.bf16);  // the backbone only; the margin head and the loss stay fp32
-        std::tie(x_hat, norm) = backbone->forward(batch->images);
-      }
-      if (c.bf16) x_hat = x_hat.to(torch::kFloat32), norm = norm.to(torch::kFloat32);
+      auto [x_hat, norm] = forward_backbone(*backbone, batch->images, c.bf16);
       torch::Tensor loss, ce, reg, acc;
       if (c.head.sharded) {
         ShardedLoss r = sharded(x_hat, norm, batch->labels);

@@ -8,11 +8,19 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <utility>
 
+#include "qface/backbones/backbone.h"
 #include "qface/train/config.h"
 #include "qface/train/distributed.h"
 
 namespace qface::train {
+
+// The backbone's forward as training runs it: under CPU bf16 autocast when
+// `bf16` (the margin head and the loss stay fp32), (x_hat, norm) in fp32.
+// `qface bench train` times this same call.
+std::pair<torch::Tensor, torch::Tensor> forward_backbone(backbones::BackboneImpl& model, const torch::Tensor& images,
+                                                         bool bf16);
 
 struct TrainSummary {
   int64_t steps = 0;
