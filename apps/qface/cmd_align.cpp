@@ -1,6 +1,6 @@
 // qface align: detect faces (dlib HOG), find 5 landmarks (dlib 68-point model)
 // or read them from an IJB 5-point file, and write 112x112 crops aligned to
-// the SPEC §3 template plus a JSON summary (faceless / unreadable images listed).
+// the SPEC §3 template (or 96x112 on request) plus a JSON summary (faceless / unreadable images listed).
 #include <spdlog/spdlog.h>
 
 #include "apps/qface/command.h"
@@ -12,7 +12,8 @@ namespace {
 Runner setup(CLI::App& app) {
   auto a = std::make_shared<deploy::AlignOptions>();
   auto images = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
-       landmarks = std::make_shared<std::string>(), model = std::make_shared<std::string>();
+       landmarks = std::make_shared<std::string>(), model = std::make_shared<std::string>(),
+       crop = std::make_shared<std::string>("112x112");
   app.add_option("--images", *images, "folder of photos (or a text file with one path per line; with --landmarks: "
                  "the folder the file's image names are relative to)")->required();
   app.add_option("--out", *out, "output folder: <stem>.png crops and summary.json")->required();
@@ -21,8 +22,11 @@ Runner setup(CLI::App& app) {
   app.add_flag("--all", a->all, "every detected face (<stem>_<k>.png, largest first) instead of the largest");
   app.add_option("--upsample", a->detector.upsample, "image doublings before HOG detection (finds faces >= 80/2^n px)")
       ->capture_default_str();
+  app.add_option("--crop", *crop, "crop layout: 112x112 (SPEC §3, the official checkpoints' crops) or 96x112 "
+                 "(SphereFace/CosFace)")->capture_default_str();
   app.add_option("--landmark-model", *model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
-  return [a, images, out, landmarks, model] {
+  return [a, images, out, landmarks, model, crop] {
+    a->crop = data::parse_crop_layout(*crop);
     a->images = *images;
     a->out = *out;
     a->landmarks = *landmarks;

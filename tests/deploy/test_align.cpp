@@ -4,6 +4,8 @@
 // images through `qface align`.
 #include <gtest/gtest.h>
 
+#include <dlib/geometry/point_transforms.h>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -47,16 +49,32 @@ cv::Matx23d similarity(double scale, double degrees, double tx, double ty) {
 }  // namespace
 
 TEST(DeployAlign, RecoversAKnownSimilarityExactly) {
-  const Points5& t = alignment_template();
+  const Points5& t = qface::data::face_template();
   const cv::Matx23d S = similarity(2.7, 31, 140, 60);
-  const Points5 warped = transform_points(S, t);
-  EXPECT_LT(max_error(transform_points(similarity_transform(warped), warped), t), 1e-9);
+  const Points5 warped = qface::data::transform_points(S, t);
+  EXPECT_LT(max_error(qface::data::transform_points(qface::data::similarity_transform(warped), warped), t), 1e-9);
+
+  // The closed form equals dlib's find_similarity_transform (Umeyama) on noisy points.
+  Points5 noisy = warped;
+  const double jitter[5][2] = {{2, -1}, {-1.5, 0.5}, {0.7, 2.2}, {-2, -0.4}, {1.1, 1.3}};
+  std::vector<dlib::dpoint> from, to;
+  for (std::size_t i = 0; i < 5; ++i) {
+    noisy[i] += cv::Point2d(jitter[i][0], jitter[i][1]);
+    from.emplace_back(noisy[i].x, noisy[i].y);
+    to.emplace_back(t[i].x, t[i].y);
+  }
+  const dlib::point_transform_affine d = dlib::find_similarity_transform(from, to);
+  const cv::Matx23d m = qface::data::similarity_transform(noisy);
+  for (int r = 0; r < 2; ++r) {
+    for (int c = 0; c < 2; ++c) EXPECT_NEAR(m(r, c), d.get_m()(r, c), 1e-9);
+    EXPECT_NEAR(m(r, 2), d.get_b()(r), 1e-7);
+  }
 
   // Pixels: dots drawn at the warped landmarks come back to the template in the crop.
   cv::Mat img(400, 400, CV_8UC3, cv::Scalar::all(0));
   for (const auto& p : warped) cv::circle(img, cv::Point(cvRound(p.x * 16), cvRound(p.y * 16)), 4 * 16, {255, 255, 255},
                                           cv::FILLED, cv::LINE_AA, 4);
-  const cv::Mat crop = warp_face(img, warped);
+  const cv::Mat crop = qface::data::warp_face(img, warped);
   ASSERT_EQ(crop.size(), cv::Size(112, 112));
   cv::Mat gray;
   cv::cvtColor(crop, gray, cv::COLOR_BGR2GRAY);
@@ -82,18 +100,36 @@ TEST(DeployAlign, SynthFaceWithKnownLandmarksLandsOnTheTemplate) {
     Points5 l, r;
     std::copy(loose.landmarks.begin(), loose.landmarks.end(), l.begin());
     std::copy(ref.landmarks.begin(), ref.landmarks.end(), r.begin());
-    const Points5 mapped = transform_points(similarity_transform(l), l);
+    const Points5 mapped = qface::data::transform_points(qface::data::similarity_transform(l), l);
     // Same least-squares fit as the renderer's own alignment: the same points, within 1 px.
     EXPECT_LT(max_error(mapped, r), 1.0);
     // The fit's residual to the template is the identity's own face geometry, as in the renderer.
-    EXPECT_NEAR(max_error(mapped, alignment_template()), max_error(r, alignment_template()), 1.0);
-    const cv::Matx23d M = similarity_transform(l);
+    EXPECT_NEAR(max_error(mapped, qface::data::face_template()), max_error(r, qface::data::face_template()), 1.0);
+    const cv::Matx23d M = qface::data::similarity_transform(l);
     EXPECT_NEAR(std::atan2(M(1, 0), M(0, 0)) * 180 / M_PI, -23.0, 0.5);
-    const cv::Mat crop = warp_face(loose.image, l);
+    const cv::Mat crop = qface::data::warp_face(loose.image, l);
     cv::Mat diff;
     cv::absdiff(crop, ref.image, diff);
     EXPECT_LT(cv::mean(diff)[0], 40) << "the aligned crop looks like the renderer's aligned face";
   }
+}
+
+TEST(DeployAlign, AverageSynthFaceFromALooseCropLandsWithin1PxOfTheTemplate) {
+  // Every gene at its middle value: the face whose proportions match the
+  // template's (SynthQuality.TheAverageFaceAlignsOntoTheTemplateWithin1Px).
+  namespace sy = qface::synth;
+  std::array<double, sy::kGenes> mid;
+  mid.fill(0.5);
+  sy::ImageNuisance n;
+  sy::Rng rng(5);
+  sy::derive(n, rng);
+  n.roll = -31;
+  const sy::Rendered loose = sy::render_loose(sy::decode_identity(mid, 0, 0, 1), n, 260);
+  Points5 l;
+  std::copy(loose.landmarks.begin(), loose.landmarks.end(), l.begin());
+  const Points5 mapped = qface::data::transform_points(qface::data::similarity_transform(l), l);
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_LT(cv::norm(mapped[i] - qface::data::face_template()[i]), 1.0) << "point " << i << " " << mapped[i];
 }
 
 TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {

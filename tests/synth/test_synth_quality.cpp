@@ -78,13 +78,13 @@ TEST(SynthQuality, ImageDegradesMonotonicallyWithStrength) {
 }
 
 TEST(SynthQuality, SimilarityTransformIsExactLeastSquares) {
-  const Landmarks& t = alignment_template();
+  const Landmarks& t = qface::data::face_template();
   // A known similarity is recovered exactly.
   const double a = 0.3, sc = 1.7, tx = 12, ty = -4;
   Landmarks src;
   for (std::size_t i = 0; i < 5; ++i)
     src[i] = {sc * (std::cos(a) * t[i].x - std::sin(a) * t[i].y) + tx, sc * (std::sin(a) * t[i].x + std::cos(a) * t[i].y) + ty};
-  const cv::Matx23d M = similarity_transform(src, t);
+  const cv::Matx23d M = qface::data::similarity_transform(src, t);
   for (std::size_t i = 0; i < 5; ++i) {
     const cv::Point2d p(M(0, 0) * src[i].x + M(0, 1) * src[i].y + M(0, 2), M(1, 0) * src[i].x + M(1, 1) * src[i].y + M(1, 2));
     EXPECT_NEAR(p.x, t[i].x, 1e-9);
@@ -101,7 +101,7 @@ TEST(SynthQuality, LandmarksLandOnTheTemplate) {
     ASSERT_EQ(r.image.size(), cv::Size(112, 112));
     ASSERT_EQ(r.image.type(), CV_8UC3);
     double err = 0;
-    for (std::size_t i = 0; i < 5; ++i) err += cv::norm(r.landmarks[i] - alignment_template()[i]) / 5;
+    for (std::size_t i = 0; i < 5; ++i) err += cv::norm(r.landmarks[i] - qface::data::face_template()[i]) / 5;
     EXPECT_LT(err, 4.0) << "identity " << id.index;  // the rest is the face's own geometry
     // Left eye left of the right eye, eyes above nose above mouth.
     EXPECT_LT(r.landmarks[0].x, r.landmarks[1].x);
@@ -110,14 +110,14 @@ TEST(SynthQuality, LandmarksLandOnTheTemplate) {
     // The loose crop keeps the roll; re-aligning its landmarks gives the same residual.
     const Rendered loose = render_loose(id, n, 150);
     ASSERT_EQ(loose.image.size(), cv::Size(150, 150));
-    const cv::Matx23d M = similarity_transform(loose.landmarks, alignment_template());
+    const cv::Matx23d M = qface::data::similarity_transform(loose.landmarks, qface::data::face_template());
     const double angle = std::atan2(M(1, 0), M(0, 0)) * 180 / 3.14159265358979;
     EXPECT_NEAR(angle, -17.0, 0.5);
     double err2 = 0;
     for (std::size_t i = 0; i < 5; ++i) {
       const cv::Point2d& p = loose.landmarks[i];
       const cv::Point2d q(M(0, 0) * p.x + M(0, 1) * p.y + M(0, 2), M(1, 0) * p.x + M(1, 1) * p.y + M(1, 2));
-      err2 += cv::norm(q - alignment_template()[i]) / 5;
+      err2 += cv::norm(q - qface::data::face_template()[i]) / 5;
     }
     EXPECT_NEAR(err2, err, 0.05);
   }
@@ -192,4 +192,27 @@ TEST(SynthIdentity, FamiliesAreLookAlikesAndTwinsCloser) {
   // Same seed, same population.
   const auto again = sample_population(5, 1, 400, o);
   for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i].genes, again[i].genes);
+}
+
+// The synthetic faces have the proportions of the real faces the template was
+// averaged from: a frontal, neutral face with every gene at its middle value
+// puts its true landmarks within 1 px of the SPEC §3 template after alignment,
+// and the population's mean landmark lands within 1 px of each template point.
+TEST(SynthQuality, TheAverageFaceAlignsOntoTheTemplateWithin1Px) {
+  std::array<double, kGenes> mid;
+  mid.fill(0.5);
+  const Rendered avg = render_aligned(decode_identity(mid, 0, 0, 1), with_strength(kPose, 0.0, 3));
+  const auto& t = qface::data::face_template();
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_LT(cv::norm(avg.landmarks[i] - t[i]), 1.0) << "point " << i << " at " << avg.landmarks[i] << ", template " << t[i];
+
+  const auto ids = sample_population(11, 2, 300, PopulationOptions{});
+  std::array<cv::Point2d, 5> mean{};
+  for (const Identity& id : ids) {
+    const Rendered r = render_aligned(id, with_strength(kPose, 0.0, 4));
+    for (std::size_t i = 0; i < 5; ++i) mean[i] += r.landmarks[i] / static_cast<double>(ids.size());
+  }
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_LT(cv::norm(mean[i] - t[i]), 1.0) << "point " << i << " mean " << mean[i] << ", template " << t[i];
+  for (std::size_t i = 0; i < 5; ++i) std::cout << "point " << i << " average face " << avg.landmarks[i] << " population mean " << mean[i] << " template " << t[i] << "\n";
 }

@@ -1,6 +1,5 @@
 #include "qface/deploy/align.h"
 
-#include <dlib/geometry/point_transforms.h>
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/image_processing/shape_predictor.h>
 #include <dlib/opencv/cv_image.h>
@@ -21,38 +20,6 @@
 namespace qface::deploy {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-const Points5& alignment_template() {
-  static const Points5 t = {cv::Point2d(30.2946, 51.6963), cv::Point2d(65.5318, 51.5014), cv::Point2d(48.0252, 71.7366),
-                            cv::Point2d(33.5493, 92.3655), cv::Point2d(62.7299, 92.2041)};
-  return t;
-}
-
-cv::Matx23d similarity_transform(const Points5& src, const Points5& dst) {
-  std::vector<dlib::dpoint> from, to;
-  for (std::size_t i = 0; i < 5; ++i) {
-    from.emplace_back(src[i].x, src[i].y);
-    to.emplace_back(dst[i].x, dst[i].y);
-  }
-  const dlib::point_transform_affine t = dlib::find_similarity_transform(from, to);  // Umeyama 1991
-  const auto& m = t.get_m();
-  const auto& b = t.get_b();
-  return cv::Matx23d(m(0, 0), m(0, 1), b(0), m(1, 0), m(1, 1), b(1));
-}
-
-Points5 transform_points(const cv::Matx23d& m, const Points5& p) {
-  Points5 r;
-  for (std::size_t i = 0; i < 5; ++i)
-    r[i] = cv::Point2d(m(0, 0) * p[i].x + m(0, 1) * p[i].y + m(0, 2), m(1, 0) * p[i].x + m(1, 1) * p[i].y + m(1, 2));
-  return r;
-}
-
-cv::Mat warp_face(const cv::Mat& image, const Points5& landmarks) {
-  cv::Mat crop;
-  cv::warpAffine(image, crop, cv::Mat(similarity_transform(landmarks)), cv::Size(112, 112), cv::INTER_LINEAR,
-                 cv::BORDER_CONSTANT, cv::Scalar::all(0));
-  return crop;
-}
 
 fs::path default_landmark_model() {
   if (const char* env = std::getenv("QFACE_DLIB_LANDMARKS"); env && *env) return env;
@@ -210,7 +177,7 @@ AlignSummary run_align(const AlignOptions& o) {
     const std::string stem = path.stem().string();
     for (std::size_t k = 0; k < faces.size(); ++k) {
       const std::string name = o.all ? fmt::format("{}_{}.png", stem, k) : stem + ".png";
-      write_png(o.out / name, warp_face(img, faces[k].landmarks));
+      write_png(o.out / name, data::warp_face(img, faces[k].landmarks, o.crop));
       ++s.crops;
       json e{{"image", path.string()}, {"crop", name}, {"score", faces[k].score},
              {"landmarks", points_json(faces[k].landmarks)}};
@@ -222,6 +189,7 @@ AlignSummary run_align(const AlignOptions& o) {
             {"images", s.images},
             {"crops", s.crops},
             {"source", o.landmarks.empty() ? "dlib HOG + 68-point landmarks" : o.landmarks.string()},
+            {"crop", data::crop_layout_name(o.crop)},
             {"aligned", aligned},
             {"no_face", s.no_face},
             {"unreadable", s.unreadable}};

@@ -1,9 +1,9 @@
 // Face detection and alignment for deployment: dlib's HOG frontal face
 // detector and 68-point shape predictor (Debian's libdlib-dev / libdlib-data),
 // the 68 points reduced to the five of SPEC §3 (eye centres, nose tip, mouth
-// corners), a least-squares similarity (Umeyama, dlib::find_similarity_transform)
-// onto the 112x112 template, and the warped crop (cv::warpAffine). Also the
-// IJB `*_name_5pts_score.txt` reader and the `qface align` job.
+// corners), then data/alignment.h's similarity onto the 112x112 template and
+// the warped crop. Also the IJB `*_name_5pts_score.txt` reader and the
+// `qface align` job.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,21 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "qface/data/alignment.h"
+
 namespace qface::deploy {
 
-// left eye, right eye, nose tip, left mouth corner, right mouth corner (image left/right).
-using Points5 = std::array<cv::Point2d, 5>;
-
-// SPEC §3 five-point template of the 112x112 crop.
-const Points5& alignment_template();
-
-// Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
-cv::Matx23d similarity_transform(const Points5& src, const Points5& dst = alignment_template());
-
-// The 112x112 aligned crop of `image` whose face has `landmarks` (BGR in, BGR out).
-cv::Mat warp_face(const cv::Mat& image, const Points5& landmarks);
-
-Points5 transform_points(const cv::Matx23d& m, const Points5& p);
+using data::Points5;
 
 struct Face {
   cv::Rect box;        // detector box in image pixels
@@ -81,6 +71,7 @@ struct AlignOptions {
   std::filesystem::path out;
   std::filesystem::path landmarks;  // IJB 5-point file: align from it, no detection; names relative to `images`
   bool all = false;                 // every face instead of the largest
+  data::CropLayout crop = data::CropLayout::k112x112;
   DetectorOptions detector;
 };
 

@@ -58,7 +58,7 @@ std::optional<cv::Mat> Pipeline::crop(const cv::Mat& image, std::optional<Face>*
   std::vector<Face> faces = detector().detect(image);
   if (faces.empty()) return std::nullopt;
   if (face) *face = faces[0];
-  return warp_face(image, faces[0].landmarks);
+  return data::warp_face(image, faces[0].landmarks);
 }
 
 std::pair<torch::Tensor, torch::Tensor> Pipeline::embed_crops(const std::vector<cv::Mat>& crops) const {

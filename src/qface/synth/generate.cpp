@@ -488,7 +488,7 @@ SynthSummary generate(const fs::path& out, const SynthOptions& o) {
   for (int k = 0; k < kNuisances; ++k) w[nuisance_name(k)] = quality_weights()[static_cast<std::size_t>(k)];
   manifest["quality_formula"] = {{"formula", "q = prod_k (1 - w_k * s_k), s_k in [0, 1] the nuisance strengths"},
                                  {"weights", w}};
-  manifest["template_112"] = landmarks_json(alignment_template());
+  manifest["template_112"] = landmarks_json(data::face_template());
   SynthSummary sum;
   sum.train_ids = o.ids;
   spdlog::info("synth: preset {} seed {} -> {}", o.preset, o.seed, out.string());

@@ -28,7 +28,7 @@
 
 namespace qface::synth {
 
-inline constexpr const char* kSynthVersion = "qface-synth-1";
+inline constexpr const char* kSynthVersion = "qface-synth-2";
 
 struct SynthOptions {
   std::string preset = "demo";

@@ -49,7 +49,7 @@ Identity decode_identity(const std::array<double, kGenes>& g, int64_t index, int
   id.jaw_square = lerp(1.8, 3.6, g[kJawSq]);
   id.cheek = g[kCheek];
   id.eye_y = lerp(-0.07, 0.05, g[kEyeY]);
-  id.eye_sep = lerp(0.25, 0.32, g[kEyeSep]);
+  id.eye_sep = lerp(0.235, 0.30, g[kEyeSep]);
   id.eye_w = lerp(0.105, 0.145, g[kEyeW]);
   id.eye_h = lerp(0.038, 0.068, g[kEyeH]);
   id.eye_tilt = lerp(-0.18, 0.22, g[kEyeTilt]);
@@ -62,11 +62,11 @@ Identity decode_identity(const std::array<double, kGenes>& g, int64_t index, int
   id.brow_len = lerp(0.16, 0.26, g[kBrowLen]);
   id.brow_arch = lerp(-0.01, 0.05, g[kBrowArch]);
   id.brow_tilt = lerp(-0.12, 0.15, g[kBrowTilt]);
-  id.nose_y = id.eye_y + lerp(0.28, 0.40, g[kNoseY]);
+  id.nose_y = id.eye_y + lerp(0.245, 0.365, g[kNoseY]);
   id.nose_w = lerp(0.09, 0.15, g[kNoseW]);
   id.nose_depth = lerp(0.16, 0.32, g[kNoseD]);
   id.bridge_w = lerp(0.03, 0.07, g[kBridge]);
-  id.mouth_y = id.nose_y + lerp(0.2, 0.31, g[kMouthY]);
+  id.mouth_y = id.nose_y + lerp(0.255, 0.365, g[kMouthY]);
   id.mouth_w = lerp(0.18, 0.26, g[kMouthW]);
   id.lip_upper = lerp(0.018, 0.045, g[kLipU]);
   id.lip_lower = lerp(0.025, 0.06, g[kLipL]);

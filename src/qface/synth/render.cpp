@@ -683,7 +683,7 @@ Rendered render(const Identity& id, const ImageNuisance& n, int out_size, const 
   const double up = static_cast<double>(out_size) / final_size;
   // Alignment in output pixels, then (optionally) the loose-crop placement,
   // then output -> high-resolution pixels (pixel centres: h = (f + 0.5) up - 0.5).
-  cv::Matx23d A = similarity_transform(raw, alignment_template());
+  cv::Matx23d A = data::similarity_transform(raw, data::face_template());
   auto to3 = [](const cv::Matx23d& m) {
     return cv::Matx33d(m(0, 0), m(0, 1), m(0, 2), m(1, 0), m(1, 1), m(1, 2), 0, 0, 1);
   };
@@ -775,34 +775,6 @@ Rendered render(const Identity& id, const ImageNuisance& n, int out_size, const 
 }
 
 }  // namespace
-
-const Landmarks& alignment_template() {
-  static const Landmarks t = {cv::Point2d(30.2946, 51.6963), cv::Point2d(65.5318, 51.5014), cv::Point2d(48.0252, 71.7366),
-                              cv::Point2d(33.5493, 92.3655), cv::Point2d(62.7299, 92.2041)};
-  return t;
-}
-
-// Closed-form least-squares similarity (Umeyama 1991, 2-D, no reflection).
-// OpenCV's estimateAffinePartial2D solves the same problem robustly (RANSAC +
-// refinement); for exactly known points the closed form is exact and cheaper.
-cv::Matx23d similarity_transform(const Landmarks& src, const Landmarks& dst) {
-  cv::Point2d ms(0, 0), md(0, 0);
-  for (std::size_t i = 0; i < 5; ++i) {
-    ms += src[i];
-    md += dst[i];
-  }
-  ms *= 0.2;
-  md *= 0.2;
-  double sxx = 0, dot = 0, cross = 0;
-  for (std::size_t i = 0; i < 5; ++i) {
-    const cv::Point2d a = src[i] - ms, b = dst[i] - md;
-    sxx += a.dot(a);
-    dot += a.dot(b);
-    cross += a.x * b.y - a.y * b.x;
-  }
-  const double ca = dot / sxx, sa = cross / sxx;
-  return cv::Matx23d(ca, -sa, md.x - (ca * ms.x - sa * ms.y), sa, ca, md.y - (sa * ms.x + ca * ms.y));
-}
 
 Rendered render_aligned(const Identity& id, const ImageNuisance& n) { return render(id, n, 224, nullptr, 112); }
 

@@ -2,7 +2,7 @@
 // (anti-aliased polygons with sub-pixel precision at 2x the output size, per-pixel
 // Lambertian shading of an ellipsoid head, skin texture), places it with a
 // similarity transform that maps its five landmarks onto the SPEC §3 template
-// (least squares, Umeyama), and then applies the image degradations (blur, low
+// (data/alignment.h, least squares), and then applies the image degradations (blur, low
 // resolution, sensor noise, JPEG) at the output size. The landmarks are known
 // exactly: they are projected from the 3-D face model, not detected.
 #pragma once
@@ -11,18 +11,13 @@
 
 #include <array>
 
+#include "qface/data/alignment.h"
 #include "qface/synth/identity.h"
 #include "qface/synth/nuisance.h"
 
 namespace qface::synth {
 
-using Landmarks = std::array<cv::Point2d, 5>;  // left eye, right eye, nose, left mouth, right mouth (image left/right)
-
-// SPEC §3 five-point template for 112 x 112.
-const Landmarks& alignment_template();
-
-// Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
-cv::Matx23d similarity_transform(const Landmarks& src, const Landmarks& dst);
+using Landmarks = data::Points5;  // left eye, right eye, nose, left mouth, right mouth (image left/right)
 
 struct Rendered {
   cv::Mat image;        // 8-bit BGR
