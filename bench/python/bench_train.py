@@ -58,8 +58,11 @@ def main():
     torch.manual_seed(0)
     model = R.make(a.arch).train()
     head = MarginHead(a.head, 512, a.classes, 0.5 if a.head == "arcface" else 0.4)
-    decay = [p for p in model.parameters() if p.dim() > 1] + [head.kernel]
-    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    # AdaFace's split_parameters: every parameter but BatchNorm's is decayed.
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    no_decay = [p for m in bn for p in m.parameters()]
+    bn_ids = {id(p) for p in no_decay}
+    decay = [p for p in model.parameters() if id(p) not in bn_ids] + [head.kernel]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
                           lr=0.1, momentum=0.9)
     x = torch.randn(a.batch, 3, 112, 112)

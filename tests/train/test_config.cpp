@@ -105,21 +105,25 @@ TEST(LrSchedule, WarmupMultistepCosinePoly) {
   EXPECT_NEAR(ps.at(30), 0.05, 1e-12);
 }
 
-TEST(Optimizer, WeightDecayOnlyOnConvLinearWeightsAndKernel) {
+TEST(Optimizer, WeightDecayOnEverythingButBatchNormAndOnTheKernel) {
   torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 4, 3).bias(true)),
                             torch::nn::BatchNorm2d(4), torch::nn::PReLU(), torch::nn::Flatten(),
                             torch::nn::Linear(4 * 6 * 6, 8));
   ParamSplit split = split_for_weight_decay(*net);
-  ASSERT_EQ(split.decay.size(), 2u);  // conv weight, linear weight
+  // AdaFace's split_parameters: everything but BatchNorm is decayed.
+  ASSERT_EQ(split.decay.size(), 5u);  // conv weight + bias, PReLU weight, linear weight + bias
   EXPECT_EQ(split.decay[0].dim(), 4);
-  EXPECT_EQ(split.decay[1].dim(), 2);
-  EXPECT_EQ(split.no_decay.size(), 5u);  // conv bias, BN weight + bias, PReLU weight, linear bias
+  EXPECT_EQ(split.decay[1].dim(), 1);
+  EXPECT_EQ(split.decay[2].numel(), 1);
+  EXPECT_EQ(split.decay[3].dim(), 2);
+  ASSERT_EQ(split.no_decay.size(), 2u);  // BN weight + bias
+  EXPECT_EQ(split.no_decay[0].numel(), 4);
 
   torch::Tensor kernel = torch::randn({8, 5}, torch::requires_grad());
   OptimizerConfig oc;
   auto sgd = make_sgd(*net, {kernel}, oc);
   ASSERT_EQ(sgd->param_groups().size(), 2u);
-  EXPECT_EQ(sgd->param_groups()[0].params().size(), 3u);
+  EXPECT_EQ(sgd->param_groups()[0].params().size(), 6u);
   EXPECT_DOUBLE_EQ(static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[0].options()).weight_decay(), 5e-4);
   EXPECT_DOUBLE_EQ(static_cast<torch::optim::SGDOptions&>(sgd->param_groups()[1].options()).weight_decay(), 0.0);
   set_lr(*sgd, 0.02);

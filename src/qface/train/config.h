@@ -39,7 +39,7 @@ struct DataConfig {
 struct OptimizerConfig {
   double lr = 0.1;
   double momentum = 0.9;
-  double weight_decay = 5e-4;  // on conv/linear weights and the head kernel, not on BN/PReLU/bias
+  double weight_decay = 5e-4;  // on every parameter but BatchNorm's, and on the head kernel (AdaFace split_parameters)
 };
 
 struct ScheduleConfig {

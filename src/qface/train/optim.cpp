@@ -1,19 +1,22 @@
 #include "qface/train/optim.h"
 
-#include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/torch.h>
 
 namespace qface::train {
 
+// AdaFace's split_parameters: the parameters of BatchNorm layers are not
+// decayed; every other parameter is (conv and linear weights and biases,
+// PReLU slopes).
 ParamSplit split_for_weight_decay(const torch::nn::Module& module) {
   ParamSplit split;
   for (const auto& m : module.modules(/*include_self=*/true)) {
-    const bool weighted = dynamic_cast<const torch::nn::Conv2dImpl*>(m.get()) ||
-                          dynamic_cast<const torch::nn::LinearImpl*>(m.get());
+    const bool batchnorm = dynamic_cast<const torch::nn::BatchNorm1dImpl*>(m.get()) ||
+                           dynamic_cast<const torch::nn::BatchNorm2dImpl*>(m.get()) ||
+                           dynamic_cast<const torch::nn::BatchNorm3dImpl*>(m.get());
     for (const auto& p : m->named_parameters(/*recurse=*/false)) {
       if (!p.value().requires_grad()) continue;
-      (weighted && p.key() == "weight" ? split.decay : split.no_decay).push_back(p.value());
+      (batchnorm ? split.no_decay : split.decay).push_back(p.value());
     }
   }
   return split;

@@ -1,6 +1,7 @@
-// SGD with the AdaFace recipe's parameter groups: weight decay on the weights
-// of convolutions and linear layers and on the head's class centres; none on
-// BatchNorm, PReLU or biases.
+// SGD with the AdaFace recipe's parameter groups (SPEC §4, AdaFace's
+// split_parameters): weight decay on every parameter except BatchNorm's
+// (conv and linear weights and biases, PReLU slopes) and on the head's class
+// centres; none on BatchNorm weights and biases.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -18,10 +19,10 @@ struct ParamSplit {
   std::vector<torch::Tensor> no_decay;
 };
 
-// Conv/linear weights of `module` go to `decay`, every other parameter to `no_decay`.
+// BatchNorm parameters of `module` go to `no_decay`, every other parameter to `decay`.
 ParamSplit split_for_weight_decay(const torch::nn::Module& module);
 
-// Group 0: decayed parameters (backbone conv/linear weights + `extra_decay`,
+// Group 0: decayed parameters (every non-BatchNorm backbone parameter + `extra_decay`,
 // e.g. the head kernel); group 1: the rest, without decay.
 std::unique_ptr<torch::optim::SGD> make_sgd(const torch::nn::Module& backbone,
                                             const std::vector<torch::Tensor>& extra_decay,
