@@ -153,10 +153,9 @@ TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {
       for (auto p = std::sregex_iterator(box.begin(), box.end(), part_re); p != std::sregex_iterator(); ++p)
         parts.emplace_back(std::stod((*p)[2]), std::stod((*p)[3]));
       ASSERT_EQ(parts.size(), 68u) << file;
-      cv::Point2d le(0, 0), re(0, 0);
-      for (int i = 36; i < 42; ++i) le += parts[i] / 6.0;
-      for (int i = 42; i < 48; ++i) re += parts[i] / 6.0;
-      const Points5 truth = {le, re, parts[30], parts[48], parts[54]};
+      std::array<cv::Point2d, 68> p68;
+      std::copy(parts.begin(), parts.end(), p68.begin());
+      const Points5 truth = five_from_68(p68);
       double best = 1e9;
       for (const Face& f : faces) best = std::min(best, max_error(f.landmarks, truth));
       if (best > 20) continue;  // a face the HOG detector misses at this upsampling
@@ -168,6 +167,33 @@ TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {
   }
   EXPECT_GT(faces_checked, 0);
   std::cout << "dlib examples: " << checked << " images, " << faces_checked << " faces, worst 5-point error " << worst << " px\n";
+}
+
+TEST(DeployAlign, FiveFrom68TakesPupilsNoseTipAndMouthCorners) {
+  // An eye whose lids are symmetric about y = 10 (upper lid at 8, lower at 12):
+  // the six-point mean is (x, 10); the pupil estimate moves up by a quarter of
+  // the 4 px opening, to y = 9.
+  std::array<cv::Point2d, 68> p{};
+  for (unsigned a : {36u, 42u}) {
+    const double x0 = a == 36 ? 20 : 60;
+    p[a] = {x0, 10};
+    p[a + 1] = {x0 + 3, 8};
+    p[a + 2] = {x0 + 7, 8};
+    p[a + 3] = {x0 + 10, 10};
+    p[a + 4] = {x0 + 7, 12};
+    p[a + 5] = {x0 + 3, 12};
+  }
+  p[30] = {45, 30};
+  p[48] = {33, 45};
+  p[54] = {57, 45};
+  const Points5 f = five_from_68(p);
+  EXPECT_NEAR(f[0].x, 25, 1e-12);
+  EXPECT_NEAR(f[0].y, 9, 1e-12);
+  EXPECT_NEAR(f[1].x, 65, 1e-12);
+  EXPECT_NEAR(f[1].y, 9, 1e-12);
+  EXPECT_EQ(f[2], cv::Point2d(45, 30));
+  EXPECT_EQ(f[3], cv::Point2d(33, 45));
+  EXPECT_EQ(f[4], cv::Point2d(57, 45));
 }
 
 TEST(DeployAlign, FacelessBrokenAndLandmarkFilesThroughTheCli) {

@@ -127,7 +127,44 @@ TEST(EvalVerify, PerfectSeparationFirstBestThreshold) {
   EXPECT_DOUBLE_EQ(r.accuracy_std, 0.0);
   ASSERT_EQ(r.fold_threshold.size(), 10u);
   for (double t : r.fold_threshold) EXPECT_NEAR(t, 0.51, 1e-12);  // first threshold with 0.5 < t
-  EXPECT_DOUBLE_EQ(r.val_mean, 1.0);
+  // 50 impostors, 5 per fold: FAR 1e-3 and 1e-2 need 1000 and 100 per fold.
+  ASSERT_EQ(r.val.size(), 2u);
+  EXPECT_FALSE(r.val[0].resolved);
+  EXPECT_EQ(r.val[0].min_fold_impostors, 5);
+  EXPECT_TRUE(r.tar_json(1e-3).is_null());
+  EXPECT_EQ(r.tar_text(1e-2), "—");
+  for (int p = 0; p < 100; ++p) EXPECT_EQ(r.pair_correct[p], 1);
+}
+
+TEST(EvalVerify, TarAtFarIsReportedOnlyWhereTheImpostorsResolveIt) {
+  // 2000 pairs, 1000 impostors, 100 per fold: FAR 1e-2 resolved, 1e-3 not.
+  std::vector<double> d;
+  std::vector<uint8_t> same;
+  for (int i = 0; i < 2000; ++i) {
+    same.push_back(i % 2 == 0);
+    // Genuine pairs spread over 0.2..1.8, impostors over 1.0..2.0 (one per
+    // 0.001), permuted so that every fold sees the whole spread.
+    const double u = ((i / 2) * 7919 % 1000) / 1000.0;
+    d.push_back(i % 2 == 0 ? 0.2 + 1.6 * u : 1.0 + u);
+  }
+  qe::VerifyOptions o;
+  o.val_fars = {1e-3, 1e-2, 0.5};
+  qe::VerifyResult r = qe::verify_distances(d, same, o);
+  ASSERT_EQ(r.val.size(), 3u);
+  EXPECT_FALSE(r.val[0].resolved);
+  EXPECT_TRUE(r.val[1].resolved);
+  EXPECT_TRUE(r.val[2].resolved);
+  EXPECT_EQ(r.val[1].min_fold_impostors, 100);
+  EXPECT_TRUE(r.tar_json(1e-3).is_null());
+  EXPECT_FALSE(r.tar_json(1e-2).is_null());
+  // FAR 0.5: the threshold where half the impostors (1.0..1.5) are accepted
+  // accepts the genuine pairs below 1.5, i.e. (1.5 - 0.2) / 1.6 = 81.25 % of them.
+  EXPECT_NEAR(r.val[2].tar_mean, 0.8125, 0.01);
+  EXPECT_NEAR(r.val[2].far_mean, 0.5, 0.01);
+  const nlohmann::json j = qe::to_json(r);
+  EXPECT_TRUE(j["tar_at_far_folds"][0]["tar_mean"].is_null());
+  EXPECT_FALSE(j["tar_at_far_folds"][0]["resolved"].get<bool>());
+  EXPECT_TRUE(j["tar_at_far_folds"][1]["resolved"].get<bool>());
 }
 
 TEST(EvalVerify, KnownFoldThresholdAndAccuracy) {

@@ -1,6 +1,7 @@
-// The main job end to end on the tiny synthetic preset: data, two trainings,
-// evaluation per quality stratum, comparison table and report; a second run
-// reuses every finished stage.
+// The main job end to end on the tiny synthetic preset: data, three trainings
+// (AdaFace, MagFace, ArcFace), evaluation per quality stratum, the claims
+// table with intervals and verdicts, comparison files and report; a second run
+// reuses every finished stage, a changed setting retrains.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -12,39 +13,66 @@ using qface::testing::run_qface;
 using qface::testing::TempDir;
 namespace fs = std::filesystem;
 
-TEST(MainJob, TrainsBothHeadsEvaluatesAndReportsThenResumes) {
+TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
   TempDir dir;
-  const std::vector<std::string> args = {"demo",  "--preset", "tiny",         "--out",
-                                         (dir / "demo").string(), "--threads", "1",
-                                         "--set", "max_steps=2",  "--set",     "batch_size=8",
-                                         "--set", "checkpoint_every=1", "--set", "data.loader_threads=1",
-                                         "--set", "validation.batch_size=16"};
+  std::vector<std::string> args = {"demo",  "--preset", "tiny",         "--out",
+                                   (dir / "demo").string(), "--threads", "1", "--resamples", "200",
+                                   "--set", "max_steps=2",  "--set",     "batch_size=8",
+                                   "--set", "checkpoint_every=1", "--set", "data.loader_threads=1",
+                                   "--set", "bf16=false"};
   auto r = run_qface(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("| val_low | accuracy %"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("## The papers' claims"), std::string::npos) << r.out;
   auto cmp = nlohmann::json::parse(qface::read_file(dir / "demo" / "comparison.json"));
-  for (const char* head : {"adaface", "arcface"}) {
-    const auto& run = cmp["runs"][head];
+  for (const char* head : {"adaface", "magface", "arcface"}) {
+    const auto& run = cmp["runs"]["0"][head];
     EXPECT_EQ(run["steps"].get<int>(), 2) << head;
     for (const char* s : {"val_high", "val_mixed", "val_low"}) {
       const auto& e = run["eval"][s];
       EXPECT_GE(e["acc"].get<double>(), 0.0);
       EXPECT_LE(e["acc"].get<double>(), 1.0);
-      EXPECT_GT(e["norm_mean"].get<double>(), 0.0);
       EXPECT_TRUE(e["spearman_norm_gt"].is_number());
+      // 12 pairs per set: no FAR is resolved by ~1 impostor per fold.
+      EXPECT_TRUE(e["tar_at_far"]["0.001"].is_null());
+      EXPECT_TRUE(e["tar_at_far"]["0.01"].is_null());
     }
-    EXPECT_TRUE(fs::exists(dir / "demo" / head / "model.pt"));
-    EXPECT_TRUE(fs::exists(dir / "demo" / head / "eval" / "verify.json"));
-    EXPECT_TRUE(fs::exists(dir / "demo" / head / "metrics.jsonl"));
+    for (const char* score : {"norm", "brisque", "gt", "random"})
+      EXPECT_TRUE(run["quality"][score]["pauc"].is_number()) << head << " " << score;
+    EXPECT_TRUE(run["cluster"]["quality_ordered"]["bcubed"]["f"].is_number());
+    for (const char* f : {"model.pt", "metrics.jsonl", "eval/verify.json", "eval/quality.json", "eval/cluster.json"})
+      EXPECT_TRUE(fs::exists(dir / "demo" / head / f)) << head << " " << f;
   }
-  EXPECT_EQ(cmp["findings"].size(), 4u);
+  // Every claim of the two papers, each with an interval around its estimate and a verdict.
+  const auto& claims = cmp["claims"]["0"];
+  std::vector<std::string> ids;
+  for (const auto& c : claims) {
+    ids.push_back(c["id"]);
+    const auto& i = c["interval"];
+    EXPECT_LE(i["lo"].get<double>(), i["hi"].get<double>()) << c.dump();
+    const std::string v = c["verdict"];
+    EXPECT_TRUE(v == "holds" || v == "does not hold" || v == "not resolved") << v;
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"adaface_low", "adaface_high", "adaface_norm", "magface_norm",
+                                           "magface_vs_brisque", "magface_recognition", "magface_cluster"}));
+  EXPECT_TRUE(cmp["differences"]["0"]["magface"]["val_low"]["acc"]["lo"].is_number());
   EXPECT_TRUE(fs::exists(dir / "demo" / "comparison.md"));
+  EXPECT_NE(qface::read_file(dir / "demo" / "comparison.md").find("| — |"), std::string::npos);
   const std::string html = qface::read_file(dir / "demo" / "report.html");
-  EXPECT_NE(html.find("adaface"), std::string::npos);
+  EXPECT_NE(html.find("magface"), std::string::npos);
 
-  // Run again: data and both trainings are reused, the comparison is redone.
+  // Run again: data, trainings and evaluations are reused.
   auto again = run_qface(args);
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.err.find("adaface already trained"), std::string::npos) << again.err;
-  EXPECT_NE(again.err.find("synthetic data already in"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("magface (seed 0) already trained"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("already evaluated"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("data already in"), std::string::npos) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(qface::read_file(dir / "demo" / "comparison.json"))["claims"], cmp["claims"]);
+
+  // A changed setting is not silently reused: every head retrains.
+  args.insert(args.end(), {"--set", "max_steps=3", "--heads", "arcface"});
+  auto changed = run_qface(args);
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  EXPECT_NE(changed.err.find("trained with another configuration; retraining"), std::string::npos) << changed.err;
+  EXPECT_EQ(nlohmann::json::parse(qface::read_file(dir / "demo" / "comparison.json"))["runs"]["0"]["arcface"]["steps"], 3);
 }

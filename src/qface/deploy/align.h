@@ -21,6 +21,10 @@ namespace qface::deploy {
 
 using data::Points5;
 
+// iBUG 68 points -> the five of SPEC §3 as MTCNN places them: eye centres
+// (pupils), nose tip, mouth corners (see align.cpp for the eye correction).
+Points5 five_from_68(const std::array<cv::Point2d, 68>& points);
+
 struct Face {
   cv::Rect box;        // detector box in image pixels
   double score = 0;    // detector confidence (dlib HOG SVM score)

@@ -124,10 +124,12 @@ ClusterMetrics cluster_metrics(std::span<const int64_t> predicted, std::span<con
   const double pr = m.pairwise_precision + m.pairwise_recall;
   m.pairwise_f = pr > 0 ? 2 * m.pairwise_precision * m.pairwise_recall / pr : 0.0;
   double bp = 0, br = 0;
+  m.bcubed_item_precision.resize(p.size());
+  m.bcubed_item_recall.resize(p.size());
   for (size_t i = 0; i < p.size(); ++i) {
     const double c = joint[{p[i], t[i]}];
-    bp += c / csize[p[i]];
-    br += c / tsize[t[i]];
+    bp += m.bcubed_item_precision[i] = c / csize[p[i]];
+    br += m.bcubed_item_recall[i] = c / tsize[t[i]];
   }
   m.bcubed_precision = bp / n;
   m.bcubed_recall = br / n;
@@ -140,6 +142,17 @@ ClusterMetrics cluster_metrics(std::span<const int64_t> predicted, std::span<con
   // sklearn: NMI is 1 when both labelings are a single cluster (both entropies 0).
   m.nmi = (hc + ht) > 0 ? mi / ((hc + ht) / 2) : 1.0;
   return m;
+}
+
+double bcubed_f(const ClusterMetrics& m, std::span<const int64_t> draw) {
+  require(!draw.empty(), "bcubed: no items");
+  double bp = 0, br = 0;
+  for (int64_t i : draw) {
+    bp += m.bcubed_item_precision.at(static_cast<std::size_t>(i));
+    br += m.bcubed_item_recall.at(static_cast<std::size_t>(i));
+  }
+  // F of the means: 2 (bp/n)(br/n) / ((bp + br)/n) = 2 bp br / ((bp + br) n).
+  return bp + br > 0 ? 2 * bp * br / ((bp + br) * static_cast<double>(draw.size())) : 0.0;
 }
 
 nlohmann::json to_json(const ClusterMetrics& m) {

@@ -36,7 +36,14 @@ struct ClusterMetrics {
   double pairwise_precision = 0, pairwise_recall = 0, pairwise_f = 0;
   double bcubed_precision = 0, bcubed_recall = 0, bcubed_f = 0;
   double nmi = 0;
+  // Per item (in input order): the BCubed precision (share of its predicted
+  // cluster with its label) and recall (share of its label in its cluster);
+  // their means are bcubed_precision / bcubed_recall (for item bootstraps).
+  std::vector<double> bcubed_item_precision, bcubed_item_recall;
 };
+
+// BCubed F of the items in `draw` (indices, repeats allowed) from the per-item values.
+double bcubed_f(const ClusterMetrics& m, std::span<const int64_t> draw);
 
 ClusterMetrics cluster_metrics(std::span<const int64_t> predicted, std::span<const int64_t> truth);
 

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <fmt/format.h>
+
 #include "qface/core/error.h"
 
 namespace qface::eval {
@@ -84,7 +86,13 @@ VerifyResult verify_distances(std::span<const double> dist, std::span<const uint
   }
   // correct = tp + (diff - fp)
   auto correct = [&](int f, int64_t i) { return tp[f][i] + (fold_size[f] - fold_same[f] - fp[f][i]); };
-  std::vector<double> vals, fars;
+  auto mean_std = [](const std::vector<double>& v, double& mean, double& sd) {
+    mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    double ss = 0;
+    for (double x : v) ss += (x - mean) * (x - mean);
+    sd = std::sqrt(ss / static_cast<double>(v.size()));
+  };
+  r.pair_correct.assign(static_cast<std::size_t>(n), 0);
   for (int f = 0; f < F; ++f) {
     int64_t best_i = 0, best_c = -1;
     for (int64_t i = 0; i < n_thr; ++i) {
@@ -96,52 +104,56 @@ VerifyResult verify_distances(std::span<const double> dist, std::span<const uint
         best_i = i;
       }
     }
-    r.fold_threshold.push_back(static_cast<double>(best_i) * o.threshold_step);
+    const double t = static_cast<double>(best_i) * o.threshold_step;
+    r.fold_threshold.push_back(t);
     r.fold_accuracy.push_back(static_cast<double>(correct(f, best_i)) / static_cast<double>(fold_size[f]));
-
-    // VAL: training FAR per threshold, interpolated threshold for the target.
-    int64_t train_diff = 0, train_same = 0;
-    for (int g = 0; g < F; ++g)
-      if (g != f) {
-        train_diff += fold_size[g] - fold_same[g];
-        train_same += fold_same[g];
-      }
-    auto far_train = [&](int64_t i) {
-      int64_t a = 0;
-      for (int g = 0; g < F; ++g)
-        if (g != f) a += fpv[g][i];
-      return train_diff ? static_cast<double>(a) / static_cast<double>(train_diff) : 0.0;
-    };
-    double thr = 0;
-    if (far_train(n_val - 1) >= o.val_far) {
-      int64_t i = 0;
-      while (far_train(i) < o.val_far) ++i;
-      const double fi = far_train(i), ti = static_cast<double>(i) * o.val_step;
-      if (fi == o.val_far || i == 0) {
-        thr = ti;
-      } else {
-        const double fj = far_train(i - 1), tj = static_cast<double>(i - 1) * o.val_step;
-        thr = tj + (o.val_far - fj) * (ti - tj) / (fi - fj);
-      }
-    }
-    int64_t ta = 0, fa = 0;
-    for (int64_t p = starts[f]; p < starts[f + 1]; ++p)
-      if (dist[p] < thr) (issame[p] ? ta : fa) += 1;
-    const int64_t test_diff = fold_size[f] - fold_same[f];
-    vals.push_back(fold_same[f] ? static_cast<double>(ta) / static_cast<double>(fold_same[f]) : 0.0);
-    fars.push_back(test_diff ? static_cast<double>(fa) / static_cast<double>(test_diff) : 0.0);
+    for (int64_t p = starts[f]; p < starts[f + 1]; ++p) r.pair_correct[p] = (dist[p] < t) == (issame[p] != 0);
   }
-  auto mean_std = [](const std::vector<double>& v, double& mean, double& sd) {
-    mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-    double ss = 0;
-    for (double x : v) ss += (x - mean) * (x - mean);
-    sd = std::sqrt(ss / static_cast<double>(v.size()));
-  };
-  mean_std(r.fold_accuracy, r.accuracy_mean, r.accuracy_std);
+  for (double target : o.val_fars) {
+    require(target > 0 && target < 1, "verify: FAR target {} is not in (0, 1)", target);
+    TarAtFarFolds v{.far = target};
+    v.min_fold_impostors = n;
+    for (int f = 0; f < F; ++f) v.min_fold_impostors = std::min(v.min_fold_impostors, fold_size[f] - fold_same[f]);
+    v.resolved = static_cast<double>(v.min_fold_impostors) * target >= 1.0 - 1e-9;
+    std::vector<double> vals, fars;
+    for (int f = 0; f < F; ++f) {
+      // Training FAR per threshold, interpolated threshold for the target.
+      int64_t train_diff = 0;
+      for (int g = 0; g < F; ++g)
+        if (g != f) train_diff += fold_size[g] - fold_same[g];
+      auto far_train = [&](int64_t i) {
+        int64_t a = 0;
+        for (int g = 0; g < F; ++g)
+          if (g != f) a += fpv[g][i];
+        return train_diff ? static_cast<double>(a) / static_cast<double>(train_diff) : 0.0;
+      };
+      double thr = 0;
+      if (far_train(n_val - 1) >= target) {
+        int64_t i = 0;
+        while (far_train(i) < target) ++i;
+        const double fi = far_train(i), ti = static_cast<double>(i) * o.val_step;
+        if (fi == target || i == 0) {
+          thr = ti;
+        } else {
+          const double fj = far_train(i - 1), tj = static_cast<double>(i - 1) * o.val_step;
+          thr = tj + (target - fj) * (ti - tj) / (fi - fj);
+        }
+      }
+      int64_t ta = 0, fa = 0;
+      for (int64_t p = starts[f]; p < starts[f + 1]; ++p)
+        if (dist[p] < thr) (issame[p] ? ta : fa) += 1;
+      const int64_t test_diff = fold_size[f] - fold_same[f];
+      vals.push_back(fold_same[f] ? static_cast<double>(ta) / static_cast<double>(fold_same[f]) : 0.0);
+      fars.push_back(test_diff ? static_cast<double>(fa) / static_cast<double>(test_diff) : 0.0);
+    }
+    double unused = 0;
+    mean_std(vals, v.tar_mean, v.tar_std);
+    mean_std(fars, v.far_mean, unused);
+    r.val.push_back(v);
+  }
   double unused = 0;
+  mean_std(r.fold_accuracy, r.accuracy_mean, r.accuracy_std);
   mean_std(r.fold_threshold, r.best_threshold_mean, unused);
-  mean_std(vals, r.val_mean, r.val_std);
-  mean_std(fars, r.far_mean, unused);
 
   if (r.genuine > 0 && r.genuine < n) {
     std::vector<float> sim(n);
@@ -168,13 +180,29 @@ VerifyResult verify_embeddings(const torch::Tensor& embeddings, std::span<const 
   return verify_distances(d, issame, options);
 }
 
+const TarAtFarFolds* VerifyResult::val_at(double far) const {
+  for (const auto& v : val)
+    if (std::abs(v.far - far) <= 1e-12 * far) return &v;
+  return nullptr;
+}
+
+nlohmann::json VerifyResult::tar_json(double far) const {
+  const TarAtFarFolds* v = val_at(far);
+  return v && v->resolved ? nlohmann::json(v->tar_mean) : nlohmann::json();
+}
+
+std::string VerifyResult::tar_text(double far) const {
+  const TarAtFarFolds* v = val_at(far);
+  return v && v->resolved ? fmt::format("{:.2f} %", 100 * v->tar_mean) : std::string("—");
+}
+
 nlohmann::json to_json(const RocResult& r) {
   nlohmann::json j;
   j["genuine"] = r.genuine;
   j["impostor"] = r.impostor;
   nlohmann::json tars = nlohmann::json::array();
   for (const auto& t : r.tar_at_far)
-    tars.push_back({{"far", t.far}, {"tar", t.tar}, {"fpr", t.fpr},
+    tars.push_back({{"far", t.far}, {"resolved", static_cast<double>(r.impostor) * t.far >= 1.0 - 1e-9}, {"tar", t.tar}, {"fpr", t.fpr},
                     {"threshold", std::isfinite(t.threshold) ? nlohmann::json(t.threshold) : nlohmann::json()}});
   j["tar_at_far"] = tars;
   nlohmann::json fpr = nlohmann::json::array(), tpr = nlohmann::json::array();
@@ -195,7 +223,13 @@ nlohmann::json to_json(const VerifyResult& r) {
   j["best_threshold_mean"] = r.best_threshold_mean;
   j["fold_accuracy"] = r.fold_accuracy;
   j["fold_threshold"] = r.fold_threshold;
-  j["tar_at_far_1e-3"] = {{"val_mean", r.val_mean}, {"val_std", r.val_std}, {"far_mean", r.far_mean}};
+  nlohmann::json val = nlohmann::json::array();
+  for (const auto& v : r.val) {
+    const auto num = [&](double x) { return v.resolved ? nlohmann::json(x) : nlohmann::json(); };
+    val.push_back({{"far", v.far}, {"resolved", v.resolved}, {"min_fold_impostors", v.min_fold_impostors},
+                   {"tar_mean", num(v.tar_mean)}, {"tar_std", num(v.tar_std)}, {"far_mean", num(v.far_mean)}});
+  }
+  j["tar_at_far_folds"] = val;
   if (r.roc.genuine) j["roc"] = to_json(r.roc);
   return j;
 }

@@ -5,9 +5,12 @@
 // predict "same" when distance < threshold, contiguous folds without shuffle
 // (the first n % folds folds one pair larger, as sklearn's KFold), best
 // threshold on the 9 training folds (first maximum), accuracy on the 10th.
-// TAR@FAR=1e-3 is InsightFace's "VAL": per fold, thresholds 0..4 step 0.001,
+// TAR@FAR is InsightFace's "VAL": per fold, thresholds 0..4 step 0.001,
 // the threshold linearly interpolated where the training FAR reaches the
-// target (0 when it never does), TAR and FAR on the test fold.
+// target (0 when it never does), TAR and FAR on the test fold. A FAR is
+// reported only where every test fold has at least 1/FAR impostors; below
+// that the number would be interpolation, not measurement, and it is marked
+// unresolved (null in JSON, "—" in tables).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -26,8 +29,15 @@ struct VerifyOptions {
   int folds = 10;
   double threshold_max = 4.0;
   double threshold_step = 0.01;
-  double val_far = 1e-3;
+  std::vector<double> val_fars{1e-3, 1e-2};
   double val_step = 0.001;
+};
+
+struct TarAtFarFolds {
+  double far = 0;
+  bool resolved = false;           // every test fold has >= 1/far impostors
+  int64_t min_fold_impostors = 0;
+  double tar_mean = 0, tar_std = 0, far_mean = 0;  // over folds; meaningful only when resolved
 };
 
 struct VerifyResult {
@@ -35,7 +45,13 @@ struct VerifyResult {
   double accuracy_mean = 0, accuracy_std = 0;  // std over folds, population (ddof 0) as numpy
   double best_threshold_mean = 0;              // mean of the per-fold best thresholds
   std::vector<double> fold_accuracy, fold_threshold;
-  double val_mean = 0, val_std = 0, far_mean = 0;  // TAR@FAR=val_far, InsightFace style
+  std::vector<TarAtFarFolds> val;                  // one per VerifyOptions::val_fars, InsightFace style
+  std::vector<uint8_t> pair_correct;  // per pair: 1 when its fold's threshold decides it right (paired bootstrap)
+  // The entry for `far`, or nullptr.
+  const TarAtFarFolds* val_at(double far) const;
+  // TAR at `far` when resolved, else null (JSON) / "—" (text, in percent).
+  nlohmann::json tar_json(double far) const;
+  std::string tar_text(double far) const;
   RocResult roc;                                   // exact ROC on -distance over all pairs
 };
 

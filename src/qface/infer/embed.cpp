@@ -76,7 +76,7 @@ Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor&
 }
 
 PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& encoded,
-                              const std::string& source, int batch, const InferenceOptions& o) {
+                              const std::string& source, int batch, const InferenceOptions& o, bool flip) {
   require(batch > 0, "embed: batch must be positive, got {}", batch);
   std::vector<torch::Tensor> e, n, ef, nf;
   const std::size_t step = static_cast<std::size_t>(batch);
@@ -95,13 +95,15 @@ PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<
     }
     torch::Tensor x = preprocess(imgs, model.preprocessing());
     const int64_t k = x.size(0);
-    Embeddings both = embed(model, torch::cat({x, x.flip({3})}), o);
+    Embeddings both = embed(model, flip ? torch::cat({x, x.flip({3})}) : x, o);
     e.push_back(both.embeddings.slice(0, 0, k));
     n.push_back(both.norms.slice(0, 0, k));
+    if (!flip) continue;
     ef.push_back(both.embeddings.slice(0, k));
     nf.push_back(both.norms.slice(0, k));
   }
   require(!e.empty(), "{}: no images to embed", source);
+  if (!flip) return {{torch::cat(e), torch::cat(n)}, {}};
   return {{torch::cat(e), torch::cat(n)}, {torch::cat(ef), torch::cat(nf)}};
 }
 

@@ -67,8 +67,10 @@ Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor&
 struct PlainAndFlipped {
   Embeddings plain, flipped;
 };
+// With flip = false only the plain images are embedded (`flipped` stays empty).
 PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& encoded,
-                              const std::string& source, int batch, const InferenceOptions& options);
+                              const std::string& source, int batch, const InferenceOptions& options,
+                              bool flip = true);
 
 // Smallest cosine between fp32 and bf16 embeddings of `input`.
 double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);

@@ -4,21 +4,20 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include "qface/backbones/backbone.h"
+#include <chrono>
+#include <cmath>
+#include <map>
+
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
-#include "qface/eval/features.h"
-#include "qface/eval/quality.h"
 #include "qface/eval/report.h"
-#include "qface/eval/verify.h"
-#include "qface/infer/embed.h"
-#include "qface/io/checkpoint.h"
+#include "qface/pipeline/claims.h"
+#include "qface/pipeline/stage.h"
 #include "qface/synth/generate.h"
 #include "qface/train/checkpoint.h"
 #include "qface/train/config.h"
 #include "qface/train/distributed.h"
 #include "qface/train/trainer.h"
-#include "qface/train/validation.h"
 
 namespace qface::pipeline {
 namespace fs = std::filesystem;
@@ -26,38 +25,70 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string> kStrata = {"val_high", "val_mixed", "val_low"};
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// The data stage: regenerated when the synth options (or generator version) differ.
 fs::path ensure_data(const MainJobOptions& o) {
   const fs::path data = o.out / "data";
-  if (fs::exists(data / "manifest.json")) {
-    spdlog::info("demo: synthetic data already in {} (delete it to regenerate)", data.string());
-    return data;
-  }
   synth::SynthOptions so = synth::preset_options(o.preset);
   if (o.threads > 0) so.threads = o.threads;
+  const json want{{"version", synth::kSynthVersion}, {"options", synth::options_json(so)}};
+  if (fs::exists(data / "manifest.json")) {
+    const json have = json::parse(read_file(data / "manifest.json"));
+    if (have.value("version", std::string()) == want["version"] && have.value("options", json()) == want["options"]) {
+      spdlog::info("demo: synthetic '{}' data already in {}", o.preset, data.string());
+      return data;
+    }
+    spdlog::info("demo: {} holds other synthetic data; regenerating it", data.string());
+    fs::remove_all(data);
+  }
   spdlog::info("demo: generating the synthetic '{}' set in {}", o.preset, data.string());
   synth::SynthSummary s = synth::generate(data, so);
-  spdlog::info("demo: {} training images of {} identities, {} pairs per verification set ({:.0f} s)", s.train_images,
+  spdlog::info("demo: {} training images of {} identities, {} verification pairs ({:.0f} s)", s.train_images,
                s.train_ids, s.val_pairs, s.seconds);
   return data;
 }
 
 struct RunResult {
   std::string head;
+  uint64_t seed = 0;
   fs::path dir, model;
   double train_seconds = 0, images_per_second = 0;
   int64_t steps = 0;
   bool interrupted = false;
 };
 
-RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::path& data, const std::string& head) {
-  RunResult r{.head = head, .dir = o.out / head};
-  const fs::path summary_path = r.dir / "train_summary.json";
-  if (fs::exists(summary_path) && fs::exists(r.dir / "model.pt")) {
-    json s = json::parse(read_file(summary_path));
+fs::path run_dir(const MainJobOptions& o, const std::string& head, uint64_t seed) {
+  return o.seeds.size() == 1 ? o.out / head : o.out / fmt::format("seed{}", seed) / head;
+}
+
+// The training stage's fingerprint: the resolved config without the fields
+// that do not change the result (paths, threads, logging), and the data.
+std::string train_fingerprint(train::TrainConfig c, const fs::path& data) {
+  c.out_dir = "-";
+  c.data.train = "-";
+  c.threads = 0;
+  c.log_every = 0;
+  c.checkpoint_every = 0;
+  c.keep_checkpoints = 0;
+  return fingerprint(json{{"config", train::to_toml(c)}, {"data", file_fingerprint(data / "manifest.json")}});
+}
+
+RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::path& data, const std::string& head,
+                     uint64_t seed) {
+  RunResult r{.head = head, .seed = seed, .dir = run_dir(o, head, seed)};
+  std::vector<std::string> overrides = o.overrides;
+  overrides.insert(overrides.begin(), {"head.name=" + head, "out_dir=" + r.dir.string(),
+                                       "data.train=" + (data / "train.rec").string(), fmt::format("seed={}", seed)});
+  if (o.threads > 0) overrides.insert(overrides.begin(), fmt::format("threads={}", o.threads));
+  train::TrainConfig c = train::load_config(config, overrides);
+  const std::string fp = train_fingerprint(c, data);
+  const fs::path summary_path = r.dir / "train_summary.json", stage_path = r.dir / "stage.json";
+  if (has_fingerprint(summary_path, fp) && fs::exists(r.dir / "model.pt")) {
+    const json s = json::parse(read_file(summary_path));
     if (!s.value("interrupted", true)) {
-      spdlog::info("demo: {} already trained in {} (delete it to retrain)", head, r.dir.string());
+      spdlog::info("demo: {} (seed {}) already trained in {}", head, seed, r.dir.string());
       r.model = r.dir / "model.pt";
       r.steps = s.value("steps", int64_t{0});
       r.train_seconds = s.value("seconds", 0.0);
@@ -65,136 +96,222 @@ RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::
       return r;
     }
   }
-  // No validation during training: evaluate() below embeds every stratum
-  // with the final model (BatchNorm folded), which is what the table shows.
-  std::vector<std::string> overrides = o.overrides;
-  overrides.insert(overrides.begin(), {"head.name=" + head, "out_dir=" + r.dir.string(),
-                                       "data.train=" + (data / "train.rec").string()});
-  if (o.threads > 0) overrides.insert(overrides.begin(), fmt::format("threads={}", o.threads));
-  train::TrainConfig c = train::load_config(config, overrides);
+  // Checkpoints of another configuration are not resumed: start over.
+  if (fs::exists(r.dir) && !has_fingerprint(stage_path, fp)) {
+    spdlog::info("demo: {} was trained with another configuration; retraining", r.dir.string());
+    fs::remove_all(r.dir);
+  }
+  ensure_dir(r.dir);
+  write_file_atomic(stage_path, json{{"fingerprint", fp}, {"config", config.string()}, {"overrides", overrides}}.dump(2) + "\n");
   const bool resume = !train::list_checkpoints(r.dir / "checkpoints", 0, false).empty();
-  spdlog::info("demo: training {} + {} ({}){}", c.model.backbone, head, config.string(),
+  spdlog::info("demo: training {} + {}, seed {} ({}){}", c.model.backbone, head, seed, config.string(),
                resume ? ", resuming from the newest checkpoint" : "");
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   train::TrainSummary s = train::train(c, train::Dist::single(), resume);
-  r.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.train_seconds = since(t0);
   r.steps = s.steps;
-  // Average over this invocation's steps (the summary's figure is the last log
-  // window); a resumed run counts only the steps it took itself.
-  r.images_per_second =
-      r.train_seconds > 0 ? static_cast<double>(s.steps_this_run * c.batch_size) / r.train_seconds : 0;
+  // This invocation's steps only (a resumed run counts the steps it took itself).
+  r.images_per_second = r.train_seconds > 0 ? static_cast<double>(s.steps_this_run * c.batch_size) / r.train_seconds : 0;
   r.interrupted = s.interrupted;
   r.model = s.model;
-  write_file_atomic(summary_path, json{{"steps", s.steps},
+  write_file_atomic(summary_path, json{{"fingerprint", fp},
+                                       {"steps", s.steps},
                                        {"last_loss", s.last_loss},
-                                       {"images_per_second", s.images_per_second},
+                                       {"images_per_second", r.images_per_second},
                                        {"seconds", r.train_seconds},
                                        {"interrupted", s.interrupted},
-                                       {"model", s.model.string()},
-                                       {"validation", s.validation}}
+                                       {"model", s.model.string()}}
                                       .dump(2) + "\n");
   return r;
 }
 
-// Embeds every stratum with the trained model; writes the eval JSONs the
-// report reads into <run>/eval and returns the numbers for the table.
-json evaluate(const RunResult& r, const fs::path& data) {
-  io::Checkpoint ckpt = io::read_checkpoint(r.model);
-  require(!ckpt.arch.empty(), "{}: checkpoint does not name its architecture", r.model.string());
-  auto model = backbones::make_backbone(ckpt.arch);
-  io::load_state_dict(*model, ckpt.tensors, r.model.string(), ckpt.arch);
-  infer::InferenceOptions io;
-  infer::prepare_for_inference(*model, io);
-  std::vector<eval::VerifySet> sets;
-  json out;
-  const fs::path eval_dir = r.dir / "eval";
-  ensure_dir(eval_dir);
-  for (const std::string& stratum : kStrata) {
-    const fs::path bin = data / (stratum + ".bin");
-    eval::BinPairs pairs = eval::read_bin_pairs(bin, true);
-    train::BinVerification v = train::verify_encoded(*model, pairs.images_bytes, pairs.issame, bin.string(), 64, io);
-    const infer::PlainAndFlipped& e = v.features;
-    eval::VerifySet vs{.set = stratum};
-    vs.modes.push_back({"plain", v.plain});
-    vs.modes.push_back({"flip_fused", v.flip_fused});
-    const eval::VerifyResult& plain = vs.modes[0].second;
-    const eval::VerifyResult& flip = vs.modes[1].second;
-
-    // Feature norm as quality: rank correlation with the generator's ground
-    // truth, and EDC (error vs discard) with norm and ground truth as scores.
-    std::vector<double> gt = eval::ground_truth_quality(data / "manifest.json", bin.filename().string(), {},
-                                                        pairs.images);
-    torch::Tensor nd = e.plain.norms.to(torch::kFloat64).contiguous();
-    std::vector<double> norms(nd.data_ptr<double>(), nd.data_ptr<double>() + nd.numel());
-    eval::Comparisons cmp = eval::pair_comparisons(e.plain.embeddings, pairs.issame);
-    json q = eval::quality_report_json(r.head + " " + stratum, bin.filename().string(), cmp,
-                                       {{"norm", norms}, {"gt", gt}}, gt, e.plain.norms);
-    eval::write_json(eval_dir / fmt::format("quality_{}.json", stratum), q);
-
-    out[stratum] = {{"acc", plain.accuracy_mean},
-                    {"acc_std", plain.accuracy_std},
-                    {"acc_flip", flip.accuracy_mean},
-                    {"tar_far_1e-3", plain.val_mean},
-                    {"norm_mean", e.plain.norms.mean().item<double>()},
-                    {"spearman_norm_gt", q["scores"]["norm"]["spearman_vs_gt"]},
-                    {"edc_pauc_norm", q["scores"]["norm"]["edc"]["pauc"]}};
-    sets.push_back(std::move(vs));
-  }
-  eval::write_json(eval_dir / "verify.json", eval::verify_report_json(r.head, sets));
-  return out;
+// "x" for one seed, "mean ± std" (sample std) over several.
+std::string across(const std::vector<double>& v, double scale, int digits) {
+  if (v.empty()) return "—";
+  double m = 0;
+  for (double x : v) m += x / static_cast<double>(v.size());
+  if (v.size() == 1) return fmt::format("{:.{}f}", m * scale, digits);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return fmt::format("{:.{}f} ± {:.{}f}", m * scale, digits, std::sqrt(ss / static_cast<double>(v.size() - 1)) * scale,
+                     digits);
 }
 
-std::string pct(const json& v) { return v.is_number() ? fmt::format("{:.2f}", 100 * v.get<double>()) : "-"; }
-std::string num(const json& v) { return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : "-"; }
+std::string ci_text(const json& i, double scale, int digits) {
+  return fmt::format("{:+.{}f} [{:+.{}f}, {:+.{}f}]", i["estimate"].get<double>() * scale, digits,
+                     i["lo"].get<double>() * scale, digits, i["hi"].get<double>() * scale, digits);
+}
 
-std::string table(const json& cmp, const std::vector<std::string>& heads) {
-  std::string t = "| set | metric |";
-  for (const auto& h : heads) t += " " + h + " |";
-  t += "\n|---|---|";
-  for (std::size_t i = 0; i < heads.size(); ++i) t += "---:|";
-  t += "\n";
-  const std::vector<std::tuple<std::string, std::string, bool>> rows = {
-      {"acc", "accuracy %", true},
-      {"acc_flip", "accuracy, flip-fused %", true},
-      {"tar_far_1e-3", "TAR@FAR=1e-3 %", true},
-      {"spearman_norm_gt", "Spearman(norm, true quality)", false},
-      {"norm_mean", "mean feature norm", false}};
-  for (const std::string& s : kStrata)
-    for (const auto& [key, label, percent] : rows) {
-      t += "| " + s + " | " + label + " |";
-      for (const auto& h : heads) {
-        const json& v = cmp["runs"][h]["eval"][s][key];
-        t += " " + (percent ? pct(v) : num(v)) + " |";
+struct SeedResult {
+  uint64_t seed = 0;
+  std::map<std::string, RunResult> runs;
+  std::map<std::string, ModelEval> evals;
+  ClaimsResult claims;
+};
+
+std::string head_title(const std::string& h) {
+  if (h == "adaface") return "AdaFace";
+  if (h == "magface") return "MagFace";
+  if (h == "arcface") return "ArcFace";
+  if (h == "cosface") return "CosFace";
+  return h;
+}
+
+std::string markdown(const MainJobOptions& o, const std::vector<SeedResult>& seeds, const EvalData& data, json& cmp) {
+  const std::vector<std::string>& heads = o.heads;
+  const bool many = seeds.size() > 1;
+  std::string md = fmt::format("# {}: {} on synthetic faces\n\n", o.title, fmt::join(heads, ", "));
+  md += fmt::format("Data: `qface synth --preset {}`; {} pairs per verification set; seeds {}; 95 % paired-bootstrap "
+                    "intervals ({} resamples, seeded) over pairs, images or probes as named.\n\n",
+                    o.preset, data.strata.front().issame.size(), fmt::join(o.seeds, ", "), o.resamples);
+  // ---- Claims
+  md += "## The papers' claims\n\n";
+  if (!many) {
+    md += eval::claims_markdown(seeds.front().claims.claims);
+  } else {
+    md += "| paper | claim | measured | per seed: estimate [95 % CI] verdict | mean ± std across seeds |\n|---|---|---|---|---|\n";
+    const ClaimsResult& c0 = seeds.front().claims;
+    for (std::size_t k = 0; k < c0.claims.size(); ++k) {
+      std::vector<std::string> cells;
+      std::vector<double> est;
+      for (const SeedResult& s : seeds) {
+        const eval::Claim& c = s.claims.claims.at(k);
+        cells.push_back(fmt::format("{} {}", ci_text(eval::to_json(c.interval), c.display_scale, c.display_scale >= 100 ? 2 : 3),
+                                    eval::verdict_name(eval::verdict(c))));
+        est.push_back(c.interval.estimate);
       }
-      t += "\n";
+      const eval::Claim& c = c0.claims[k];
+      md += fmt::format("| {} | {} | {} | {} | {} |\n", c.paper, c.statement, c.measure, fmt::join(cells, "; "),
+                        across(est, c.display_scale, c.display_scale >= 100 ? 2 : 3));
     }
-  t += "| - | training img/s |";
-  for (const auto& h : heads) t += fmt::format(" {:.1f} |", cmp["runs"][h]["images_per_second"].get<double>());
-  t += "\n| - | training minutes |";
-  for (const auto& h : heads) t += fmt::format(" {:.1f} |", cmp["runs"][h]["train_seconds"].get<double>() / 60);
-  return t + "\n";
-}
-
-// What the data shows about the papers' claims, in words, from the numbers.
-std::vector<std::string> findings(const json& cmp) {
-  std::vector<std::string> f;
-  if (!cmp["runs"].contains("adaface") || !cmp["runs"].contains("arcface")) return f;
-  const json& a = cmp["runs"]["adaface"]["eval"];
-  const json& b = cmp["runs"]["arcface"]["eval"];
-  for (const std::string& s : kStrata) {
-    const double da = a[s]["acc"].get<double>(), db = b[s]["acc"].get<double>();
-    const double sd = std::max(a[s]["acc_std"].get<double>(), b[s]["acc_std"].get<double>());
-    const char* verdict = std::abs(da - db) <= sd ? "within one fold std (not significant)"
-                          : da > db               ? "AdaFace better"
-                                                  : "ArcFace better";
-    f.push_back(fmt::format("{}: AdaFace {:.2f} % vs ArcFace {:.2f} % ({:+.2f} points, fold std {:.2f}): {}", s,
-                            100 * da, 100 * db, 100 * (da - db), 100 * sd, verdict));
   }
-  const json& rho = a["val_mixed"]["spearman_norm_gt"];
-  if (rho.is_number())
-    f.push_back(fmt::format("AdaFace feature norm vs true quality on val_mixed: Spearman {:.3f} ({})", rho.get<double>(),
-                            rho.get<double>() > 0.3 ? "the norm is a quality proxy here" : "weak or no correlation"));
-  return f;
+  md += fmt::format("\nRules: a claim that A beats B (or that a correlation is positive) holds when its interval lies "
+                    "above 0 and is not resolved when it contains 0; \"no loss\" claims are non-inferiority with a "
+                    "{:g}-point margin.\n\n", 100 * kNoLossMargin);
+
+  // ---- Recognition per stratum
+  auto per_seed = [&](const std::string& head, auto get) {
+    std::vector<double> v;
+    for (const SeedResult& s : seeds)
+      if (s.evals.count(head)) {
+        const auto x = get(s.evals.at(head));
+        if (x) v.push_back(*x);
+      }
+    return v;
+  };
+  md += fmt::format("## Recognition per quality stratum{}\n\n", many ? " (mean ± std across seeds)" : "");
+  md += "| set | metric |";
+  for (const auto& h : heads) md += " " + head_title(h) + " |";
+  md += "\n|---|---|" + std::string(3 * heads.size(), ' ') + "\n";
+  md.resize(md.size() - 3 * heads.size() - 1);
+  for (std::size_t i = 0; i < heads.size(); ++i) md += "---:|";
+  md += "\n";
+  for (const Stratum& st : data.strata) {
+    auto row = [&](const std::string& label, double scale, int digits, auto get) {
+      md += "| " + st.name + " | " + label + " |";
+      for (const auto& h : heads) md += " " + across(per_seed(h, get), scale, digits) + " |";
+      md += "\n";
+    };
+    auto S = [&](const ModelEval& m) -> const StratumResult& {
+      for (const auto& r : m.strata)
+        if (r.name == st.name) return r;
+      fail("no stratum {}", st.name);
+    };
+    row("accuracy %", 100, 2, [&](const ModelEval& m) { return std::optional<double>(S(m).acc); });
+    if (!many) row("fold std of accuracy %", 100, 2, [&](const ModelEval& m) { return std::optional<double>(S(m).acc_std); });
+    row("accuracy, flip-fused %", 100, 2, [&](const ModelEval& m) { return S(m).acc_flip; });
+    for (const auto& [key, far] : {std::pair<std::string, std::string>{"0.01", "1e-2"}, {"0.001", "1e-3"}}) {
+      row(fmt::format("TAR@FAR={} %", far), 100, 2, [&](const ModelEval& m) {
+        const json& t = S(m).tar;
+        return t.contains(key) && t[key].is_number() ? std::optional<double>(t[key].get<double>()) : std::nullopt;
+      });
+    }
+    row("Spearman(norm, true quality)", 1, 3, [&](const ModelEval& m) { return std::optional<double>(S(m).spearman_gt); });
+    row("Spearman(norm, recognizability)", 1, 3,
+        [&](const ModelEval& m) { return std::optional<double>(S(m).spearman_recog); });
+    row("mean feature norm", 1, 2, [&](const ModelEval& m) {
+      double s = 0;
+      for (double x : S(m).norm) s += x / static_cast<double>(S(m).norm.size());
+      return std::optional<double>(s);
+    });
+  }
+  md += "\nTAR@FAR is shown only where every test fold holds at least 1/FAR impostors (— otherwise).\n\n";
+
+  // ---- Differences to ArcFace
+  if (!seeds.front().claims.differences.is_null()) {
+    md += "## Differences to ArcFace (accuracy points, 95 % paired bootstrap over pairs)\n\n| set |";
+    std::vector<std::string> others;
+    for (const auto& h : heads)
+      if (h != "arcface") others.push_back(h);
+    for (const auto& h : others) md += " " + head_title(h) + " − ArcFace |";
+    md += "\n|---|" ;
+    for (std::size_t i = 0; i < others.size(); ++i) md += "---|";
+    md += "\n";
+    std::vector<std::string> sets;
+    for (const Stratum& st : data.strata) sets.push_back(st.name);
+    sets.push_back("all");
+    for (const auto& set : sets)
+      for (const char* mode : {"acc", "acc_flip"}) {
+        if (set == "all" && std::string(mode) == "acc_flip") continue;
+        if (!seeds.front().claims.differences[others.front()][set].contains(mode)) continue;
+        md += fmt::format("| {}{} |", set, std::string(mode) == "acc_flip" ? " (flip-fused)" : "");
+        for (const auto& h : others) {
+          std::vector<std::string> cells;
+          for (const SeedResult& s : seeds) cells.push_back(ci_text(s.claims.differences[h][set][mode], 100, 2));
+          md += " " + fmt::format("{}", fmt::join(cells, "; ")) + " |";
+        }
+        md += "\n";
+      }
+    md += "\n";
+  }
+
+  // ---- Quality as a score
+  md += fmt::format("## Quality as a score (all strata pooled){}\n\n", many ? ", mean ± std across seeds" : "");
+  md += "EDC: FNMR of the kept genuine comparisons at a threshold fixed once at FMR 1e-3 of all comparisons, vs the "
+        "fraction discarded (lowest pair quality first); pAUC from 0 to 20 % discarded, lower is better.\n\n";
+  md += "| model | EDC pAUC norm | BRISQUE | ground truth (oracle) | random | Spearman(norm, true quality) | "
+        "Spearman(norm, recognizability) |\n|---|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& h : heads) {
+    auto q = [&](const char* score) {
+      return across(per_seed(h, [&](const ModelEval& m) { return std::optional<double>(m.quality[score]["pauc"].get<double>()); }), 1, 4);
+    };
+    std::vector<double> rho_gt, rho_rec;
+    for (const SeedResult& s : seeds) {
+      rho_gt.push_back(s.claims.recognizability[h]["spearman_norm_gt"].get<double>());
+      rho_rec.push_back(s.claims.recognizability[h]["spearman_norm_recognizability"].get<double>());
+    }
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", head_title(h), q("norm"), q("brisque"), q("gt"),
+                      q("random"), across(rho_gt, 1, 3), across(rho_rec, 1, 3));
+  }
+  std::vector<double> gt_rec;
+  for (const SeedResult& s : seeds) gt_rec.push_back(s.claims.recognizability["spearman_gt_vs_recognizability"].get<double>());
+  md += fmt::format("\nRecognizability: {}. Spearman(true quality, recognizability) = {}.\n\n",
+                    seeds.front().claims.recognizability["definition"].get<std::string>(), across(gt_rec, 1, 3));
+
+  // ---- Clustering
+  md += "## Clustering (all verification images by identity, k-NN graph at the model's FMR 1e-3 threshold)\n\n";
+  md += "| model | BCubed F plain | BCubed F quality-ordered (norm core 50 %) | NMI plain | NMI quality-ordered |\n"
+        "|---|---:|---:|---:|---:|\n";
+  for (const auto& h : heads) {
+    auto c = [&](const char* variant, const char* metric) {
+      return across(per_seed(h, [&](const ModelEval& m) {
+        const json& j = m.cluster[variant];
+        return std::optional<double>(std::string(metric) == "nmi" ? j["nmi"].get<double>() : j["bcubed"]["f"].get<double>());
+      }), 1, 4);
+    };
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", head_title(h), c("plain", "f"), c("quality_ordered", "f"),
+                      c("plain", "nmi"), c("quality_ordered", "nmi"));
+  }
+  // ---- Training
+  md += "\n## Training\n\n| head | seed | steps | minutes | img/s |\n|---|---:|---:|---:|---:|\n";
+  for (const SeedResult& s : seeds)
+    for (const auto& h : heads) {
+      const RunResult& r = s.runs.at(h);
+      md += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} |\n", head_title(h), s.seed, r.steps, r.train_seconds / 60,
+                        r.images_per_second);
+    }
+  md += fmt::format("\nWhole job: {:.1f} minutes.\n", cmp["seconds"].get<double>() / 60);
+  return md;
 }
 
 }  // namespace
@@ -205,43 +322,90 @@ fs::path default_demo_config() {
   return fs::path(QFACE_CONFIG_DIR) / "synth_demo.toml";
 }
 
+fs::path default_study_config() {
+  const fs::path local = "configs/synth_study.toml";
+  if (fs::exists(local)) return local;
+  return fs::path(QFACE_CONFIG_DIR) / "synth_study.toml";
+}
+
+MainJobOptions study_options() {
+  MainJobOptions o;
+  o.out = "runs/study";
+  o.config = default_study_config();
+  o.preset = "full";
+  o.seeds = {0, 1, 2};
+  o.title = "qface study";
+  return o;
+}
+
 MainJobResult run_main_job(const MainJobOptions& o) {
   require(!o.heads.empty(), "demo: no heads to train");
+  require(!o.seeds.empty(), "demo: no seeds");
   const fs::path config = o.config.empty() ? default_demo_config() : o.config;
   require(fs::exists(config), "demo: config {} not found", config.string());
   if (o.threads > 0) torch::set_num_threads(o.threads);
   ensure_dir(o.out);
-  const auto t0 = std::chrono::steady_clock::now();
-  const fs::path data = ensure_data(o);
+  const auto t0 = Clock::now();
+  const fs::path data_dir = ensure_data(o);
+  const bool bf16 = train::load_config(config, o.overrides).bf16;
 
   MainJobResult result;
-  json cmp = {{"kind", "demo.comparison"}, {"config", config.string()}, {"preset", o.preset}};
-  std::vector<fs::path> report_runs;
-  for (const std::string& head : o.heads) {
-    RunResult r = train_head(o, config, data, head);
-    if (r.interrupted) {
-      result.interrupted = true;
-      spdlog::warn("demo: interrupted while training {}; run the same command again to resume", head);
-      return result;
+  // Train everything first (the long part), then evaluate.
+  std::vector<SeedResult> seeds;
+  for (uint64_t seed : o.seeds) {
+    SeedResult s{.seed = seed};
+    for (const std::string& head : o.heads) {
+      RunResult r = train_head(o, config, data_dir, head, seed);
+      if (r.interrupted) {
+        result.interrupted = true;
+        spdlog::warn("demo: interrupted while training {}; run the same command again to resume", head);
+        return result;
+      }
+      s.runs[head] = r;
     }
-    json e = evaluate(r, data);
-    cmp["runs"][head] = {{"steps", r.steps},
-                         {"train_seconds", r.train_seconds},
-                         {"images_per_second", r.images_per_second},
-                         {"model", r.model.string()},
-                         {"eval", e}};
-    report_runs.push_back(r.dir);
+    seeds.push_back(std::move(s));
   }
-  cmp["findings"] = findings(cmp);
-  cmp["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  result.table = table(cmp, o.heads);
-  std::string md = "# qface demo: " + fmt::format("{}", fmt::join(o.heads, " vs ")) + " on synthetic faces\n\n" +
-                   result.table + "\n";
-  for (const auto& line : cmp["findings"]) md += "- " + line.get<std::string>() + "\n";
-  write_file_atomic(o.out / "comparison.md", md);
+  const EvalData data = load_eval_data(data_dir);
+  json cmp = {{"kind", "demo.comparison"}, {"config", config.string()}, {"preset", o.preset}, {"seeds", o.seeds},
+              {"heads", o.heads}, {"eval_settings", o.eval.to_json()}, {"resamples", o.resamples}};
+  std::vector<fs::path> report_runs;
+  for (SeedResult& s : seeds) {
+    for (const std::string& head : o.heads) {
+      const RunResult& r = s.runs[head];
+      EvalSettings es = o.eval;
+      es.seed = s.seed;
+      es.bf16 = bf16;  // evaluate in the precision the recipe trains in
+      s.evals[head] = evaluate_model(r.model, fmt::format("{}{}", head, o.seeds.size() > 1 ? fmt::format(" s{}", s.seed) : ""),
+                                     data, es, r.dir / "eval");
+      json summary;
+      for (const StratumResult& st : s.evals[head].strata)
+        summary[st.name] = {{"acc", st.acc}, {"acc_std", st.acc_std}, {"acc_flip", st.acc_flip ? json(*st.acc_flip) : json()},
+                            {"tar_at_far", st.tar}, {"spearman_norm_gt", st.spearman_gt},
+                            {"spearman_norm_recognizability", st.spearman_recog}, {"edc", st.quality}};
+      cmp["runs"][std::to_string(s.seed)][head] = {{"steps", r.steps}, {"train_seconds", r.train_seconds},
+                                                   {"images_per_second", r.images_per_second}, {"model", r.model.string()},
+                                                   {"eval", summary}, {"quality", s.evals[head].quality},
+                                                   {"cluster", s.evals[head].cluster}};
+      report_runs.push_back(r.dir);
+    }
+    spdlog::info("demo: bootstrap intervals for seed {}", s.seed);
+    s.claims = measure_claims(s.evals, data, {.resamples = o.resamples, .seed = s.seed});
+    json claims = json::array();
+    for (std::size_t k = 0; k < s.claims.claims.size(); ++k) {
+      json c = eval::to_json(s.claims.claims[k]);
+      c["id"] = s.claims.ids[k];
+      claims.push_back(c);
+    }
+    cmp["claims"][std::to_string(s.seed)] = claims;
+    cmp["differences"][std::to_string(s.seed)] = s.claims.differences;
+    cmp["recognizability"][std::to_string(s.seed)] = s.claims.recognizability;
+  }
+  cmp["seconds"] = since(t0);
+  result.table = markdown(o, seeds, data, cmp);
+  write_file_atomic(o.out / "comparison.md", result.table);
   write_file_atomic(o.out / "comparison.json", cmp.dump(2) + "\n");
   result.report = o.out / "report.html";
-  write_file_atomic(result.report, eval::build_report(report_runs, nullptr, "qface demo: AdaFace vs ArcFace"));
+  write_file_atomic(result.report, eval::build_report(report_runs, nullptr, o.title + ": " + fmt::format("{}", fmt::join(o.heads, " vs "))));
   result.comparison = std::move(cmp);
   return result;
 }

@@ -1,16 +1,22 @@
-// The main job (`qface demo`, `make run`): generate the synthetic `demo` set,
-// train AdaFace and ArcFace with the same backbone, data and steps, evaluate
-// both on the quality strata (val_high, val_mixed, val_low: 1:1 accuracy,
-// TAR@FAR, feature norm vs ground-truth quality), print a comparison table and
-// write the HTML report. Every stage is resumable: finished stages are kept,
-// an interrupted training continues from its newest checkpoint.
+// The main job (`qface demo`, `make run`) and the longer study (`qface
+// study`): generate a `qface synth` set, train AdaFace, MagFace and ArcFace
+// with the same backbone, data, seed and steps (for each seed), evaluate
+// every model on the quality strata (pipeline/model_eval.h), measure the
+// papers' claims with paired-bootstrap intervals (pipeline/claims.h), and
+// write comparison.md / .json and report.html.
+// Every stage is resumable and reused only when its fingerprint (resolved
+// config, data options, model file) matches: a changed --set retrains, an
+// interrupted training continues from its newest checkpoint.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "qface/pipeline/model_eval.h"
 
 namespace qface::pipeline {
 
@@ -18,9 +24,13 @@ struct MainJobOptions {
   std::filesystem::path out = "runs/demo";
   std::filesystem::path config;            // training recipe; empty: configs/synth_demo.toml of the source tree
   std::string preset = "demo";             // qface synth preset
-  std::vector<std::string> heads = {"adaface", "arcface"};
+  std::vector<std::string> heads = {"adaface", "magface", "arcface"};
+  std::vector<uint64_t> seeds = {0};       // training seeds (one run folder per head and seed)
   std::vector<std::string> overrides;      // --set key=value for every run
   int threads = 0;                         // 0: every core
+  EvalSettings eval;
+  int resamples = 2000;                    // bootstrap resamples per interval
+  std::string title = "qface demo";
 };
 
 struct MainJobResult {
@@ -32,7 +42,11 @@ struct MainJobResult {
 
 MainJobResult run_main_job(const MainJobOptions& options);
 
-// The recipe the demo trains with by default.
+// The recipes the demo and the study train with by default.
 std::filesystem::path default_demo_config();
+std::filesystem::path default_study_config();
+
+// The study's options: preset full, configs/synth_study.toml, seeds 0, 1, 2.
+MainJobOptions study_options();
 
 }  // namespace qface::pipeline

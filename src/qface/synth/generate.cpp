@@ -32,7 +32,8 @@ namespace {
 // Seed streams: never reuse one for two purposes.
 enum Stream : uint64_t {
   kIdsTrain = 1, kIdsVal, kIdsIjb, kIdsTiny, kIdsDistractor,
-  kCounts = 100, kTrainImage, kLabelNoise, kValPair, kValImage, kIjbLayout, kIjbImage, kTinyImage, kPreview
+  kCounts = 100, kTrainImage, kLabelNoise, kValPair, kValImage, kIjbLayout, kIjbImage, kTinyImage, kPreview,
+  kValReference
 };
 
 double r4(double v) { return std::round(v * 1e4) / 1e4; }
@@ -94,6 +95,8 @@ json image_json(const Job& job, const Done& d) {
   return j;
 }
 
+}  // namespace
+
 json options_json(const SynthOptions& o) {
   json j;
   j["preset"] = o.preset;
@@ -123,6 +126,8 @@ json options_json(const SynthOptions& o) {
   j["tf_distractors"] = o.tf_distractors;
   return j;
 }
+
+namespace {
 
 void check_options(const SynthOptions& o) {
   require(o.ids >= 2, "synth: --ids must be at least 2, got {}", o.ids);
@@ -184,6 +189,32 @@ int64_t write_train(const fs::path& out, const SynthOptions& o, json& manifest) 
 }
 
 // ---------------------------------------------------------- verification sets
+// Clean renders of every verification identity (frontal, neutral, every
+// nuisance strength 0: quality 1), two per identity as one genuine pair each,
+// so the set is an ordinary .bin. They measure each verification image's
+// empirical recognizability: its similarity to its own identity's clean face.
+void write_val_reference(const fs::path& out, const SynthOptions& o, const std::vector<Identity>& ids, json& manifest) {
+  std::vector<Job> jobs;
+  for (const Identity& id : ids)
+    for (uint64_t k = 0; k < 2; ++k) {
+      Rng rng(derive_seed(o.seed, kValReference, static_cast<uint64_t>(id.index) << 8 | k));
+      ImageNuisance n;
+      derive(n, rng);
+      n.roll = 0;
+      jobs.push_back(Job{&id, n, 0});
+    }
+  data::BinSet bin;
+  bin.issame.assign(ids.size(), true);
+  bin.images.resize(jobs.size());
+  json identity = json::array();
+  render_jobs(jobs, o, "val_reference", [&](std::size_t k, Done&& d) { bin.images[k] = std::move(d.jpeg); });
+  for (const Job& j : jobs) identity.push_back(j.identity->index);
+  data::write_bin_set(out / "val_reference.bin", bin);
+  manifest["val_reference"] = {{"file", "val_reference.bin"},
+                               {"note", "two clean renders (quality 1) per verification identity"},
+                               {"identity", identity}};
+}
+
 int64_t write_val(const fs::path& out, const SynthOptions& o, json& manifest) {
   const auto ids = sample_population(o.seed, kIdsVal, o.val_ids, o.population);
   std::map<int64_t, std::vector<int64_t>> families;
@@ -253,6 +284,7 @@ int64_t write_val(const fs::path& out, const SynthOptions& o, json& manifest) {
     side["images"] = std::move(images);
     manifest[names[set]] = std::move(side);
   }
+  write_val_reference(out, o, ids, manifest);
   return 3 * pairs;
 }
 
@@ -448,18 +480,20 @@ SynthOptions preset_options(const std::string& preset) {
     o.tf_ids = 4;
     o.tf_distractors = 6;
   } else if (preset == "demo") {
+    // Sized for the main job's 15-minute budget on 2 cores (three heads).
     o.ids = 300;
-    o.per_id = 40;
-    o.val_ids = 150;
-    o.val_pairs = 600;
+    o.per_id = 28;
+    o.val_ids = 300;
+    o.val_pairs = 3000;
     o.ijb_subjects = 50;
     o.tf_ids = 60;
     o.tf_distractors = 200;
   } else if (preset == "full") {
-    o.ids = 1000;
-    o.per_id = 68;  // the MS1MV2 ratio
-    o.val_ids = 500;
-    o.val_pairs = 3000;
+    // The study (`qface study`): several epochs x heads x seeds in ~3 hours.
+    o.ids = 500;
+    o.per_id = 32;
+    o.val_ids = 600;
+    o.val_pairs = 5000;
     o.ijb_subjects = 300;
     o.tf_ids = 300;
     o.tf_distractors = 2000;

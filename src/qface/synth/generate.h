@@ -4,6 +4,7 @@
 //   DIR/train.rec, train.idx        InsightFace face RecordIO (header, images, identity records)
 //   DIR/val_{high,mixed,low}.bin    verification pairs (pickle), balanced genuine/impostor
 //   DIR/val_{high,mixed,low}.json   per pair: issame, identities, the two qualities
+//   DIR/val_reference.bin           two clean renders per verification identity (recognizability reference)
 //   DIR/ijb/images/<n>.jpg          loose crops (face not aligned, roll kept)
 //   DIR/ijb/meta/synth_face_tid_mid.txt          "image template_id media_id"
 //   DIR/ijb/meta/synth_template_pair_label.txt   "t1 t2 label"
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
 #include "qface/synth/identity.h"
@@ -55,14 +57,19 @@ struct SynthOptions {
   int64_t tf_distractors = 200;
 };
 
-// Preset sizes: "tiny" (unit tests), "demo" (the main job, < 2 min on 2
-// cores), "full" (benchmarks). Throws qface::Error for an unknown name.
+// Preset sizes: "tiny" (unit tests), "demo" (the main job: 8.4k training
+// images, 3 x 3000 verification pairs), "full" (the study: 16k training
+// images, 3 x 5000 pairs). Throws qface::Error for an unknown name.
 SynthOptions preset_options(const std::string& preset);
 
 struct SynthSummary {
   int64_t train_images = 0, train_ids = 0, val_pairs = 0, ijb_images = 0, ijb_templates = 0, tinyface_images = 0;
   double seconds = 0;
 };
+
+// The options that determine the data (everything but the thread count), as
+// stored in manifest.json: equal JSON means byte-identical data.
+nlohmann::json options_json(const SynthOptions& options);
 
 // Writes the whole dataset into `out` (created when missing).
 SynthSummary generate(const std::filesystem::path& out, const SynthOptions& options);

@@ -43,7 +43,8 @@ nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
                    {"acc", v.plain.accuracy_mean},
                    {"acc_std", v.plain.accuracy_std},
                    {"acc_flip", v.flip_fused.accuracy_mean},
-                   {"tar_far_1e-3", v.plain.val_mean},
+                   {"tar_far_1e-3", v.plain.tar_json(1e-3)},
+                   {"tar_far_1e-2", v.plain.tar_json(1e-2)},
                    {"norm_mean", v.features.plain.norms.mean().item<double>()}};
   }
   model.train(was_training);

@@ -35,7 +35,8 @@ class Validator {
 
   bool empty() const { return sets_.empty(); }
 
-  // {"<set>": {"acc", "acc_std", "acc_flip", "tar_far_1e-3", "norm_mean", "pairs"}, ...}
+  // {"<set>": {"acc", "acc_std", "acc_flip", "tar_far_1e-3", "tar_far_1e-2" (null when the
+  // impostors do not resolve it), "norm_mean", "pairs"}, ...}
   // The model is put in eval mode and restored to training mode afterwards.
   nlohmann::json run(backbones::BackboneImpl& model) const;
 

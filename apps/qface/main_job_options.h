@@ -1,0 +1,13 @@
+// Options and runner shared by `qface demo` and `qface study`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "qface/pipeline/main_job.h"
+
+namespace qface::cli {
+
+void add_main_job_options(CLI::App& app, pipeline::MainJobOptions& options, const char* recipe);
+int run_main_job_command(const pipeline::MainJobOptions& options);
+
+}  // namespace qface::cli

@@ -1,0 +1,63 @@
+#include "qface/eval/claims.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace qface::eval {
+
+Verdict verdict(const Claim& c) {
+  const double bound = c.kind == ClaimKind::kNotWorse ? -c.margin : 0.0;
+  if (c.interval.lo > bound) return Verdict::kHolds;
+  if (c.interval.hi < bound) return Verdict::kDoesNotHold;
+  return Verdict::kNotResolved;
+}
+
+const char* verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::kHolds: return "holds";
+    case Verdict::kDoesNotHold: return "does not hold";
+    case Verdict::kNotResolved: return "not resolved";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string rule(const Claim& c) {
+  return c.kind == ClaimKind::kNotWorse
+             ? fmt::format("non-inferiority, margin {:g} {}", c.margin * c.display_scale, c.unit)
+             : std::string("CI above 0");
+}
+
+std::string measured(const Claim& c) {
+  const double s = c.display_scale;
+  const int digits = s >= 100 ? 2 : 3;
+  return fmt::format("{:+.{}f} [{:+.{}f}, {:+.{}f}]{}", c.interval.estimate * s, digits, c.interval.lo * s, digits,
+                     c.interval.hi * s, digits, c.unit.empty() ? "" : " " + c.unit);
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Claim& c) {
+  return {{"paper", c.paper},
+          {"statement", c.statement},
+          {"measure", c.measure},
+          {"interval", to_json(c.interval)},
+          {"rule", rule(c)},
+          {"kind", c.kind == ClaimKind::kNotWorse ? "not_worse" : "greater"},
+          {"margin", c.margin},
+          {"display_scale", c.display_scale},
+          {"unit", c.unit},
+          {"verdict", verdict_name(verdict(c))}};
+}
+
+std::string claims_markdown(const std::vector<Claim>& claims) {
+  std::string t = "| paper | claim | measured | estimate (95 % CI) | rule | verdict |\n|---|---|---|---|---|---|\n";
+  for (const Claim& c : claims)
+    t += fmt::format("| {} | {} | {} | {} | {} | **{}** |\n", c.paper, c.statement, c.measure, measured(c), rule(c),
+                     verdict_name(verdict(c)));
+  return t;
+}
+
+}  // namespace qface::eval

@@ -1,0 +1,41 @@
+// The papers' claims as rows with a verdict from a confidence interval:
+//  - "greater" claims (A beats B; a correlation is positive): holds when the
+//    interval lies above 0, does not hold when it lies below 0, and is not
+//    resolved when it contains 0;
+//  - "not worse" claims (no loss; A is about as good as B) are
+//    non-inferiority statements with an explicit margin d: holds when the
+//    interval lies above -d, does not hold when it lies below -d, otherwise
+//    not resolved.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "qface/eval/bootstrap.h"
+
+namespace qface::eval {
+
+enum class ClaimKind { kGreater, kNotWorse };
+enum class Verdict { kHolds, kDoesNotHold, kNotResolved };
+
+struct Claim {
+  std::string paper;      // "AdaFace", "MagFace"
+  std::string statement;  // what the paper claims, in words
+  std::string measure;    // what was measured, in words (e.g. "accuracy AdaFace - ArcFace, val_low")
+  Interval interval;      // of the measured difference or statistic
+  ClaimKind kind = ClaimKind::kGreater;
+  double margin = 0;      // kNotWorse: the tolerated loss, in the interval's units
+  double display_scale = 1;  // e.g. 100: shown as points
+  std::string unit;          // e.g. "points"
+};
+
+Verdict verdict(const Claim& c);
+const char* verdict_name(Verdict v);  // "holds", "does not hold", "not resolved"
+
+nlohmann::json to_json(const Claim& c);
+// One Markdown table: claim | measured (95 % CI) | verdict.
+std::string claims_markdown(const std::vector<Claim>& claims);
+
+}  // namespace qface::eval

@@ -1,0 +1,169 @@
+#include "qface/pipeline/claims.h"
+
+#include <cmath>
+
+#include "qface/core/error.h"
+#include "qface/eval/cluster.h"
+#include "qface/eval/quality.h"
+
+namespace qface::pipeline {
+using nlohmann::json;
+
+namespace {
+
+const StratumResult& stratum(const ModelEval& m, const std::string& name) {
+  for (const auto& s : m.strata)
+    if (s.name == name) return s;
+  fail("claims: {} has no stratum {}", m.name, name);
+}
+
+// EDC pAUC of quality `better` minus that of quality `worse` over resampled
+// pairs (positive: `worse` keeps more false non-matches in the first 20 %).
+eval::Interval pauc_difference(const ModelEval& m, const std::vector<double>& q_worse,
+                               const std::vector<double>& q_better, const std::vector<uint8_t>& genuine,
+                               const eval::BootstrapOptions& o) {
+  const std::vector<double> score = pooled_pairs(m, &StratumResult::score);
+  const int64_t pairs = static_cast<int64_t>(score.size());
+  require(2 * pairs == static_cast<int64_t>(q_worse.size()), "claims: {} image qualities for {} pairs", q_worse.size(), pairs);
+  auto pair_min = [&](const std::vector<double>& q, int64_t p) { return std::min(q[2 * p], q[2 * p + 1]); };
+  return eval::bootstrap(pairs, [&](std::span<const int64_t> draw) {
+    eval::Comparisons c;
+    std::vector<double> pw, pb;
+    int64_t g = 0;
+    for (int64_t p : draw) g += genuine[p];
+    if (g == 0 || g == static_cast<int64_t>(draw.size())) return std::nan("");  // EDC needs both kinds
+    for (int64_t p : draw) {
+      c.score.push_back(static_cast<float>(score[p]));
+      c.genuine.push_back(genuine[p]);
+      pw.push_back(pair_min(q_worse, p));
+      pb.push_back(pair_min(q_better, p));
+    }
+    return eval::edc(c, pw).pauc - eval::edc(c, pb).pauc;
+  }, o);
+}
+
+std::vector<double> mean_over(const std::vector<std::vector<double>>& v) {
+  std::vector<double> out(v.front().size(), 0.0);
+  for (const auto& x : v)
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] += x[i] / static_cast<double>(v.size());
+  return out;
+}
+
+}  // namespace
+
+ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, const EvalData& data,
+                            const eval::BootstrapOptions& o) {
+  ClaimsResult r;
+  auto add = [&](std::string id, eval::Claim c) {
+    r.ids.push_back(std::move(id));
+    r.claims.push_back(std::move(c));
+  };
+  auto has = [&](const char* h) { return by_head.count(h) > 0; };
+  std::vector<uint8_t> genuine;
+  for (const Stratum& s : data.strata) genuine.insert(genuine.end(), s.issame.begin(), s.issame.end());
+  const std::vector<double> gt = pooled_images(data, &Stratum::gt);
+  std::vector<double> neg_brisque = pooled_images(data, &Stratum::brisque);
+  for (double& b : neg_brisque) b = -b;
+
+  // Per-stratum differences to ArcFace (plain and flip-fused accuracy).
+  if (has("arcface")) {
+    const ModelEval& base = by_head.at("arcface");
+    for (const auto& [head, m] : by_head) {
+      if (head == "arcface") continue;
+      for (const Stratum& st : data.strata) {
+        const StratumResult& a = stratum(m, st.name);
+        const StratumResult& b = stratum(base, st.name);
+        json d{{"acc", eval::to_json(eval::paired_mean_difference(a.correct, b.correct, o))}};
+        if (!a.correct_flip.empty() && !b.correct_flip.empty())
+          d["acc_flip"] = eval::to_json(eval::paired_mean_difference(a.correct_flip, b.correct_flip, o));
+        r.differences[head][st.name] = d;
+      }
+      const std::vector<double> ca = pooled_pairs(m, &StratumResult::correct), cb = pooled_pairs(base, &StratumResult::correct);
+      r.differences[head]["all"] = {{"acc", eval::to_json(eval::paired_mean_difference(ca, cb, o))}};
+    }
+  }
+
+  // Recognizability: each image's cosine to its identity's clean renders,
+  // averaged over the heads (no single model's own view).
+  std::vector<std::vector<double>> recogs;
+  for (const auto& [head, m] : by_head) recogs.push_back(pooled_images(m, &StratumResult::recog));
+  const std::vector<double> recog = mean_over(recogs);
+  r.recognizability["definition"] =
+      "mean over the trained heads of the cosine between an image and its identity's clean-render template";
+  r.recognizability["spearman_gt_vs_recognizability"] = eval::spearman(gt, recog);
+  for (const auto& [head, m] : by_head) {
+    const std::vector<double> norm = pooled_images(m, &StratumResult::norm);
+    r.recognizability[head] = {{"spearman_norm_gt", eval::spearman(norm, gt)},
+                               {"spearman_norm_recognizability", eval::spearman(norm, recog)}};
+  }
+
+  if (has("adaface") && has("arcface")) {
+    const ModelEval& a = by_head.at("adaface");
+    const ModelEval& b = by_head.at("arcface");
+    add("adaface_low", {.paper = "AdaFace",
+                        .statement = "ahead of ArcFace on low-quality images",
+                        .measure = "10-fold accuracy AdaFace − ArcFace, val_low",
+                        .interval = eval::paired_mean_difference(stratum(a, "val_low").correct,
+                                                                 stratum(b, "val_low").correct, o),
+                        .display_scale = 100,
+                        .unit = "points"});
+    add("adaface_high", {.paper = "AdaFace",
+                         .statement = "no loss on high-quality images",
+                         .measure = "10-fold accuracy AdaFace − ArcFace, val_high",
+                         .interval = eval::paired_mean_difference(stratum(a, "val_high").correct,
+                                                                  stratum(b, "val_high").correct, o),
+                         .kind = eval::ClaimKind::kNotWorse,
+                         .margin = kNoLossMargin,
+                         .display_scale = 100,
+                         .unit = "points"});
+  }
+  if (has("adaface"))
+    add("adaface_norm", {.paper = "AdaFace",
+                         .statement = "the feature norm is a proxy of image quality",
+                         .measure = "Spearman(AdaFace norm, true quality), all strata",
+                         .interval = eval::spearman_interval(pooled_images(by_head.at("adaface"), &StratumResult::norm), gt,
+                                                             {.resamples = std::min(o.resamples, 1000), .level = o.level,
+                                                              .seed = o.seed})});
+  if (has("magface")) {
+    const ModelEval& m = by_head.at("magface");
+    const std::vector<double> norm = pooled_images(m, &StratumResult::norm);
+    add("magface_norm", {.paper = "MagFace",
+                         .statement = "the magnitude is a quality score",
+                         .measure = "Spearman(MagFace magnitude, true quality), all strata",
+                         .interval = eval::spearman_interval(norm, gt, {.resamples = std::min(o.resamples, 1000),
+                                                                        .level = o.level, .seed = o.seed})});
+    add("magface_vs_brisque", {.paper = "MagFace",
+                               .statement = "the magnitude ranks quality better than an image-quality metric (BRISQUE)",
+                               .measure = "EDC pAUC(0–20 %) BRISQUE − MagFace magnitude, all strata",
+                               .interval = pauc_difference(m, neg_brisque, norm, genuine, o),
+                               .display_scale = 1,
+                               .unit = ""});
+    if (has("arcface")) {
+      const ModelEval& b = by_head.at("arcface");
+      add("magface_recognition", {.paper = "MagFace",
+                                  .statement = "recognition as good as ArcFace",
+                                  .measure = "10-fold accuracy MagFace − ArcFace, all strata",
+                                  .interval = eval::paired_mean_difference(pooled_pairs(m, &StratumResult::correct),
+                                                                           pooled_pairs(b, &StratumResult::correct), o),
+                                  .kind = eval::ClaimKind::kNotWorse,
+                                  .margin = kNoLossMargin,
+                                  .display_scale = 100,
+                                  .unit = "points"});
+    }
+    eval::ClusterMetrics plain, ordered;
+    plain.bcubed_item_precision = m.bcubed_p_plain;
+    plain.bcubed_item_recall = m.bcubed_r_plain;
+    ordered.bcubed_item_precision = m.bcubed_p_quality;
+    ordered.bcubed_item_recall = m.bcubed_r_quality;
+    add("magface_cluster", {.paper = "MagFace",
+                            .statement = "quality-aware clustering helps",
+                            .measure = "BCubed F, quality-ordered (magnitude) − plain k-NN clustering, all images",
+                            .interval = eval::bootstrap(static_cast<int64_t>(m.bcubed_p_plain.size()),
+                                                        [&](std::span<const int64_t> draw) {
+                                                          return eval::bcubed_f(ordered, draw) - eval::bcubed_f(plain, draw);
+                                                        }, o)});
+  }
+  return r;
+}
+
+}  // namespace qface::pipeline

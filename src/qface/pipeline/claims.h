@@ -1,0 +1,33 @@
+// The papers' claims measured on one seed's models (AdaFace, MagFace and the
+// ArcFace baseline evaluated on the same pairs and images), each with a 95 %
+// paired-bootstrap interval and a verdict (eval/claims.h), plus the per-
+// stratum differences to ArcFace. Which rows appear depends on which heads
+// were trained.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "qface/eval/bootstrap.h"
+#include "qface/eval/claims.h"
+#include "qface/pipeline/model_eval.h"
+
+namespace qface::pipeline {
+
+// Non-inferiority margin of the "no loss" / "about as good" claims: 1 point of accuracy.
+inline constexpr double kNoLossMargin = 0.01;
+
+struct ClaimsResult {
+  std::vector<std::string> ids;     // stable key per claim ("adaface_low", ...), parallel to claims
+  std::vector<eval::Claim> claims;
+  nlohmann::json differences;       // {"adaface": {"val_low": {"acc": interval, "acc_flip": ...}, ...}, "magface": ...}
+  nlohmann::json recognizability;   // Spearman of each head's norm with the ensemble recognizability, per stratum and pooled
+};
+
+ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, const EvalData& data,
+                            const eval::BootstrapOptions& options);
+
+}  // namespace qface::pipeline

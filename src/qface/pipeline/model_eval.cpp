@@ -1,0 +1,291 @@
+#include "qface/pipeline/model_eval.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <random>
+
+#include "qface/backbones/backbone.h"
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/data/bin_set.h"
+#include "qface/eval/cluster.h"
+#include "qface/eval/features.h"
+#include "qface/eval/quality.h"
+#include "qface/eval/roc.h"
+#include "qface/eval/verify.h"
+#include "qface/infer/embed.h"
+#include "qface/io/checkpoint.h"
+#include "qface/pipeline/stage.h"
+
+namespace qface::pipeline {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const char* const kStrata[] = {"val_high", "val_mixed", "val_low"};
+const std::vector<double> kFars = {1e-3, 1e-2};
+
+std::vector<double> to_vec(const torch::Tensor& t) {
+  torch::Tensor d = t.to(torch::kFloat64).reshape({-1}).contiguous();
+  return {d.data_ptr<double>(), d.data_ptr<double>() + d.numel()};
+}
+
+std::string far_key(double far) { return fmt::format("{:g}", far); }
+
+// Per-score EDC summary of one set of comparisons.
+json edc_summary(const eval::Comparisons& c, const std::vector<std::pair<std::string, std::vector<double>>>& scores) {
+  json j;
+  for (const auto& [name, q] : scores) {
+    const eval::EdcResult e = eval::edc(c, eval::pair_quality(c, q));
+    j[name] = {{"pauc", e.pauc}, {"pauc_minus_ideal", e.pauc_minus_ideal}, {"fnmr0", e.fnmr0}};
+  }
+  return j;
+}
+
+}  // namespace
+
+json EvalSettings::to_json() const {
+  return {{"flip", flip}, {"bf16", bf16}, {"batch", batch}, {"cluster_core", cluster_core},
+          {"cluster_k", cluster_k}, {"seed", seed}};
+}
+
+EvalData load_eval_data(const fs::path& dir) {
+  EvalData d;
+  d.dir = dir;
+  const fs::path manifest = dir / "manifest.json";
+  require(fs::exists(manifest), "{}: not a qface synth folder (no manifest.json)", dir.string());
+  const fs::path brisque_file = dir / "brisque.json";
+  json brisque = fs::exists(brisque_file) ? json::parse(read_file(brisque_file)) : json::object();
+  bool brisque_new = false;
+  for (const char* name : kStrata) {
+    Stratum s;
+    s.name = name;
+    const fs::path bin = dir / (s.name + ".bin");
+    data::BinSet set = data::read_bin_set(bin);
+    s.images = std::move(set.images);
+    for (bool b : set.issame) s.issame.push_back(b ? 1 : 0);
+    const json side = json::parse(read_file(dir / (s.name + ".json")));
+    const json& ids = side.at("identity");
+    require(ids.size() == s.issame.size(), "{}: {} identity entries for {} pairs", (dir / (s.name + ".json")).string(),
+            ids.size(), s.issame.size());
+    for (const json& p : ids) {
+      s.identity.push_back(p.at(0).get<int64_t>());
+      s.identity.push_back(p.at(1).get<int64_t>());
+    }
+    s.gt = eval::ground_truth_quality(manifest, s.name + ".bin", {}, static_cast<int64_t>(s.images.size()));
+    if (brisque.contains(s.name) && brisque[s.name].size() == s.images.size()) {
+      s.brisque = brisque[s.name].get<std::vector<double>>();
+    } else {
+      spdlog::info("demo: BRISQUE of {} ({} images, once per data folder)", s.name, s.images.size());
+      s.brisque = eval::brisque_of_encoded(s.images, bin.string());
+      brisque[s.name] = s.brisque;
+      brisque_new = true;
+    }
+    d.strata.push_back(std::move(s));
+  }
+  if (brisque_new) write_file_atomic(brisque_file, brisque.dump() + "\n");
+  const fs::path ref = dir / "val_reference.bin";
+  data::BinSet r = data::read_bin_set(ref);
+  d.reference_images = std::move(r.images);
+  const json m = json::parse(read_file(manifest));
+  d.reference_identity = m.at("val_reference").at("identity").get<std::vector<int64_t>>();
+  require(d.reference_identity.size() == d.reference_images.size(), "{}: {} reference identities for {} images",
+          manifest.string(), d.reference_identity.size(), d.reference_images.size());
+  return d;
+}
+
+json ModelEval::to_json() const {
+  json j{{"name", name}, {"quality", quality}, {"cluster_threshold", cluster_threshold}, {"cluster", cluster},
+         {"bcubed_p_plain", bcubed_p_plain}, {"bcubed_r_plain", bcubed_r_plain},
+         {"bcubed_p_quality", bcubed_p_quality}, {"bcubed_r_quality", bcubed_r_quality}};
+  for (const StratumResult& s : strata) {
+    json js{{"name", s.name},     {"acc", s.acc},       {"acc_std", s.acc_std},           {"tar", s.tar},
+            {"correct", s.correct}, {"norm", s.norm},   {"recog", s.recog},               {"score", s.score},
+            {"spearman_gt", s.spearman_gt},               {"spearman_recog", s.spearman_recog}, {"quality", s.quality}};
+    if (s.acc_flip) {
+      js["acc_flip"] = *s.acc_flip;
+      js["acc_flip_std"] = *s.acc_flip_std;
+      js["correct_flip"] = s.correct_flip;
+    }
+    j["strata"].push_back(js);
+  }
+  return j;
+}
+
+ModelEval ModelEval::from_json(const json& j) {
+  ModelEval m;
+  m.name = j.at("name");
+  m.quality = j.at("quality");
+  m.cluster_threshold = j.at("cluster_threshold");
+  m.cluster = j.at("cluster");
+  m.bcubed_p_plain = j.at("bcubed_p_plain").get<std::vector<double>>();
+  m.bcubed_r_plain = j.at("bcubed_r_plain").get<std::vector<double>>();
+  m.bcubed_p_quality = j.at("bcubed_p_quality").get<std::vector<double>>();
+  m.bcubed_r_quality = j.at("bcubed_r_quality").get<std::vector<double>>();
+  for (const json& js : j.at("strata")) {
+    StratumResult s;
+    s.name = js.at("name");
+    s.acc = js.at("acc");
+    s.acc_std = js.at("acc_std");
+    s.tar = js.at("tar");
+    s.correct = js.at("correct").get<std::vector<double>>();
+    s.norm = js.at("norm").get<std::vector<double>>();
+    s.recog = js.at("recog").get<std::vector<double>>();
+    s.score = js.at("score").get<std::vector<double>>();
+    s.spearman_gt = js.at("spearman_gt");
+    s.spearman_recog = js.at("spearman_recog");
+    s.quality = js.at("quality");
+    if (js.contains("acc_flip")) {
+      s.acc_flip = js["acc_flip"].get<double>();
+      s.acc_flip_std = js["acc_flip_std"].get<double>();
+      s.correct_flip = js.at("correct_flip").get<std::vector<double>>();
+    }
+    m.strata.push_back(std::move(s));
+  }
+  return m;
+}
+
+std::vector<double> pooled_images(const EvalData& data, std::vector<double> Stratum::*field) {
+  std::vector<double> out;
+  for (const Stratum& s : data.strata) out.insert(out.end(), (s.*field).begin(), (s.*field).end());
+  return out;
+}
+
+std::vector<double> pooled_pairs(const ModelEval& m, std::vector<double> StratumResult::*field) {
+  std::vector<double> out;
+  for (const StratumResult& s : m.strata) out.insert(out.end(), (s.*field).begin(), (s.*field).end());
+  return out;
+}
+
+std::vector<double> pooled_images(const ModelEval& m, std::vector<double> StratumResult::*field) {
+  return pooled_pairs(m, field);
+}
+
+ModelEval evaluate_model(const fs::path& model_path, const std::string& name, const EvalData& data,
+                         const EvalSettings& settings, const fs::path& eval_dir) {
+  const fs::path cache = eval_dir / "model_eval.json";
+  const std::string fp = fingerprint(json{{"model", file_fingerprint(model_path)},
+                                          {"settings", settings.to_json()},
+                                          {"data", file_fingerprint(data.dir / "manifest.json")},
+                                          {"version", 1}});
+  if (has_fingerprint(cache, fp)) {
+    spdlog::info("demo: {} already evaluated ({})", name, cache.string());
+    return ModelEval::from_json(json::parse(read_file(cache)).at("eval"));
+  }
+  ensure_dir(eval_dir);
+  io::Checkpoint ckpt = io::read_checkpoint(model_path);
+  require(!ckpt.arch.empty(), "{}: checkpoint does not name its architecture", model_path.string());
+  auto net = backbones::make_backbone(ckpt.arch);
+  io::load_state_dict(*net, ckpt.tensors, model_path.string(), ckpt.arch);
+  infer::InferenceOptions io;
+  io.bf16(settings.bf16);
+  infer::prepare_for_inference(*net, io);
+
+  // Identity templates from the clean renders: normalize(sum of normalized embeddings).
+  const infer::PlainAndFlipped ref = infer::embed_encoded(*net, data.reference_images, (data.dir / "val_reference.bin").string(),
+                                                          settings.batch, io, false);
+  const int64_t n_ids = *std::max_element(data.reference_identity.begin(), data.reference_identity.end()) + 1;
+  torch::Tensor templates = torch::zeros({n_ids, ref.plain.embeddings.size(1)});
+  templates.index_add_(0, torch::tensor(data.reference_identity, torch::kInt64), ref.plain.embeddings);
+  templates = torch::nn::functional::normalize(templates, torch::nn::functional::NormalizeFuncOptions().dim(1));
+
+  ModelEval m;
+  m.name = name;
+  std::vector<eval::VerifySet> sets;
+  std::vector<torch::Tensor> pooled_emb;
+  std::vector<uint8_t> pooled_issame;
+  for (const Stratum& st : data.strata) {
+    const std::string source = (data.dir / (st.name + ".bin")).string();
+    spdlog::info("demo: evaluating {} on {} ({} pairs{})", name, st.name, st.issame.size(), settings.flip ? ", plain and flip-fused" : "");
+    const infer::PlainAndFlipped f = infer::embed_encoded(*net, st.images, source, settings.batch, io, settings.flip);
+    StratumResult r;
+    r.name = st.name;
+    eval::VerifyOptions vo;
+    vo.val_fars = kFars;
+    const eval::VerifyResult plain = eval::verify_embeddings(f.plain.embeddings, st.issame, vo);
+    r.acc = plain.accuracy_mean;
+    r.acc_std = plain.accuracy_std;
+    for (double far : kFars) r.tar[far_key(far)] = plain.tar_json(far);
+    r.correct.assign(plain.pair_correct.begin(), plain.pair_correct.end());
+    eval::VerifySet vs{.set = st.name};
+    vs.modes.push_back({"plain", plain});
+    if (settings.flip) {
+      auto [fused, fused_norms] = eval::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms);
+      const eval::VerifyResult flip = eval::verify_embeddings(fused, st.issame, vo);
+      r.acc_flip = flip.accuracy_mean;
+      r.acc_flip_std = flip.accuracy_std;
+      r.correct_flip.assign(flip.pair_correct.begin(), flip.pair_correct.end());
+      vs.modes.push_back({"flip_fused", flip});
+    }
+    sets.push_back(std::move(vs));
+    r.norm = to_vec(f.plain.norms);
+    torch::Tensor ids = torch::tensor(st.identity, torch::kInt64);
+    require(ids.max().item<int64_t>() < n_ids, "{}: an identity has no clean reference render", source);
+    r.recog = to_vec((f.plain.embeddings * templates.index_select(0, ids)).sum(1));
+    const eval::Comparisons cmp = eval::pair_comparisons(f.plain.embeddings, st.issame);
+    r.score.assign(cmp.score.begin(), cmp.score.end());
+    r.spearman_gt = eval::spearman(r.norm, st.gt);
+    r.spearman_recog = eval::spearman(r.norm, r.recog);
+    std::vector<double> neg_brisque(st.brisque.size());
+    for (std::size_t i = 0; i < neg_brisque.size(); ++i) neg_brisque[i] = -st.brisque[i];
+    r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", neg_brisque}, {"gt", st.gt}});
+    pooled_emb.push_back(f.plain.embeddings);
+    pooled_issame.insert(pooled_issame.end(), st.issame.begin(), st.issame.end());
+    m.strata.push_back(std::move(r));
+  }
+  eval::write_json(eval_dir / "verify.json", eval::verify_report_json(name, sets));
+
+  // Quality as a score on the pooled strata: norm vs BRISQUE vs oracle vs random.
+  const torch::Tensor emb = torch::cat(pooled_emb);
+  const eval::Comparisons cmp = eval::pair_comparisons(emb, pooled_issame);
+  const std::vector<double> norm = pooled_images(m, &StratumResult::norm), gt = pooled_images(data, &Stratum::gt);
+  std::vector<double> neg_brisque = pooled_images(data, &Stratum::brisque);
+  for (double& b : neg_brisque) b = -b;
+  std::vector<double> random(norm.size());
+  std::mt19937_64 rng(settings.seed);
+  for (double& x : random) x = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+  const json q = eval::quality_report_json(name, "val_high + val_mixed + val_low", cmp,
+                                           {{"norm", norm}, {"brisque", neg_brisque}, {"gt", gt}, {"random", random}},
+                                           gt, torch::tensor(norm));
+  eval::write_json(eval_dir / "quality.json", q);
+  for (auto& [score, s] : q["scores"].items())
+    m.quality[score] = {{"pauc", s["edc"]["pauc"]}, {"pauc_minus_ideal", s["edc"]["pauc_minus_ideal"]},
+                        {"fnmr0", s["edc"]["fnmr0"]}, {"spearman_gt", s["spearman_vs_gt"]},
+                        {"erc_fnmr", s["erc"]["fnmr"]}, {"erc_reject", s["erc"]["reject_actual"]}};
+
+  // Clustering the pooled images by identity at the model's FMR 1e-3 threshold.
+  std::vector<float> impostors;
+  for (std::size_t p = 0; p < cmp.score.size(); ++p)
+    if (!cmp.genuine[p]) impostors.push_back(cmp.score[p]);
+  m.cluster_threshold = eval::threshold_at_fmr(impostors, 1e-3);
+  std::vector<int64_t> labels;
+  for (const Stratum& st : data.strata) labels.insert(labels.end(), st.identity.begin(), st.identity.end());
+  eval::ClusterOptions co;
+  co.k = settings.cluster_k;
+  co.threshold = static_cast<float>(m.cluster_threshold);
+  const eval::ClusterMetrics plain = eval::cluster_metrics(eval::cluster_knn(emb, co), labels);
+  co.quality_ordered = true;
+  co.core_fraction = settings.cluster_core;
+  const eval::ClusterMetrics ordered = eval::cluster_metrics(eval::cluster_knn(emb, co, norm), labels);
+  m.cluster = {{"plain", eval::to_json(plain)}, {"quality_ordered", eval::to_json(ordered)}};
+  m.bcubed_p_plain = plain.bcubed_item_precision;
+  m.bcubed_r_plain = plain.bcubed_item_recall;
+  m.bcubed_p_quality = ordered.bcubed_item_precision;
+  m.bcubed_r_quality = ordered.bcubed_item_recall;
+  eval::write_json(eval_dir / "cluster.json",
+                   {{"kind", "eval.cluster"},
+                    {"name", name},
+                    {"results", json::array({{{"method", "k-NN graph, connected components"},
+                                              {"threshold", m.cluster_threshold},
+                                              {"metrics", m.cluster["plain"]}},
+                                             {{"method", fmt::format("quality-ordered (norm), core {:g}", settings.cluster_core)},
+                                              {"threshold", m.cluster_threshold},
+                                              {"metrics", m.cluster["quality_ordered"]}}})}});
+  write_file_atomic(cache, json{{"fingerprint", fp}, {"eval", m.to_json()}}.dump() + "\n");
+  return m;
+}
+
+}  // namespace qface::pipeline
