@@ -9,6 +9,7 @@
 #include "apps/qface/command.h"
 #include "apps/qface/deploy_options.h"
 #include "qface/core/error.h"
+#include "qface/deploy/calibration.h"
 #include "qface/deploy/enroll.h"
 #include "qface/eval/features.h"
 #include "qface/infer/embed.h"
@@ -22,6 +23,7 @@ struct QualityArgs {
   std::vector<std::string> images;
   double min_quality = -1;
   std::string out;
+  std::string scale = "auto";
 };
 
 int run(const QualityArgs& a) {
@@ -35,22 +37,26 @@ int run(const QualityArgs& a) {
   }
   in.labels.assign(in.files.size(), "");
   const deploy::EmbeddedSet s = deploy::embed_images(p, in);
+  const bool ofiq = a.scale == "ofiq";
+  require(a.scale != "calibrated" || s.calibrated, "quality: --scale calibrated needs --quality-calibration");
   json rows = json::array(), recapture = json::array();
   for (std::size_t i = 0; i < s.files.size(); ++i) {
     const double norm = s.norms[static_cast<int64_t>(i)].item<double>();
     const bool low = a.min_quality >= 0 && s.quality[i] < a.min_quality;
     json r{{"image", s.files[i]}, {"norm", norm}};
     if (s.calibrated) r["quality"] = s.quality[i];
+    if (ofiq) r["ofiq"] = deploy::ofiq_unified_score(norm);
     if (a.min_quality >= 0) r["recapture"] = low;
     if (low) recapture.push_back(s.files[i]);
-    std::cout << fmt::format("{}\tnorm {:.3f}{}{}\n", s.files[i], norm,
-                             s.calibrated ? fmt::format("\tquality {:.3f}", s.quality[i]) : "", low ? "\tRECAPTURE" : "");
+    std::cout << fmt::format("{}\tnorm {:.3f}{}{}{}\n", s.files[i], norm,
+                             s.calibrated ? fmt::format("\tquality {:.3f}", s.quality[i]) : "",
+                             ofiq ? fmt::format("\tOFIQ {:.1f}", r["ofiq"].get<double>()) : "", low ? "\tRECAPTURE" : "");
     rows.push_back(std::move(r));
   }
   for (const auto& f : s.no_face) std::cout << f << "\tno face: RECAPTURE\n";
   for (const auto& f : s.unreadable) std::cout << f << "\tunreadable\n";
   json j{{"kind", "deploy.quality"}, {"arch", a.pipeline.options.arch}, {"flip_fused", !a.pipeline.no_flip},
-         {"quality_scale", s.calibrated ? "calibrated [0,1]" : "feature norm"},
+         {"quality_scale", ofiq ? "OFIQ unified score [0,100] of the magnitude" : s.calibrated ? "calibrated [0,1]" : "feature norm"},
          {"images", rows}, {"no_face", s.no_face}, {"unreadable", s.unreadable}};
   if (a.min_quality >= 0) {
     j["min_quality"] = a.min_quality;
@@ -69,6 +75,10 @@ Runner setup(CLI::App& app) {
                  "flag images below this quality (calibrated [0,1] with --quality-calibration, else the norm) and "
                  "faceless ones for recapture");
   app.add_option("--out", a->out, "also write the results as JSON here");
+  app.add_option("--scale", a->scale,
+                 "auto (calibrated [0,1] when --quality-calibration is given, else the norm), calibrated, or ofiq "
+                 "(OFIQ's 100/(1+exp((23-x)/2.6)) of the magnitude, for MagFace models)")
+      ->check(CLI::IsMember({"auto", "calibrated", "ofiq"}))->capture_default_str();
   return [a] { return run(*a); };
 }
 

@@ -24,7 +24,8 @@ void add_main_job_options(CLI::App& app, pipeline::MainJobOptions& o, const char
   app.add_option("--threads", o.threads, "threads (0: every core)")->capture_default_str();
   app.add_option("--resamples", o.resamples, "bootstrap resamples per confidence interval")
       ->capture_default_str()->check(CLI::Range(10, 1000000));
-  app.add_flag("!--no-flip", o.eval.flip, "skip the flip-fused protocol (plain features only)");
+  app.add_flag("--flip,!--no-flip", o.eval.flip, "also evaluate flip-fused features (AdaFace's norm-weighted fusion)")
+      ->capture_default_str();
   app.footer(
       "Generates the synthetic set, trains AdaFace, MagFace and ArcFace with the same backbone, data, seed and steps, "
       "evaluates them on the high / mixed / low quality verification sets (accuracy, TAR@FAR where resolved, norm vs "

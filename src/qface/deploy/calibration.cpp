@@ -73,6 +73,8 @@ double QualityCalibration::map(double norm) const {
   return (static_cast<double>(i - 1) + frac) / static_cast<double>(q.size() - 1);
 }
 
+double ofiq_unified_score(double magnitude) { return 100.0 / (1.0 + std::exp((23.0 - magnitude) / 2.6)); }
+
 json quality_calibration_json(std::vector<double> norms, const std::string& source) {
   require(norms.size() >= 2, "calibration: need at least 2 images, got {} in {}", norms.size(), source);
   std::sort(norms.begin(), norms.end());

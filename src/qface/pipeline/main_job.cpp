@@ -334,6 +334,7 @@ MainJobOptions study_options() {
   o.config = default_study_config();
   o.preset = "full";
   o.seeds = {0, 1, 2};
+  o.eval.flip = true;
   o.title = "qface study";
   return o;
 }

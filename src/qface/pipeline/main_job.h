@@ -28,7 +28,7 @@ struct MainJobOptions {
   std::vector<uint64_t> seeds = {0};       // training seeds (one run folder per head and seed)
   std::vector<std::string> overrides;      // --set key=value for every run
   int threads = 0;                         // 0: every core
-  EvalSettings eval;
+  EvalSettings eval{.flip = false};        // the demo skips the flip-fused protocol (time budget); the study runs it
   int resamples = 2000;                    // bootstrap resamples per interval
   std::string title = "qface demo";
 };

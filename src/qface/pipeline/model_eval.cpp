@@ -9,6 +9,7 @@
 #include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/svg_plot.h"
 #include "qface/data/bin_set.h"
 #include "qface/eval/cluster.h"
 #include "qface/eval/features.h"
@@ -251,6 +252,26 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
                                            {{"norm", norm}, {"brisque", neg_brisque}, {"gt", gt}, {"random", random}},
                                            gt, torch::tensor(norm));
   eval::write_json(eval_dir / "quality.json", q);
+  // The EDC and ERC of the four scores as stand-alone SVGs (the README shows the study's).
+  for (const char* curve : {"edc", "erc"}) {
+    std::vector<PlotSeries> series;
+    for (auto& [score, sj] : q["scores"].items()) {
+      PlotSeries ps;
+      ps.label = score == "gt" ? "ground truth (oracle)" : score == "brisque" ? "BRISQUE" : score;
+      ps.x = sj[curve][std::string(curve) == "edc" ? "discard" : "reject_actual"].get<std::vector<double>>();
+      ps.y = sj[curve]["fnmr"].get<std::vector<double>>();
+      series.push_back(std::move(ps));
+    }
+    PlotOptions po;
+    po.title = std::string(curve) == "edc" ? fmt::format("EDC, {}: threshold fixed at FMR 1e-3", name)
+                                          : fmt::format("ERC (MagFace), {}: threshold re-estimated at FMR 1e-3", name);
+    po.x_label = std::string(curve) == "edc" ? "discarded fraction of genuine comparisons" : "rejected fraction of comparisons";
+    po.y_label = "FNMR";
+    po.x_min = 0;
+    po.x_max = std::string(curve) == "edc" ? 0.5 : 1.0;
+    po.y_min = 0;
+    write_file_atomic(eval_dir / (std::string(curve) + ".svg"), render_svg(po, series));
+  }
   for (auto& [score, s] : q["scores"].items())
     m.quality[score] = {{"pauc", s["edc"]["pauc"]}, {"pauc_minus_ideal", s["edc"]["pauc_minus_ideal"]},
                         {"fnmr0", s["edc"]["fnmr0"]}, {"spearman_gt", s["spearman_vs_gt"]},
