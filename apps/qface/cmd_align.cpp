@@ -20,6 +20,9 @@ Runner setup(CLI::App& app) {
   app.add_option("--landmarks", *landmarks, "IJB *_name_5pts_score.txt (image x1 y1 ... x5 y5 score): no detection")
       ->check(CLI::ExistingFile);
   app.add_flag("--all", a->all, "every detected face (<stem>_<k>.png, largest first) instead of the largest");
+  app.add_option("--detect-max-pixels", a->detector.max_pixels,
+                 "photos larger than this are scaled down for face detection (landmarks use full resolution)")
+      ->capture_default_str();
   app.add_option("--upsample", a->detector.upsample, "image doublings before HOG detection (finds faces >= 80/2^n px)")
       ->capture_default_str();
   app.add_option("--crop", *crop, "crop layout: 112x112 (SPEC §3, the official checkpoints' crops) or 96x112 "

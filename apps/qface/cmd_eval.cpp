@@ -39,6 +39,7 @@ std::string default_name(const std::string& features_dir) {
 struct VerifyArgs {
   std::vector<std::string> bins, features, features_flip;
   std::string out, name, arch, weights, calibration_out;
+  bool random_weights = false;
   int batch = 32;
   int folds = 10;
 };
@@ -47,8 +48,12 @@ struct VerifyArgs {
 void embed_bin(const VerifyArgs& a, const std::string& bin_path, const eval::BinPairs& bin, eval::Features& plain,
                eval::Features& flipped) {
   auto model = backbones::make_backbone(a.arch);
-  if (a.weights.empty()) spdlog::warn("eval verify: no --weights, random weights (pipeline check only)");
-  else io::load_weights(*model, a.weights);
+  if (a.weights.empty()) {
+    require(a.random_weights, "eval verify: --arch needs --weights (or --random-weights for pipeline tests)");
+    spdlog::warn("eval verify: --random-weights: the numbers mean nothing (pipeline check only)");
+  } else {
+    io::load_weights(*model, a.weights);
+  }
   infer::InferenceOptions io;
   infer::prepare_for_inference(*model, io);
   infer::PlainAndFlipped r = infer::embed_encoded(*model, bin.images_bytes, bin_path, a.batch, io);
@@ -147,6 +152,7 @@ CLI::App* setup_verify(CLI::App& app, std::shared_ptr<VerifyArgs> a) {
       ->check(CLI::ExistingDirectory);
   app.add_option("--arch", a->arch, "embed the .bin images with this backbone (plain and flip-fused)");
   app.add_option("--weights", a->weights, "checkpoint for --arch (AdaFace .ckpt, MagFace .pth, qface)")->check(CLI::ExistingFile);
+  app.add_flag("--random-weights", a->random_weights, "--arch without a checkpoint (pipeline tests only)");
   app.add_option("--batch", a->batch, "batch size with --arch")->capture_default_str();
   app.add_option("--folds", a->folds, "folds of the protocol")->capture_default_str();
   app.add_option("--name", a->name, "model / run name in the report (default: the features folder name)");

@@ -18,12 +18,17 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
   auto* arch = app.add_option("--arch", a.options.arch, "backbone")->check(CLI::IsMember(backbones::backbone_names()));
   if (model_required) arch->required();
   else arch->capture_default_str();
-  app.add_option("--weights", a.weights, "checkpoint (qface, AdaFace .ckpt, MagFace .pth, torch state dict); "
-                 "without it random weights (pipeline checks only)")->check(CLI::ExistingFile);
+  app.add_option("--weights", a.weights, "checkpoint (qface, AdaFace .ckpt, MagFace .pth, torch state dict); required "
+                 "unless --random-weights")->check(CLI::ExistingFile);
+  app.add_flag("--random-weights", a.options.random_weights,
+               "no checkpoint: random weights (pipeline tests and benchmarks only; the scores mean nothing)");
   app.add_flag("--no-flip-fuse", a.no_flip, "plain embeddings instead of AdaFace's norm-weighted flip fusion");
   app.add_option("--align", a.align, "auto: 112x112 inputs are aligned crops, others are detected and aligned; "
                  "detect: always detect; aligned: inputs must be crops")->capture_default_str()
       ->check(CLI::IsMember({"auto", "detect", "aligned"}));
+  app.add_option("--detect-max-pixels", a.options.detector.max_pixels,
+                 "photos larger than this are scaled down for face detection (landmarks use full resolution)")
+      ->capture_default_str();
   app.add_option("--upsample", a.options.detector.upsample, "image doublings before HOG face detection")
       ->capture_default_str();
   app.add_option("--landmark-model", a.landmark_model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "apps/qface/command.h"
 #include "qface/core/allocator.h"
@@ -35,7 +36,6 @@ Registrar::Registrar(Command command) { registry().push_back(std::move(command))
 
 int main(int argc, char** argv) {
   using namespace qface;
-  tune_allocator_for_tensors();
   CLI::App app{"qface: quality-aware face recognition (AdaFace, MagFace, ArcFace, CosFace) in C++", "qface"};
   app.set_version_flag("--version", std::string("qface ") + kVersion);
   app.require_subcommand(1);
@@ -81,6 +81,11 @@ int main(int argc, char** argv) {
 
   try {
     setup_logging(log_level);
+    // Heap-kept large blocks speed up training and benchmarks (see
+    // core/allocator.h) but would make a long-running server keep its peak
+    // memory forever: only the batch jobs get them.
+    static const std::set<std::string> kBatchJobs = {"train", "launch", "bench", "demo", "study", "toy"};
+    if (kBatchJobs.count(app.get_subcommands().at(0)->get_name())) tune_allocator_for_tensors();
     use_threads(0);  // every logical core unless OMP_NUM_THREADS says otherwise; --threads options override
     // The deepest parsed verb runs (`qface bench infer` runs infer).
     CLI::App* chosen = app.get_subcommands().at(0);

@@ -190,3 +190,12 @@ TEST(DeployCalibration, QualityMapsNormsThroughTheirDistribution) {
   EXPECT_EQ(q.map(0), 0);
   EXPECT_EQ(q.map(1e3), 1);
 }
+
+TEST(DeployCalibration, OfiqUnifiedScoreOfAMagnitude) {
+  // 100 / (1 + exp((23 - x) / 2.6)): 50 at x = 23; 75 where exp(-(x-23)/2.6) = 1/3.
+  EXPECT_DOUBLE_EQ(qface::deploy::ofiq_unified_score(23.0), 50.0);
+  EXPECT_NEAR(qface::deploy::ofiq_unified_score(23.0 + 2.6 * std::log(3.0)), 75.0, 1e-9);
+  EXPECT_NEAR(qface::deploy::ofiq_unified_score(10.0), 100.0 / (1.0 + std::exp(5.0)), 1e-12);
+  EXPECT_LT(qface::deploy::ofiq_unified_score(0.0), 0.02);
+  EXPECT_GT(qface::deploy::ofiq_unified_score(60.0), 99.9);
+}

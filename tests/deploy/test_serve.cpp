@@ -58,6 +58,7 @@ class ServeTest : public ::testing::Test {
     torch::manual_seed(0);
     PipelineOptions po;
     po.arch = "mobilefacenet";  // random weights: the service plumbing, not accuracy
+    po.random_weights = true;
     pipeline = std::make_shared<const Pipeline>(po);
     faces = synth_faces(3);
     Gallery g = Gallery::create(dir / "gallery", pipeline->dim(), {}, false);

@@ -272,8 +272,15 @@ TEST(EvalCli, VerifyEmbedsBinWithArch) {
   std::vector<uint8_t> same;
   for (int i = 0; i < 20; ++i) same.push_back(i % 2);
   write_bin(tmp / "tiny.bin", same, 3);
-  auto r = run_qface({"eval", "verify", "--bin", (tmp / "tiny.bin").string(), "--arch", "mobilefacenet", "--batch", "16",
-                      "--out", (tmp / "v.json").string()});
+  auto r = run_qface({"eval", "verify", "--bin", (tmp / "tiny.bin").string(), "--arch", "mobilefacenet", "--random-weights",
+                      "--batch", "16", "--out", (tmp / "v.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Without weights (and without --random-weights) the command refuses to run.
+  r = run_qface({"eval", "verify", "--bin", (tmp / "tiny.bin").string(), "--arch", "mobilefacenet"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--weights"), std::string::npos) << r.err;
+  r = run_qface({"eval", "verify", "--bin", (tmp / "tiny.bin").string(), "--arch", "mobilefacenet", "--random-weights",
+                 "--batch", "16", "--out", (tmp / "v.json").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = read_json(tmp / "v.json");
   const json& m = j["sets"][0]["modes"];

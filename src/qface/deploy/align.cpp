@@ -82,9 +82,17 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& image) const {
   cv::Mat gray;
   if (image.channels() == 1) gray = image;
   else cv::cvtColor(image, gray, image.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
-  const double scale = std::ldexp(1.0, impl_->options.upsample);
+  // HOG detection runs on the image scaled by 2^upsample, and large photos are
+  // first brought down to about detect_max_pixels (a 40 MP photo would hold
+  // every request behind the detector's lock for seconds); the landmarks are
+  // then found on the full-resolution image.
+  const double area = static_cast<double>(gray.rows) * gray.cols;
+  const double shrink = impl_->options.max_pixels > 0 && area > static_cast<double>(impl_->options.max_pixels)
+                            ? std::sqrt(static_cast<double>(impl_->options.max_pixels) / area)
+                            : 1.0;
+  const double scale = std::ldexp(1.0, impl_->options.upsample) * shrink;
   cv::Mat big = gray;
-  if (impl_->options.upsample > 0) cv::resize(gray, big, cv::Size(), scale, scale, cv::INTER_LINEAR);
+  if (scale != 1.0) cv::resize(gray, big, cv::Size(), scale, scale, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
   std::vector<dlib::rect_detection> dets;
   std::vector<Face> faces;
   std::lock_guard lock(impl_->mutex);

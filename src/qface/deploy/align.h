@@ -33,6 +33,7 @@ struct Face {
 
 struct DetectorOptions {
   int upsample = 1;                     // image doublings before detection (HOG finds faces >= 80 px / 2^upsample)
+  int64_t max_pixels = 1'000'000;       // larger photos are scaled down to this area for detection (0: never)
   std::filesystem::path landmark_model; // empty: default_landmark_model()
 };
 

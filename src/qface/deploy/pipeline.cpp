@@ -5,7 +5,11 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <cstdlib>
+#include <mutex>
+
 #include "qface/core/error.h"
+#include "qface/data/image.h"
 #include "qface/infer/embed.h"
 #include "qface/io/checkpoint.h"
 
@@ -20,6 +24,20 @@ AlignMode parse_align_mode(const std::string& s) {
 
 cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels) {
   require(!bytes.empty(), "{}: empty image", what);
+  // The size from the header, before anything is decoded: a 388 KB PNG can
+  // claim 20000 x 20000 pixels (1.6 GB decoded).
+  const data::ImageFormat format = data::sniff_format(bytes);
+  if (format == data::ImageFormat::kJpeg || format == data::ImageFormat::kPng) {
+    const data::ImageInfo info = data::probe_image(bytes, what);
+    require(info.width > 0 && info.height > 0, "{}: the header gives a {}x{} image", what, info.width, info.height);
+    require(int64_t{info.width} * info.height <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what,
+            info.width, info.height, max_pixels);
+  } else {
+    // Other formats: OpenCV's own limit, read once from the environment on its
+    // first decode (process-wide; the first limit asked for wins).
+    static std::once_flag once;
+    std::call_once(once, [&] { ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(max_pixels).c_str(), 0); });
+  }
   cv::Mat img;
   try {
     img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
@@ -35,8 +53,13 @@ cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t ma
 
 Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
   model_ = backbones::make_backbone(options_.arch);
-  if (options_.weights.empty()) spdlog::warn("no --weights: random weights (for pipeline checks only)");
-  else io::load_weights(*model_, options_.weights);
+  if (options_.weights.empty()) {
+    require(options_.random_weights, "no --weights: give the model's checkpoint (or --random-weights for pipeline "
+            "tests; its scores mean nothing)");
+    spdlog::warn("--random-weights: the scores mean nothing (pipeline checks only)");
+  } else {
+    io::load_weights(*model_, options_.weights);
+  }
   infer::InferenceOptions io;
   io.threads(options_.threads);
   infer::prepare_for_inference(*model_, io);

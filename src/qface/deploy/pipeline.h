@@ -31,7 +31,8 @@ AlignMode parse_align_mode(const std::string& s);  // auto | detect | aligned
 
 struct PipelineOptions {
   std::string arch = "ir_50";
-  std::filesystem::path weights;  // empty: random weights (pipeline tests only)
+  std::filesystem::path weights;  // required unless random_weights
+  bool random_weights = false;    // no checkpoint: random weights, for tests and benchmarks only
   bool flip_fuse = true;
   int threads = 0;
   AlignMode align = AlignMode::kAuto;

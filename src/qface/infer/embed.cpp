@@ -165,7 +165,8 @@ EmbedSummary run_embed(const EmbedOptions& o) {
   require(o.batch > 0, "--batch must be positive, got {}", o.batch);
   auto model = backbones::make_backbone(o.arch);
   if (o.weights.empty()) {
-    spdlog::warn("embed: no --weights, using random weights");
+    require(o.random_weights, "embed: no --weights: give the model's checkpoint (or --random-weights for pipeline tests)");
+    spdlog::warn("embed: --random-weights: the embeddings mean nothing (pipeline checks only)");
   } else {
     io::load_weights(*model, o.weights);
   }

@@ -82,7 +82,8 @@ torch::Tensor preprocess(const std::vector<cv::Mat>& bgr_images, const backbones
 // `qface embed`.
 struct EmbedOptions {
   std::string arch;
-  std::filesystem::path weights;  // empty: random weights (for testing pipelines only)
+  std::filesystem::path weights;  // required unless random_weights
+  bool random_weights = false;    // no checkpoint (testing pipelines only)
   std::filesystem::path images;   // a folder (its image files, sorted) or a text file with one path per line
   std::filesystem::path out;
   bool flip_fuse = false;

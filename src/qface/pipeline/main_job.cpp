@@ -60,7 +60,7 @@ struct RunResult {
 };
 
 fs::path run_dir(const MainJobOptions& o, const std::string& head, uint64_t seed) {
-  return o.seeds.size() == 1 ? o.out / head : o.out / fmt::format("seed{}", seed) / head;
+  return o.seed_dirs ? o.out / fmt::format("seed{}", seed) / head : o.out / head;
 }
 
 // The training stage's fingerprint: the resolved config without the fields
@@ -335,6 +335,7 @@ MainJobOptions study_options() {
   o.preset = "full";
   o.seeds = {0, 1, 2};
   o.eval.flip = true;
+  o.seed_dirs = true;
   o.title = "qface study";
   return o;
 }
@@ -376,7 +377,7 @@ MainJobResult run_main_job(const MainJobOptions& o) {
       EvalSettings es = o.eval;
       es.seed = s.seed;
       es.bf16 = bf16;  // evaluate in the precision the recipe trains in
-      s.evals[head] = evaluate_model(r.model, fmt::format("{}{}", head, o.seeds.size() > 1 ? fmt::format(" s{}", s.seed) : ""),
+      s.evals[head] = evaluate_model(r.model, fmt::format("{}{}", head, o.seed_dirs ? fmt::format(" s{}", s.seed) : ""),
                                      data, es, r.dir / "eval");
       json summary;
       for (const StratumResult& st : s.evals[head].strata)

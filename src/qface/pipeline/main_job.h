@@ -26,6 +26,7 @@ struct MainJobOptions {
   std::string preset = "demo";             // qface synth preset
   std::vector<std::string> heads = {"adaface", "magface", "arcface"};
   std::vector<uint64_t> seeds = {0};       // training seeds (one run folder per head and seed)
+  bool seed_dirs = false;                  // runs in <out>/seed<k>/<head> (the study: seeds can run as separate processes)
   std::vector<std::string> overrides;      // --set key=value for every run
   int threads = 0;                         // 0: every core
   EvalSettings eval{.flip = false};        // the demo skips the flip-fused protocol (time budget); the study runs it
