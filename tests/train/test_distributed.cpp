@@ -1,5 +1,6 @@
-// c10d collectives and the sharded classifier, with several ranks as threads
-// of one process over a shared in-memory store (Gloo over loopback).
+// c10d collectives, the sharded classifier and what ranks agree on (stop,
+// batch sizes), with several ranks as threads of
+// one process over a shared in-memory store (Gloo over loopback).
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
@@ -173,6 +174,25 @@ TEST(Distributed, SamplingKeepsPositivesAndTouchesOnlySampledCentres) {
     for (int64_t y : {0, 5, 21, 33, 19, 39, 2}) {
       if (y < sc->shard_start() || y >= sc->shard_start() + sc->shard_size()) continue;
       EXPECT_TRUE(touched[y - sc->shard_start()].item<bool>()) << "positive class " << y;
+    }
+  });
+}
+
+// The per-step agreement: a stop flag on any rank stops every rank; unequal
+// local batches are an error on every rank that names each rank's rows.
+TEST(Distributed, RanksAgreeToStopAndRefuseUnequalBatches) {
+  run_ranks(2, [](const std::shared_ptr<Dist>& d) {
+    EXPECT_FALSE(qface::train::agree_before_step(*d, false, 4, 1));
+    EXPECT_TRUE(qface::train::agree_before_step(*d, d->rank() == 1, 4, 2));
+    EXPECT_TRUE(qface::train::any_rank(*d, d->rank() == 0));
+    EXPECT_FALSE(qface::train::any_rank(*d, false));
+    try {
+      qface::train::agree_before_step(*d, false, d->rank() == 1 ? 3 : 4, 7);
+      ADD_FAILURE() << "no error on rank " << d->rank();
+    } catch (const qface::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("step 7"), std::string::npos) << m;
+      EXPECT_NE(m.find("rank 0: 4, rank 1: 3"), std::string::npos) << m;
     }
   });
 }
