@@ -1,5 +1,5 @@
 // c10d collectives, the sharded classifier and what ranks agree on (stop,
-// batch sizes), with several ranks as threads of
+// batch sizes, the resume step), with several ranks as threads of
 // one process over a shared in-memory store (Gloo over loopback).
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
@@ -8,9 +8,12 @@
 #include <thread>
 
 #include "qface/core/error.h"
+#include "qface/core/fs.h"
 #include "qface/heads/adaface.h"
+#include "qface/train/checkpoint.h"
 #include "qface/train/distributed.h"
 #include "qface/train/sharded_classifier.h"
+#include "tests/support/testing.h"
 
 using qface::train::Dist;
 
@@ -195,4 +198,55 @@ TEST(Distributed, RanksAgreeToStopAndRefuseUnequalBatches) {
       EXPECT_NE(m.find("rank 0: 4, rank 1: 3"), std::string::npos) << m;
     }
   });
+}
+
+TEST(Distributed, NewestCommonCheckpointStep) {
+  using qface::train::newest_common_step;
+  EXPECT_EQ(newest_common_step({{1, 2, 3}, {1, 2}}), 2);
+  EXPECT_EQ(newest_common_step({{3, 1}, {2, 1}}), 1);  // the min of the newest (2) is not on rank 0
+  EXPECT_EQ(newest_common_step({{5, 10}, {10, 5}, {5}}), 5);
+  EXPECT_EQ(newest_common_step({{1}, {2}}), -1);
+  EXPECT_EQ(newest_common_step({{}, {}}), -1);
+  EXPECT_EQ(qface::train::checkpoint_step("/x/ckpt-000000042.rank1.pt"), 42);
+  EXPECT_EQ(qface::train::checkpoint_step("ckpt-000000007.pt"), 7);
+}
+
+// --resume on 2 ranks whose newest per-rank checkpoints differ: both take the
+// newest step they both have, and the checkpoint past it is removed.
+TEST(Distributed, ResumePointIsTheNewestStepOfEveryRank) {
+  qface::testing::TempDir dir;
+  const auto ckpt = dir / "checkpoints";
+  qface::ensure_dir(ckpt);
+  auto touch = [&](int64_t step, int rank) {
+    qface::write_file_atomic(qface::train::checkpoint_path(ckpt, step, rank, true), "x");
+  };
+  for (int64_t s : {1, 3, 4}) touch(s, 0);
+  for (int64_t s : {1, 2, 3}) touch(s, 1);
+  run_ranks(2, [&](const std::shared_ptr<Dist>& d) {
+    auto at = qface::train::agree_resume_point(*d, ckpt, true);
+    EXPECT_EQ(at.step, 3);
+    EXPECT_EQ(at.path, qface::train::checkpoint_path(ckpt, 3, d->rank(), true));
+    ASSERT_EQ(at.steps.size(), 2u);
+    EXPECT_EQ(at.steps[0], (std::vector<int64_t>{1, 3, 4}));
+    EXPECT_EQ(at.steps[1], (std::vector<int64_t>{1, 2, 3}));
+  });
+  EXPECT_FALSE(std::filesystem::exists(qface::train::checkpoint_path(ckpt, 4, 0, true)));
+  EXPECT_TRUE(std::filesystem::exists(qface::train::checkpoint_path(ckpt, 2, 1, true)));
+
+  // No common step: the same error on every rank, listing both.
+  qface::testing::TempDir other;
+  const auto c2 = other / "checkpoints";
+  qface::ensure_dir(c2);
+  qface::write_file_atomic(qface::train::checkpoint_path(c2, 2, 0, true), "x");
+  qface::write_file_atomic(qface::train::checkpoint_path(c2, 3, 1, true), "x");
+  std::vector<std::string> errors(2);
+  run_ranks(2, [&](const std::shared_ptr<Dist>& d) {
+    try {
+      qface::train::agree_resume_point(*d, c2, true);
+    } catch (const qface::Error& e) {
+      errors[d->rank()] = e.what();
+    }
+  });
+  EXPECT_EQ(errors[0], errors[1]);
+  EXPECT_NE(errors[0].find("rank 0: [2]; rank 1: [3]"), std::string::npos) << errors[0];
 }
