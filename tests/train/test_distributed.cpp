@@ -1,18 +1,23 @@
 // c10d collectives, the sharded classifier and what ranks agree on (stop,
-// batch sizes, the resume step), with several ranks as threads of
+// batch sizes, the resume step, validation), with several ranks as threads of
 // one process over a shared in-memory store (Gloo over loopback).
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
 
+#include <opencv2/imgcodecs.hpp>
 #include <thread>
 
+#include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/data/bin_set.h"
+#include "qface/data/tools.h"
 #include "qface/heads/adaface.h"
 #include "qface/train/checkpoint.h"
 #include "qface/train/distributed.h"
 #include "qface/train/sharded_classifier.h"
+#include "qface/train/validation.h"
 #include "tests/support/testing.h"
 
 using qface::train::Dist;
@@ -249,4 +254,47 @@ TEST(Distributed, ResumePointIsTheNewestStepOfEveryRank) {
   });
   EXPECT_EQ(errors[0], errors[1]);
   EXPECT_NE(errors[0].find("rank 0: [2]; rank 1: [3]"), std::string::npos) << errors[0];
+}
+
+// Validation split over 2 ranks: each embeds half of the images, and both get
+// the numbers of one process embedding all of them.
+TEST(Distributed, ValidationSplitAcrossRanksGivesEveryRankTheNumbersOfOne) {
+  qface::testing::TempDir dir;
+  qface::data::BinSet set;
+  const int pairs = 11;  // 22 images: 11 + 11 on 2 ranks, 8 + 7 + 7 on 3 (the gather pads)
+  for (int i = 0; i < pairs; ++i) {
+    const bool same = i % 2 == 0;
+    for (int k = 0; k < 2; ++k) {
+      std::vector<uchar> buf;
+      cv::imencode(".jpg", qface::data::draw_test_face(same ? i : i * 2 + k, k), buf);
+      set.images.emplace_back(buf.begin(), buf.end());
+    }
+    set.issame.push_back(same);
+  }
+  const auto bin = dir / "val.bin";
+  qface::data::write_bin_set(bin, set);
+  torch::set_num_threads(1);
+  auto make_model = [] {
+    torch::manual_seed(7);
+    return qface::backbones::make_backbone("mobilefacenet", 64);
+  };
+  auto model = make_model();
+  const nlohmann::json one = qface::train::Validator({bin.string()}, 8).run(*model);
+  ASSERT_EQ(one["val"]["pairs"].get<int>(), pairs);
+  for (int world : {2, 3}) {
+    std::vector<qface::backbones::Backbone> models;
+    for (int r = 0; r < world; ++r) models.push_back(make_model());
+    std::vector<nlohmann::json> got(world);
+    run_ranks(world, [&](const std::shared_ptr<Dist>& d) {
+      got[d->rank()] = qface::train::Validator({bin.string()}, 8, d).run(*models[d->rank()]);
+    });
+    for (int r = 0; r < world; ++r) {
+      EXPECT_EQ(got[r], got[0]) << "rank " << r << " of " << world;  // identical on every rank
+      const auto &a = got[r]["val"], &b = one["val"];
+      EXPECT_EQ(a["pairs"], b["pairs"]);
+      EXPECT_NEAR(a["acc"].get<double>(), b["acc"].get<double>(), 1e-9);
+      EXPECT_NEAR(a["acc_flip"].get<double>(), b["acc_flip"].get<double>(), 1e-9);
+      EXPECT_NEAR(a["norm_mean"].get<double>(), b["norm_mean"].get<double>(), 1e-4 * b["norm_mean"].get<double>());
+    }
+  }
 }
