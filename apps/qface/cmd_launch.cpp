@@ -18,6 +18,8 @@ extern char** environ;
 namespace qface::cli {
 namespace {
 
+constexpr int kInterrupted = 130;  // the exit code of an interrupted `qface train`
+
 struct LaunchArgs {
   int nproc = 2;
   std::string master_addr = "127.0.0.1";
@@ -75,7 +77,12 @@ int run_launch(const LaunchArgs& a) {
     pid_t done = ::wait(&status);
     if (done < 0) break;
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0 && result == 0) {
+    if (code == kInterrupted && WIFEXITED(status)) {
+      // `qface train` stopped by SIGINT/SIGTERM: the ranks agree to stop after
+      // the same step, so the others are finishing their checkpoints of it.
+      if (result == 0) result = code;
+      spdlog::warn("launch: worker pid {} was interrupted; the others stop after the same step", done);
+    } else if (code != 0 && (result == 0 || result == kInterrupted)) {
       result = code;
       spdlog::error("launch: worker pid {} exited with {}; stopping the others", done, code);
       for (pid_t p : pids)

@@ -197,6 +197,79 @@ TEST(Loader, BadImagesFailWithTheRecordOrAreSkipped) {
   EXPECT_TRUE(batches[1].images.is_contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
+// Data parallel with skip_bad: a bad sample is replaced by the next good one
+// of the rank's order after the batch, so both ranks' batches keep their
+// size; batches stay pure functions of their position (a resumed loader gives
+// the same), and a share with nothing left to refill from is a clear error.
+TEST(Loader, SkippedSamplesAreRefilledFromTheRanksStream) {
+  TempDir dir;
+  const auto rec = dir / "bad.rec";
+  const std::set<int> bad = {2, 5, 6};
+  {
+    FaceRecordWriter w(rec);
+    for (int i = 0; i < 16; ++i)
+      w.add_image(bad.count(i) ? std::string("\xff\xd8\xff garbage, not a jpeg") : jpeg(draw_test_face(i / 4, i)), i / 4);
+    w.finish();
+  }
+  int64_t skipped = 0;
+  for (int rank : {0, 1}) {
+    SCOPED_TRACE(rank);
+    auto o = base_options(rec);
+    o.batch_size = 2;
+    o.rank = rank;
+    o.world_size = 2;
+    o.skip_bad = true;
+    o.refill_skipped = true;
+    Loader loader(o);
+    const auto order = loader.epoch_order(0);
+    auto batches = run_epoch(loader, 0);
+    ASSERT_EQ(batches.size(), 4u);
+    for (std::size_t b = 0; b < batches.size(); ++b) {
+      ASSERT_EQ(batches[b].images.size(0), 2) << "batch " << b;
+      // Each row: the batch's own good samples in order, then the first good
+      // ones after the batch in the rank's order (wrapping around).
+      std::vector<int64_t> expected;
+      for (std::size_t k = 2 * b; k < 2 * b + 2; ++k)
+        if (!bad.count(static_cast<int>(order[k]))) expected.push_back(order[k]);
+      for (std::size_t j = 2 * b + 2; expected.size() < 2; ++j)
+        if (!bad.count(static_cast<int>(order[j % order.size()]))) expected.push_back(order[j % order.size()]);
+      const auto got = batches[b].indices;
+      EXPECT_EQ((std::vector<int64_t>(got.data_ptr<int64_t>(), got.data_ptr<int64_t>() + 2)), expected) << "batch " << b;
+    }
+    Loader resumed(o);
+    auto tail = run_epoch(resumed, 0, 2);
+    ASSERT_EQ(tail.size(), 2u);
+    EXPECT_TRUE(torch::equal(tail[0].images, batches[2].images));
+    EXPECT_TRUE(torch::equal(tail[1].indices, batches[3].indices));
+    skipped += loader.skipped();
+  }
+  EXPECT_GE(skipped, 3);  // every bad sample was met (some twice, as a candidate)
+  // Rank 1 of 8 holds samples 1 and 9 (no shuffle); both bad: nothing can refill them.
+  auto o = base_options(rec);
+  o.batch_size = 1;
+  o.world_size = 8;
+  o.skip_bad = true;
+  o.refill_skipped = true;
+  o.shuffle = false;
+  {
+    FaceRecordWriter w(dir / "worse.rec");
+    for (int i = 0; i < 16; ++i)
+      w.add_image(i % 8 == 1 ? std::string("\xff\xd8\xff garbage") : jpeg(draw_test_face(i / 4, i)), i / 4);
+    w.finish();
+  }
+  o.source = dir / "worse.rec";
+  o.rank = 1;
+  Loader loader(o);
+  loader.start_epoch(0);
+  try {
+    loader.next();
+    ADD_FAILURE() << "no error";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 of 8"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batch 0"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Loader, ReadsImageFolders) {
   TempDir dir;
   for (int c = 0; c < 3; ++c) {

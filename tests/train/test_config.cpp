@@ -43,7 +43,7 @@ TEST(TrainConfig, ParsesSectionsAndOverrides) {
     sets = ["a.bin", "b.bin"]
   )";
   TrainConfig c = parse_config(text, "cfg.toml", {"head.lambda_g=35", "optimizer.lr=0.05", "out_dir=runs/x",
-                                                  "schedule.milestones=[1.5]"});
+                                                  "schedule.milestones=[1.5]", "data.skip_bad=true"});
   EXPECT_EQ(c.epochs, 3);
   EXPECT_EQ(c.batch_size, 64);
   EXPECT_EQ(c.seed, 7u);
@@ -57,12 +57,14 @@ TEST(TrainConfig, ParsesSectionsAndOverrides) {
   EXPECT_EQ(c.out_dir, "runs/x");
   EXPECT_EQ(c.schedule.milestones, std::vector<double>{1.5});
   EXPECT_EQ(c.validation.sets, (std::vector<std::string>{"a.bin", "b.bin"}));
+  EXPECT_TRUE(c.data.skip_bad);
   // The effective config round-trips through TOML.
   TrainConfig back = parse_config(to_toml(c), "effective.toml");
   EXPECT_EQ(back.model.backbone, c.model.backbone);
   EXPECT_DOUBLE_EQ(*back.head.head.lambda_g, 35.0);
   EXPECT_EQ(back.schedule.milestones, c.schedule.milestones);
   EXPECT_EQ(back.out_dir, c.out_dir);
+  EXPECT_TRUE(back.data.skip_bad);
 }
 
 TEST(TrainConfig, UnknownKeysAndWrongTypesNameTheKey) {

@@ -1,15 +1,24 @@
-// c10d collectives and the sharded classifier, with several ranks as threads
-// of one process over a shared in-memory store (Gloo over loopback).
+// c10d collectives, the sharded classifier and what ranks agree on (stop,
+// batch sizes, the resume step, validation), with several ranks as threads of
+// one process over a shared in-memory store (Gloo over loopback).
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
 
+#include <opencv2/imgcodecs.hpp>
 #include <thread>
 
+#include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/data/bin_set.h"
+#include "qface/data/tools.h"
 #include "qface/heads/adaface.h"
+#include "qface/train/checkpoint.h"
 #include "qface/train/distributed.h"
 #include "qface/train/sharded_classifier.h"
+#include "qface/train/validation.h"
+#include "tests/support/testing.h"
 
 using qface::train::Dist;
 
@@ -175,4 +184,117 @@ TEST(Distributed, SamplingKeepsPositivesAndTouchesOnlySampledCentres) {
       EXPECT_TRUE(touched[y - sc->shard_start()].item<bool>()) << "positive class " << y;
     }
   });
+}
+
+// The per-step agreement: a stop flag on any rank stops every rank; unequal
+// local batches are an error on every rank that names each rank's rows.
+TEST(Distributed, RanksAgreeToStopAndRefuseUnequalBatches) {
+  run_ranks(2, [](const std::shared_ptr<Dist>& d) {
+    EXPECT_FALSE(qface::train::agree_before_step(*d, false, 4, 1));
+    EXPECT_TRUE(qface::train::agree_before_step(*d, d->rank() == 1, 4, 2));
+    EXPECT_TRUE(qface::train::any_rank(*d, d->rank() == 0));
+    EXPECT_FALSE(qface::train::any_rank(*d, false));
+    try {
+      qface::train::agree_before_step(*d, false, d->rank() == 1 ? 3 : 4, 7);
+      ADD_FAILURE() << "no error on rank " << d->rank();
+    } catch (const qface::Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("step 7"), std::string::npos) << m;
+      EXPECT_NE(m.find("rank 0: 4, rank 1: 3"), std::string::npos) << m;
+    }
+  });
+}
+
+TEST(Distributed, NewestCommonCheckpointStep) {
+  using qface::train::newest_common_step;
+  EXPECT_EQ(newest_common_step({{1, 2, 3}, {1, 2}}), 2);
+  EXPECT_EQ(newest_common_step({{3, 1}, {2, 1}}), 1);  // the min of the newest (2) is not on rank 0
+  EXPECT_EQ(newest_common_step({{5, 10}, {10, 5}, {5}}), 5);
+  EXPECT_EQ(newest_common_step({{1}, {2}}), -1);
+  EXPECT_EQ(newest_common_step({{}, {}}), -1);
+  EXPECT_EQ(qface::train::checkpoint_step("/x/ckpt-000000042.rank1.pt"), 42);
+  EXPECT_EQ(qface::train::checkpoint_step("ckpt-000000007.pt"), 7);
+}
+
+// --resume on 2 ranks whose newest per-rank checkpoints differ: both take the
+// newest step they both have, and the checkpoint past it is removed.
+TEST(Distributed, ResumePointIsTheNewestStepOfEveryRank) {
+  qface::testing::TempDir dir;
+  const auto ckpt = dir / "checkpoints";
+  qface::ensure_dir(ckpt);
+  auto touch = [&](int64_t step, int rank) {
+    qface::write_file_atomic(qface::train::checkpoint_path(ckpt, step, rank, true), "x");
+  };
+  for (int64_t s : {1, 3, 4}) touch(s, 0);
+  for (int64_t s : {1, 2, 3}) touch(s, 1);
+  run_ranks(2, [&](const std::shared_ptr<Dist>& d) {
+    auto at = qface::train::agree_resume_point(*d, ckpt, true);
+    EXPECT_EQ(at.step, 3);
+    EXPECT_EQ(at.path, qface::train::checkpoint_path(ckpt, 3, d->rank(), true));
+    ASSERT_EQ(at.steps.size(), 2u);
+    EXPECT_EQ(at.steps[0], (std::vector<int64_t>{1, 3, 4}));
+    EXPECT_EQ(at.steps[1], (std::vector<int64_t>{1, 2, 3}));
+  });
+  EXPECT_FALSE(std::filesystem::exists(qface::train::checkpoint_path(ckpt, 4, 0, true)));
+  EXPECT_TRUE(std::filesystem::exists(qface::train::checkpoint_path(ckpt, 2, 1, true)));
+
+  // No common step: the same error on every rank, listing both.
+  qface::testing::TempDir other;
+  const auto c2 = other / "checkpoints";
+  qface::ensure_dir(c2);
+  qface::write_file_atomic(qface::train::checkpoint_path(c2, 2, 0, true), "x");
+  qface::write_file_atomic(qface::train::checkpoint_path(c2, 3, 1, true), "x");
+  std::vector<std::string> errors(2);
+  run_ranks(2, [&](const std::shared_ptr<Dist>& d) {
+    try {
+      qface::train::agree_resume_point(*d, c2, true);
+    } catch (const qface::Error& e) {
+      errors[d->rank()] = e.what();
+    }
+  });
+  EXPECT_EQ(errors[0], errors[1]);
+  EXPECT_NE(errors[0].find("rank 0: [2]; rank 1: [3]"), std::string::npos) << errors[0];
+}
+
+// Validation split over 2 ranks: each embeds half of the images, and both get
+// the numbers of one process embedding all of them.
+TEST(Distributed, ValidationSplitAcrossRanksGivesEveryRankTheNumbersOfOne) {
+  qface::testing::TempDir dir;
+  qface::data::BinSet set;
+  const int pairs = 11;  // 22 images: 11 + 11 on 2 ranks, 8 + 7 + 7 on 3 (the gather pads)
+  for (int i = 0; i < pairs; ++i) {
+    const bool same = i % 2 == 0;
+    for (int k = 0; k < 2; ++k) {
+      std::vector<uchar> buf;
+      cv::imencode(".jpg", qface::data::draw_test_face(same ? i : i * 2 + k, k), buf);
+      set.images.emplace_back(buf.begin(), buf.end());
+    }
+    set.issame.push_back(same);
+  }
+  const auto bin = dir / "val.bin";
+  qface::data::write_bin_set(bin, set);
+  torch::set_num_threads(1);
+  auto make_model = [] {
+    torch::manual_seed(7);
+    return qface::backbones::make_backbone("mobilefacenet", 64);
+  };
+  auto model = make_model();
+  const nlohmann::json one = qface::train::Validator({bin.string()}, 8).run(*model);
+  ASSERT_EQ(one["val"]["pairs"].get<int>(), pairs);
+  for (int world : {2, 3}) {
+    std::vector<qface::backbones::Backbone> models;
+    for (int r = 0; r < world; ++r) models.push_back(make_model());
+    std::vector<nlohmann::json> got(world);
+    run_ranks(world, [&](const std::shared_ptr<Dist>& d) {
+      got[d->rank()] = qface::train::Validator({bin.string()}, 8, d).run(*models[d->rank()]);
+    });
+    for (int r = 0; r < world; ++r) {
+      EXPECT_EQ(got[r], got[0]) << "rank " << r << " of " << world;  // identical on every rank
+      const auto &a = got[r]["val"], &b = one["val"];
+      EXPECT_EQ(a["pairs"], b["pairs"]);
+      EXPECT_NEAR(a["acc"].get<double>(), b["acc"].get<double>(), 1e-9);
+      EXPECT_NEAR(a["acc_flip"].get<double>(), b["acc_flip"].get<double>(), 1e-9);
+      EXPECT_NEAR(a["norm_mean"].get<double>(), b["norm_mean"].get<double>(), 1e-4 * b["norm_mean"].get<double>());
+    }
+  }
 }

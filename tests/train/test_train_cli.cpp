@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <torch/torch.h>
@@ -16,71 +14,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "qface/backbones/backbone.h"
 #include "qface/core/fs.h"
 #include "tests/support/testing.h"
+#include "tests/train/train_cli_helpers.h"
 
 using qface::testing::run_qface;
 using qface::testing::TempDir;
+using namespace qface::testing::train;
 namespace fs = std::filesystem;
-
-extern char** environ;
-
-namespace {
-
-// One tiny synthetic set shared by the tests of this file.
-const fs::path& tiny_data() {
-  static TempDir* dir = new TempDir();  // kept for the whole run
-  static const fs::path data = [] {
-    auto r = run_qface({"synth", "--preset", "tiny", "--out", (*dir / "data").string()});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return *dir / "data";
-  }();
-  return data;
-}
-
-std::vector<std::string> train_args(const fs::path& out, int64_t max_steps) {
-  return {"train",
-          "--config",
-          qface::testing::source_dir() + "/configs/synth_tiny.toml",
-          "--set",
-          "data.train=" + (tiny_data() / "train.rec").string(),
-          "--set",
-          "out_dir=" + out.string(),
-          "--set",
-          "max_steps=" + std::to_string(max_steps),
-          "--set",
-          "checkpoint_every=1",
-          "--set",
-          "keep_checkpoints=10"};
-}
-
-std::vector<torch::Tensor> backbone_weights(const fs::path& ckpt) {
-  auto backbone = qface::backbones::make_backbone("mobilefacenet");
-  torch::serialize::InputArchive archive, b;
-  archive.load_from(ckpt.string());
-  archive.read("backbone", b);
-  backbone->load(b);
-  std::vector<torch::Tensor> out = backbone->parameters();
-  for (auto& t : backbone->buffers()) out.push_back(t);
-  return out;
-}
-
-// A TCP port that was free a moment ago (for the TCPStore rendezvous).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-}  // namespace
 
 // Data parallel: 2 processes on 127.0.0.1 (Gloo over TCPStore), each with half
 // of the global batch, reach the weights of 1 process with the whole batch.

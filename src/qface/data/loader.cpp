@@ -149,8 +149,8 @@ Batch Loader::build(int64_t epoch, int64_t b, const std::vector<int64_t>& order)
   int64_t* indices = out.indices.data_ptr<int64_t>();
   const float* lut = lut_.data();
   int64_t kept = 0;
-  for (int64_t k = begin; k < end; ++k) {
-    const int64_t index = order[static_cast<std::size_t>(k)];
+  // Decodes sample `index` into row `kept`; false when it is bad and skipped.
+  auto add = [&](int64_t index) {
     cv::Mat img;
     int64_t label = 0;
     try {
@@ -159,13 +159,13 @@ Batch Loader::build(int64_t epoch, int64_t b, const std::vector<int64_t>& order)
       if (!o_.skip_bad) throw;
       spdlog::warn("{} (skipped)", e.what());
       ++bad_;
-      continue;
+      return false;
     }
     if (source_->num_classes() > 0 && label >= source_->num_classes()) {
       // FaceRecordSet already checks this; an image folder cannot get it wrong.
       if (!o_.skip_bad) fail("image {}: label {} outside [0, {})", index, label, source_->num_classes());
       ++bad_;
-      continue;
+      return false;
     }
     const uint8_t* px = img.ptr<uint8_t>();
     float* d = dst + kept * hw * 3;
@@ -181,6 +181,18 @@ Batch Loader::build(int64_t epoch, int64_t b, const std::vector<int64_t>& order)
     labels[kept] = label;
     indices[kept] = index;
     ++kept;
+    return true;
+  };
+  for (int64_t k = begin; k < end; ++k) add(order[static_cast<std::size_t>(k)]);
+  if (o_.refill_skipped && kept < count) {
+    // Replacements: the positions after the batch in this rank's order,
+    // wrapping around, each once, never the batch's own.
+    const int64_t n = static_cast<int64_t>(order.size());
+    for (int64_t j = end; kept < count && j < end + n - count; ++j) add(order[static_cast<std::size_t>(j % n)]);
+    require(kept == count,
+            "loader: rank {} of {}: epoch {} batch {}: {} bad sample(s) and no good sample left in this rank's share "
+            "of {} to replace them",
+            o_.rank, o_.world_size, epoch, b, count - kept, n);
   }
   if (kept < count) {
     out.images = out.images.narrow(0, 0, kept);

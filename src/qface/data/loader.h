@@ -69,6 +69,13 @@ struct LoaderOptions {
   AugmentOptions augmentations = AugmentOptions::adaface();
   Normalization normalization;   // AdaFace by default
   bool skip_bad = false;         // undecodable / bad samples are logged, counted and left out of their batch
+  // With skip_bad: a bad sample is replaced by the next good one of this
+  // rank's epoch order after the batch (wrapping around, never one of the
+  // batch's own positions), so every batch keeps its size, as data-parallel
+  // ranks need. The batch stays a pure function of its position (resume is
+  // exact); a sample can appear twice in an epoch, as with the wrap-around
+  // padding. Throws when the rank's whole share holds no replacement.
+  bool refill_skipped = false;
 };
 
 struct Batch {

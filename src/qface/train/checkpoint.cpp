@@ -4,7 +4,12 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "qface/core/error.h"
@@ -79,6 +84,72 @@ void prune_checkpoints(const fs::path& dir, int rank, bool per_rank, int64_t kee
     std::error_code ec;
     fs::remove(all[i], ec);
   }
+}
+
+int64_t checkpoint_step(const fs::path& path) {
+  static const std::regex pattern(R"(ckpt-(\d{9})(\.rank\d+)?\.pt)");
+  std::smatch m;
+  const std::string name = path.filename().string();
+  require(std::regex_match(name, m, pattern), "{}: not a checkpoint file name", path.string());
+  return std::stoll(m[1].str());
+}
+
+int64_t newest_common_step(const std::vector<std::vector<int64_t>>& steps) {
+  if (steps.empty()) return -1;
+  std::set<int64_t> common(steps[0].begin(), steps[0].end());
+  for (std::size_t r = 1; r < steps.size(); ++r) {
+    const std::set<int64_t> mine(steps[r].begin(), steps[r].end());
+    std::erase_if(common, [&](int64_t s) { return !mine.count(s); });
+  }
+  return common.empty() ? -1 : *common.rbegin();
+}
+
+ResumePoint agree_resume_point(Dist& dist, const fs::path& dir, bool per_rank) {
+  const int rank = dist.rank(), world = dist.world_size();
+  const std::vector<fs::path> mine = list_checkpoints(dir, rank, per_rank);
+  std::vector<int64_t> steps;
+  for (const auto& p : mine) steps.push_back(checkpoint_step(p));
+
+  ResumePoint rp;
+  if (world == 1) {
+    rp.steps = {steps};
+  } else {
+    // Every rank's steps: padded with -1 to the longest list, all-gathered.
+    torch::Tensor longest = torch::tensor({static_cast<int64_t>(steps.size())}, torch::kInt64);
+    dist.all_reduce_max(longest);
+    const int64_t width = std::max<int64_t>(longest.item<int64_t>(), 1);
+    torch::Tensor row = torch::full({1, width}, int64_t{-1}, torch::kInt64);
+    for (std::size_t i = 0; i < steps.size(); ++i) row[0][static_cast<int64_t>(i)] = steps[i];
+    torch::Tensor all = dist.all_gather(row);
+    auto a = all.accessor<int64_t, 2>();
+    for (int r = 0; r < world; ++r) {
+      std::vector<int64_t> theirs;
+      for (int64_t i = 0; i < width; ++i)
+        if (a[r][i] >= 0) theirs.push_back(a[r][i]);
+      rp.steps.push_back(std::move(theirs));
+    }
+  }
+  rp.step = newest_common_step(rp.steps);
+  if (rp.step < 0) {
+    const bool none = std::all_of(rp.steps.begin(), rp.steps.end(), [](const auto& s) { return s.empty(); });
+    require(!none, "--resume: no checkpoint in {}", dir.string());
+    std::vector<std::string> listed;
+    for (int r = 0; r < world; ++r) listed.push_back(fmt::format("rank {}: [{}]", r, fmt::join(rp.steps[r], ", ")));
+    fail("--resume: no checkpoint step in {} is there for every rank ({}){}", dir.string(), fmt::join(listed, "; "),
+         per_rank ? "" : "; only rank 0 writes checkpoints without a sharded head, so out_dir must be shared");
+  }
+  rp.path = checkpoint_path(dir, rp.step, rank, per_rank);
+  // The crashed run's checkpoints past the common step are of a future this
+  // run will redo; they would otherwise survive pruning by name and make a
+  // later --resume pick a step that the other ranks never reach again.
+  if (per_rank || rank == 0)
+    for (const auto& p : mine)
+      if (checkpoint_step(p) > rp.step) {
+        spdlog::warn("train: removing {}: newer than step {}, the newest one every rank has", p.string(), rp.step);
+        std::error_code ec;
+        fs::remove(p, ec);
+      }
+  return rp;
 }
 
 }  // namespace qface::train

@@ -185,6 +185,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   data.get("photometric_p", c.data.photometric_p);
   data.get("flip_p", c.data.flip_p);
   data.get("drop_last", c.data.drop_last);
+  data.get("skip_bad", c.data.skip_bad);
   data.reject_unknown();
 
   Section opt(sub_table(root, "optimizer", name), "optimizer.", name);
@@ -276,7 +277,8 @@ std::string to_toml(const TrainConfig& c) {
                            {"low_res_p", c.data.low_res_p},
                            {"photometric_p", c.data.photometric_p},
                            {"flip_p", c.data.flip_p},
-                           {"drop_last", c.data.drop_last}}},
+                           {"drop_last", c.data.drop_last},
+                           {"skip_bad", c.data.skip_bad}}},
       {"optimizer", toml::table{{"lr", c.optimizer.lr},
                                 {"momentum", c.optimizer.momentum},
                                 {"weight_decay", c.optimizer.weight_decay}}},

@@ -34,6 +34,9 @@ struct DataConfig {
   int loader_threads = 2;
   double crop_p = 0.2, low_res_p = 0.2, photometric_p = 0.2, flip_p = 0.5;
   bool drop_last = true;
+  // Undecodable records are logged and replaced by the next good sample of
+  // the rank's share (every rank's batch keeps its size) instead of stopping.
+  bool skip_bad = false;
 };
 
 struct OptimizerConfig {

@@ -5,6 +5,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -38,6 +39,9 @@ DistEnv DistEnv::from_env() {
   e.local_rank = env_int("LOCAL_RANK", e.rank);
   e.master_port = env_int("MASTER_PORT", e.master_port);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
+  const int timeout_s = env_int("QFACE_DIST_TIMEOUT_S", 300);
+  require(timeout_s > 0, "QFACE_DIST_TIMEOUT_S must be a positive number of seconds, got {}", timeout_s);
+  e.timeout = std::chrono::seconds(timeout_s);
   require(e.world_size >= 1, "WORLD_SIZE must be at least 1, got {}", e.world_size);
   require(e.rank >= 0 && e.rank < e.world_size, "RANK must lie in [0, WORLD_SIZE = {}), got {}", e.world_size, e.rank);
   require(e.master_port > 0 && e.master_port < 65536, "MASTER_PORT must be a TCP port, got {}", e.master_port);
@@ -58,8 +62,9 @@ std::shared_ptr<Dist> Dist::over_store(const c10::intrusive_ptr<c10d::Store>& st
   return std::shared_ptr<Dist>(new Dist(rank, world_size, group, store));
 }
 
-std::shared_ptr<Dist> Dist::init(const DistEnv& env, std::chrono::milliseconds timeout) {
+std::shared_ptr<Dist> Dist::init(const DistEnv& env) {
   if (env.world_size == 1) return single();
+  const std::chrono::milliseconds timeout = env.timeout;
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
   opts.isServer = env.rank == 0;
@@ -177,6 +182,32 @@ void Dist::sync_from_main(const std::vector<torch::Tensor>& tensors) {
     std::vector<torch::Tensor> v{t.data()};
     broadcast(v, 0);
   }
+}
+
+bool any_rank(Dist& dist, bool flag) {
+  if (dist.world_size() == 1) return flag;
+  torch::Tensor t = torch::tensor({static_cast<int64_t>(flag)}, torch::kInt64);
+  dist.all_reduce_max(t);
+  return t.item<int64_t>() != 0;
+}
+
+bool agree_before_step(Dist& dist, bool local_stop, int64_t local_rows, int64_t step) {
+  if (dist.world_size() == 1) return local_stop;
+  torch::Tensor mine = torch::tensor({static_cast<int64_t>(local_stop), local_rows}, torch::kInt64).reshape({1, 2});
+  torch::Tensor all = dist.all_gather(mine);  // [world, 2]
+  auto a = all.accessor<int64_t, 2>();
+  bool stop = false, equal = true;
+  std::vector<std::string> rows;
+  for (int64_t r = 0; r < all.size(0); ++r) {
+    stop = stop || a[r][0] != 0;
+    equal = equal && a[r][1] == a[0][1];
+    rows.push_back(fmt::format("rank {}: {}", r, a[r][1]));
+  }
+  require(equal,
+          "train: step {}: the ranks' local batches differ in size ({}); the collectives of a step need equal "
+          "shapes on every rank (data.skip_bad left out samples that could not be replaced?)",
+          step, fmt::join(rows, ", "));
+  return stop;
 }
 
 std::pair<torch::Tensor, torch::Tensor> global_mean_std(Dist& dist, const torch::Tensor& values) {

@@ -26,8 +26,12 @@ struct DistEnv {
   int local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  // Reads the torchrun variables; absent ones keep the defaults above (a
-  // single process). Throws qface::Error on malformed or inconsistent values.
+  // How long a rank waits for the others in a collective (Gloo) and at the
+  // rendezvous: QFACE_DIST_TIMEOUT_S seconds, 300 by default.
+  std::chrono::milliseconds timeout = std::chrono::seconds(300);
+  // Reads the torchrun variables (and QFACE_DIST_TIMEOUT_S); absent ones keep
+  // the defaults above (a single process). Throws qface::Error on malformed or
+  // inconsistent values.
   static DistEnv from_env();
 };
 
@@ -36,9 +40,9 @@ class Dist {
   // World of one: every collective is the identity.
   static std::shared_ptr<Dist> single();
   // Rendezvous through a TCPStore at master_addr:master_port (rank 0 hosts
-  // it) and a Gloo process group on the loopback or the master's interface.
-  static std::shared_ptr<Dist> init(const DistEnv& env,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(300));
+  // it) and a Gloo process group on the loopback or the master's interface,
+  // both waiting up to env.timeout.
+  static std::shared_ptr<Dist> init(const DistEnv& env);
   // A Gloo group over an existing store (tests run several ranks in one process).
   static std::shared_ptr<Dist> over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size);
 
@@ -69,6 +73,18 @@ class Dist {
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   c10::intrusive_ptr<c10d::Store> store_;
 };
+
+// True on every rank when `flag` is true on any rank (an all-reduce MAX):
+// ranks that must take the same branch (stop, fail) decide with it.
+bool any_rank(Dist& dist, bool flag);
+
+// The agreement every rank makes before each training step, in one
+// all-gather of (stop flag, local batch rows) per rank: returns true on every
+// rank when any rank wants to stop (SIGINT/SIGTERM), so that all ranks stop
+// after the same step; throws qface::Error on every rank, naming each rank's
+// rows and `step` (the step about to be taken), when the local batches differ in size (the collectives of
+// the step need equal shapes on every rank).
+bool agree_before_step(Dist& dist, bool local_stop, int64_t local_rows, int64_t step);
 
 // Mean and unbiased std of `values` over every rank's values (two passes:
 // the global mean first, then the global sum of squared deviations).

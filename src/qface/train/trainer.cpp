@@ -135,6 +135,10 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   lo.rank = rank;
   lo.world_size = world;
   lo.drop_last = c.data.drop_last;
+  lo.skip_bad = c.data.skip_bad;
+  // A skipped sample is replaced from this rank's stream, so that every
+  // rank's batch keeps its size: the step's collectives need equal shapes.
+  lo.refill_skipped = true;
   lo.augmentations.crop_prob = c.data.crop_p;
   lo.augmentations.low_res_prob = c.data.low_res_p;
   lo.augmentations.photometric_prob = c.data.photometric_p;
@@ -185,12 +189,25 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
 
   TrainPosition pos;
   if (resume) {
-    auto found = list_checkpoints(ckpt_dir, rank, per_rank);
-    require(!found.empty(), "--resume: no checkpoint in {}", ckpt_dir.string());
-    pos = load_checkpoint(found.back(), *backbone, *head_module, *optimizer);
+    // Every rank resumes at the same step: the newest one they all have.
+    const ResumePoint at = agree_resume_point(*dist, ckpt_dir, per_rank);
+    std::exception_ptr error;
+    try {
+      pos = load_checkpoint(at.path, *backbone, *head_module, *optimizer);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (any_rank(*dist, error != nullptr)) {
+      if (error) std::rethrow_exception(error);
+      fail("--resume: another rank could not load its checkpoint of step {} (see its error)", at.step);
+    }
     if (c.head.sharded) sharded->set_step(pos.step);
-    spdlog::info("train: resumed from {} at step {} (epoch {}, batch {})", found.back().string(), pos.step, pos.epoch,
-                 pos.batch);
+    if (world > 1)
+      spdlog::info("train: rank {} resumed from {} at step {} (epoch {}, batch {}), the newest step of every rank",
+                   rank, at.path.string(), pos.step, pos.epoch, pos.batch);
+    else
+      spdlog::info("train: resumed from {} at step {} (epoch {}, batch {})", at.path.string(), pos.step, pos.epoch,
+                   pos.batch);
   }
   if (rank == 0) {
     ensure_dir(out);
@@ -217,42 +234,67 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   auto t_window = clock::now();
   int64_t window_images = 0;
   double img_s = 0;
+  // Every rank validates its share of each set (validation.h), at the same steps.
   std::unique_ptr<Validator> validator;
-  if (rank == 0 && !c.validation.sets.empty())
-    validator = std::make_unique<Validator>(c.validation.sets, c.validation.batch_size);
+  if (!c.validation.sets.empty())
+    validator = std::make_unique<Validator>(c.validation.sets, c.validation.batch_size, dist);
   int64_t last_validated = -1;
   auto validate = [&] {
     if (!validator || last_validated == pos.step) return;
     last_validated = pos.step;
     auto t0 = clock::now();
+    // Each rank's BatchNorm statistics follow its own batches: the shares are
+    // embedded with rank 0's (the model that rank 0 saves), and each rank's
+    // own are put back afterwards so that validating changes no training state.
+    std::vector<torch::Tensor> buffers = backbone->buffers(), own;
+    if (world > 1) {
+      for (const auto& b : buffers) own.push_back(b.clone());
+      dist->sync_from_main(buffers);
+    }
     nlohmann::json v = validator->run(*backbone);
+    if (world > 1) {
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(own[i]);
+    }
     set_training(*backbone, c.model.freeze_bn);
-    for (const auto& [set, r] : v.items())
-      spdlog::info("validate step {}: {} accuracy {:.2f} % (flip-fused {:.2f} %), mean norm {:.2f}", pos.step, set,
-                   100 * r["acc"].get<double>(), 100 * r["acc_flip"].get<double>(), r["norm_mean"].get<double>());
-    metrics << nlohmann::json{{"step", pos.step}, {"epoch", pos.epoch}, {"val", v}}.dump() << "\n" << std::flush;
+    if (rank == 0) {
+      for (const auto& [set, r] : v.items())
+        spdlog::info("validate step {}: {} accuracy {:.2f} % (flip-fused {:.2f} %), mean norm {:.2f}", pos.step, set,
+                     100 * r["acc"].get<double>(), 100 * r["acc_flip"].get<double>(), r["norm_mean"].get<double>());
+      metrics << nlohmann::json{{"step", pos.step}, {"epoch", pos.epoch}, {"val", v}}.dump() << "\n" << std::flush;
+    }
     summary.validation = v;
     t_window += clock::now() - t0;  // keep img/s about training
   };
+  // Per-rank checkpoints keep at least two: ranks save the same steps, but a
+  // crash can leave one rank a checkpoint ahead of another, and --resume
+  // needs a step that every rank still has.
+  const int64_t keep = per_rank ? std::max<int64_t>(c.keep_checkpoints, 2) : c.keep_checkpoints;
   auto save = [&] {
     if (rank != 0 && !per_rank) return;
     fs::path path = checkpoint_path(ckpt_dir, pos.step, rank, per_rank);
     save_checkpoint(path, *backbone, *head_module, *optimizer, pos);
-    prune_checkpoints(ckpt_dir, rank, per_rank, c.keep_checkpoints);
+    prune_checkpoints(ckpt_dir, rank, per_rank, keep);
     summary.checkpoint = path;
   };
   int64_t last_saved = resume ? pos.step : -1;
   const int64_t first_step = pos.step;
 
-  while (pos.step < total && !g_stop) {
+  // SIGINT/SIGTERM set g_stop in the process that gets it; `stop` is what the
+  // ranks agreed before each step (any rank's flag), so they all leave the
+  // loop after the same step and each saves its checkpoint of that step.
+  bool stop = false;
+  while (pos.step < total && !stop) {
     loader.start_epoch(pos.epoch, pos.batch);
     bool epoch_done = false;
-    while (pos.step < total && !g_stop) {
+    while (pos.step < total) {
       auto batch = loader.next();
       if (!batch) {
         epoch_done = true;
         break;
       }
+      stop = agree_before_step(*dist, g_stop, batch->images.size(0), pos.step + 1);
+      if (stop) break;
       const double lr = schedule.at(pos.step);
       set_lr(*optimizer, lr);
       auto [x_hat, norm] = forward_backbone(*backbone, batch->images, c.bf16);
@@ -318,9 +360,11 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
     }
   }
   progress.finish();
+  // A signal after the last step counts too, agreed like the others.
+  stop = any_rank(*dist, stop || g_stop);
   if (last_saved != pos.step) save();
-  if (!g_stop) validate();  // the final model, when the last step was not validated
-  if (rank == 0 && !g_stop) {
+  if (!stop) validate();  // the final model, when the last step was not validated
+  if (rank == 0 && !stop) {
     // The trained backbone alone, in the format `qface embed/eval --weights` read.
     io::save_checkpoint(out / "model.pt", *backbone, c.model.backbone);
     summary.model = out / "model.pt";
@@ -328,7 +372,7 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   summary.steps = pos.step;
   summary.steps_this_run = pos.step - first_step;
   summary.images_per_second = img_s;
-  summary.interrupted = g_stop.load();
+  summary.interrupted = stop;
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (summary.interrupted) spdlog::warn("train: interrupted at step {}; resume with --resume", pos.step);

@@ -34,10 +34,12 @@ struct TrainSummary {
 };
 
 // Runs training as configured. `resume`: continue from the newest checkpoint
-// in <out_dir>/checkpoints (error if none). SIGINT/SIGTERM stop after the
-// current step with a checkpoint (summary.interrupted). Validation on
-// config.validation.sets runs on rank 0 every validation.every steps (0: at
-// each epoch end) and appends {"step", "epoch", "val": {...}} lines to
+// in <out_dir>/checkpoints (error if none; with several ranks, the newest step
+// that every rank has). SIGINT/SIGTERM stop after the current step with a
+// checkpoint (summary.interrupted); with several ranks, a signal to any rank
+// stops every rank after the same step. Validation on config.validation.sets
+// runs every validation.every steps (0: at each epoch end), split across the
+// ranks, and rank 0 appends {"step", "epoch", "val": {...}} lines to
 // metrics.jsonl.
 TrainSummary train(const TrainConfig& config, const std::shared_ptr<Dist>& dist, bool resume);
 

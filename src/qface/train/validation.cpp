@@ -2,12 +2,17 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <iterator>
+#include <thread>
 
 #include "qface/core/error.h"
 #include "qface/eval/features.h"
 #include "qface/eval/verify.h"
 #include "qface/infer/embed.h"
+#include "qface/train/sharded_classifier.h"
 
 namespace qface::train {
 
@@ -23,22 +28,85 @@ BinVerification verify_encoded(backbones::BackboneImpl& model, const std::vector
   return v;
 }
 
-Validator::Validator(const std::vector<std::string>& bin_paths, int64_t batch) : batch_(batch) {
+Validator::Validator(const std::vector<std::string>& bin_paths, int64_t batch, std::shared_ptr<Dist> dist)
+    : batch_(batch), dist_(std::move(dist)) {
   require(batch > 0, "validation.batch_size must be positive, got {}", batch);
+  if (const char* d = std::getenv("QFACE_TEST_VALIDATION_DELAY_MS"); d && *d) test_delay_ms_ = std::atoll(d);
   for (const auto& path : bin_paths) {
     eval::BinPairs pairs = eval::read_bin_pairs(path, true);
-    sets_.push_back({std::filesystem::path(path).stem().string(), path, std::move(pairs.images_bytes),
-                     std::move(pairs.issame)});
+    Set s{.name = std::filesystem::path(path).stem().string(),
+          .path = path,
+          .num_images = static_cast<int64_t>(pairs.images_bytes.size()),
+          .issame = std::move(pairs.issame)};
+    const auto [first, count] = shard_range(s.num_images, dist_->rank(), dist_->world_size());
+    s.first = first;
+    std::move(pairs.images_bytes.begin() + first, pairs.images_bytes.begin() + first + count,
+              std::back_inserter(s.images));
+    sets_.push_back(std::move(s));
   }
 }
 
 nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
   const bool was_training = model.is_training();
   model.eval();
-  nlohmann::json out = nlohmann::json::object();
   infer::InferenceOptions options;  // the live model: no folding, fp32
-  for (const Set& s : sets_) {
-    const BinVerification v = verify_encoded(model, s.images, s.issame, s.path, batch_, options);
+  // This rank's share of every set: rows [plain embedding, plain norm,
+  // flipped embedding, flipped norm].
+  const int64_t dim = model.embedding_size(), cols = 2 * dim + 2;
+  std::vector<torch::Tensor> local;
+  std::exception_ptr error;
+  try {
+    for (const Set& s : sets_) {
+      const auto t0 = std::chrono::steady_clock::now();
+      torch::Tensor rows = torch::empty({0, cols});
+      if (!s.images.empty()) {
+        const std::string where =
+            dist_->world_size() == 1 ? s.path
+                                      : fmt::format("{} (rank {}'s share: image numbers count from {})", s.path,
+                                                    dist_->rank(), s.first);
+        const infer::PlainAndFlipped f = infer::embed_encoded(model, s.images, where, static_cast<int>(batch_), options);
+        rows = torch::cat({f.plain.embeddings, f.plain.norms.reshape({-1, 1}), f.flipped.embeddings,
+                           f.flipped.norms.reshape({-1, 1})},
+                          1);
+      }
+      local.push_back(rows);
+      if (test_delay_ms_ > 0 && s.num_images > 0)
+        std::this_thread::sleep_until(t0 + std::chrono::milliseconds(test_delay_ms_ * static_cast<int64_t>(s.images.size()) /
+                                                                      s.num_images));
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (any_rank(*dist_, error != nullptr)) {
+    model.train(was_training);
+    if (error) std::rethrow_exception(error);
+    fail("validation failed on another rank (see its error)");
+  }
+
+  nlohmann::json out = nlohmann::json::object();
+  for (std::size_t i = 0; i < sets_.size(); ++i) {
+    const Set& s = sets_[i];
+    torch::Tensor rows = local[i];
+    if (dist_->world_size() > 1) {
+      // all_gather needs equal shapes: every share padded to the largest.
+      const int world = dist_->world_size();
+      const int64_t largest = shard_range(s.num_images, 0, world).second;
+      torch::Tensor padded = torch::zeros({largest, cols});
+      padded.narrow(0, 0, rows.size(0)).copy_(rows);
+      torch::Tensor all = dist_->all_gather(padded);
+      std::vector<torch::Tensor> shares;
+      for (int r = 0; r < world; ++r)
+        shares.push_back(all.narrow(0, r * largest, shard_range(s.num_images, r, world).second));
+      rows = torch::cat(shares);
+    }
+    BinVerification v;
+    v.features.plain = {rows.narrow(1, 0, dim).contiguous(), rows.select(1, dim).contiguous()};
+    v.features.flipped = {rows.narrow(1, dim + 1, dim).contiguous(), rows.select(1, 2 * dim + 1).contiguous()};
+    const infer::PlainAndFlipped& e = v.features;
+    auto [fused, fused_norms] =
+        eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
+    v.plain = eval::verify_embeddings(e.plain.embeddings, s.issame);
+    v.flip_fused = eval::verify_embeddings(fused, s.issame);
     out[s.name] = {{"pairs", v.plain.pairs},
                    {"acc", v.plain.accuracy_mean},
                    {"acc_std", v.plain.accuracy_std},
