@@ -64,7 +64,9 @@ fs::path run_dir(const MainJobOptions& o, const std::string& head, uint64_t seed
 }
 
 // The training stage's fingerprint: the resolved config without the fields
-// that do not change the result (paths, threads, logging), and the data.
+// that do not change the result (paths, threads, logging), and the training
+// images' bytes (the generator is deterministic, so a data folder regenerated
+// with more evaluation sets keeps its trained models).
 std::string train_fingerprint(train::TrainConfig c, const fs::path& data) {
   c.out_dir = "-";
   c.data.train = "-";
@@ -72,7 +74,9 @@ std::string train_fingerprint(train::TrainConfig c, const fs::path& data) {
   c.log_every = 0;
   c.checkpoint_every = 0;
   c.keep_checkpoints = 0;
-  return fingerprint(json{{"config", train::to_toml(c)}, {"data", file_fingerprint(data / "manifest.json")}});
+  return fingerprint(json{{"config", train::to_toml(c)},
+                          {"train_rec", file_fingerprint(data / "train.rec")},
+                          {"train_idx", file_fingerprint(data / "train.idx")}});
 }
 
 RunResult train_head(const MainJobOptions& o, const fs::path& config, const fs::path& data, const std::string& head,
