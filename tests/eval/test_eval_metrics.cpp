@@ -453,6 +453,25 @@ TEST(EvalCluster, KnnComponentsAndQualityOrderedVariant) {
   o.threshold = 0.9f;
   o.quality_ordered = false;
   EXPECT_EQ(qe::cluster_metrics(qe::cluster_knn(e, o), truth).clusters, 3);  // bridge alone
+
+  // Low-quality samples of a third identity that no core sample reaches form
+  // a cluster of their own (not singletons) and still never join the others.
+  torch::Tensor c3 = torch::zeros({32});
+  c3[2] = 1;
+  for (int i = 0; i < 4; ++i) {
+    rows.push_back(c3 + 0.05 * torch::randn({32}));
+    truth.push_back(2);
+    quality.push_back(0.5);
+  }
+  torch::Tensor e3 = qe::l2_normalize(torch::stack(rows));
+  o.threshold = 0.6f;
+  o.quality_ordered = true;
+  o.core_fraction = 20.0 / 25.0;  // the two tight groups
+  const std::vector<int64_t> q3 = qe::cluster_knn(e3, o, quality);
+  EXPECT_EQ(qe::cluster_metrics(q3, truth).clusters, 3);
+  for (int i = 22; i < 25; ++i) EXPECT_EQ(q3[i], q3[21]);  // the third identity together
+  EXPECT_NE(q3[21], q3[0]);
+  EXPECT_NE(q3[21], q3[10]);
 }
 
 TEST(EvalQuality, GroundTruthFromSynthManifest) {

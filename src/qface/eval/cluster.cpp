@@ -71,7 +71,9 @@ std::vector<int64_t> cluster_knn(const torch::Tensor& embeddings, const ClusterO
   } else {
     // Core = the top core_fraction by quality, clustered among themselves;
     // every other sample joins the cluster of its most similar core sample
-    // when that similarity reaches the threshold, else stays alone.
+    // when that similarity reaches the threshold. The samples that reach no
+    // core sample are clustered among themselves by the same graph, so they
+    // form clusters of their own but never bridge two core clusters.
     std::vector<int64_t> order(n);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return quality[a] > quality[b]; });
@@ -89,8 +91,17 @@ std::vector<int64_t> cluster_knn(const torch::Tensor& embeddings, const ClusterO
       std::vector<float> sim(rest);
       std::vector<faiss::Index::idx_t> nb(rest);
       index.search(rest, le.data_ptr<float>(), 1, sim.data(), nb.data());
-      for (int64_t i = 0; i < rest; ++i)
-        label[low[i]] = nb[i] >= 0 && sim[i] >= o.threshold ? comp[nb[i]] : n + low[i];
+      std::vector<int64_t> unattached;
+      for (int64_t i = 0; i < rest; ++i) {
+        if (nb[i] >= 0 && sim[i] >= o.threshold) label[low[i]] = comp[nb[i]];
+        else unattached.push_back(low[i]);
+      }
+      if (!unattached.empty()) {
+        torch::Tensor ue = e.index_select(0, torch::tensor(unattached, torch::kInt64)).contiguous();
+        const std::vector<int64_t> ucomp = knn_components(ue.data_ptr<float>(), static_cast<int64_t>(unattached.size()),
+                                                          unattached);
+        for (std::size_t i = 0; i < unattached.size(); ++i) label[unattached[i]] = n + ucomp[i];  // ids apart from the core's
+      }
     }
   }
   return densify(label);

@@ -4,8 +4,9 @@
 // The quality-ordered variant (MagFace: high-magnitude samples are reliable
 // seeds) clusters only the highest-quality `core_fraction` of the samples by
 // the same graph, then attaches every other sample to the cluster of its most
-// similar core sample (when at least the threshold), so low-quality samples
-// join a cluster but never bridge two.
+// similar core sample (when at least the threshold); the rest are clustered
+// among themselves. Low-quality samples join clusters but never bridge two
+// core clusters.
 // Metrics against labels: pairwise precision/recall/F, BCubed P/R/F, NMI
 // (arithmetic normalization, sklearn's default). Hand-written metrics.
 #pragma once

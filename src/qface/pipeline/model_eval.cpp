@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <map>
 #include <random>
 
 #include "qface/backbones/backbone.h"
@@ -171,7 +172,7 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
   const std::string fp = fingerprint(json{{"model", file_fingerprint(model_path)},
                                           {"settings", settings.to_json()},
                                           {"data", file_fingerprint(data.dir / "manifest.json")},
-                                          {"version", 1}});
+                                          {"version", 2}});
   if (has_fingerprint(cache, fp)) {
     spdlog::info("demo: {} already evaluated ({})", name, cache.string());
     return ModelEval::from_json(json::parse(read_file(cache)).at("eval"));
@@ -272,10 +273,17 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
     po.y_min = 0;
     write_file_atomic(eval_dir / (std::string(curve) + ".svg"), render_svg(po, series));
   }
-  for (auto& [score, s] : q["scores"].items())
+  const std::map<std::string, const std::vector<double>*> per_image = {
+      {"norm", &norm}, {"brisque", &neg_brisque}, {"gt", &gt}, {"random", &random}};
+  for (auto& [score, s] : q["scores"].items()) {
+    // Supplementary operating point: the threshold fixed at FMR 1e-2, where
+    // FNMR0 leaves room to fall (at 1e-3 a weak model's FNMR0 is near 1).
+    const eval::EdcResult e2 = eval::edc(cmp, eval::pair_quality(cmp, *per_image.at(score)), 1e-2);
     m.quality[score] = {{"pauc", s["edc"]["pauc"]}, {"pauc_minus_ideal", s["edc"]["pauc_minus_ideal"]},
                         {"fnmr0", s["edc"]["fnmr0"]}, {"spearman_gt", s["spearman_vs_gt"]},
-                        {"erc_fnmr", s["erc"]["fnmr"]}, {"erc_reject", s["erc"]["reject_actual"]}};
+                        {"erc_fnmr", s["erc"]["fnmr"]}, {"erc_reject", s["erc"]["reject_actual"]},
+                        {"fmr_1e-2", {{"pauc", e2.pauc}, {"fnmr0", e2.fnmr0}}}};
+  }
 
   // Clustering the pooled images by identity at the model's FMR 1e-3 threshold.
   std::vector<float> impostors;
@@ -292,6 +300,18 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
   co.core_fraction = settings.cluster_core;
   const eval::ClusterMetrics ordered = eval::cluster_metrics(eval::cluster_knn(emb, co, norm), labels);
   m.cluster = {{"plain", eval::to_json(plain)}, {"quality_ordered", eval::to_json(ordered)}};
+  // The same at looser thresholds (FMR 1e-2, 1e-1): how the comparison depends on the operating point.
+  for (double fmr : {1e-2, 1e-1}) {
+    eval::ClusterOptions c2 = co;
+    c2.threshold = static_cast<float>(eval::threshold_at_fmr(impostors, fmr));
+    c2.quality_ordered = false;
+    const eval::ClusterMetrics p2 = eval::cluster_metrics(eval::cluster_knn(emb, c2), labels);
+    c2.quality_ordered = true;
+    const eval::ClusterMetrics q2 = eval::cluster_metrics(eval::cluster_knn(emb, c2, norm), labels);
+    m.cluster["sweep"].push_back({{"fmr", fmr}, {"threshold", c2.threshold}, {"plain_bcubed_f", p2.bcubed_f},
+                                  {"quality_bcubed_f", q2.bcubed_f}, {"plain_clusters", p2.clusters},
+                                  {"quality_clusters", q2.clusters}});
+  }
   m.bcubed_p_plain = plain.bcubed_item_precision;
   m.bcubed_r_plain = plain.bcubed_item_recall;
   m.bcubed_p_quality = ordered.bcubed_item_precision;
