@@ -18,21 +18,6 @@ AlignMode parse_align_mode(const std::string& s) {
   fail("align mode must be auto, detect or aligned, got '{}'", s);
 }
 
-cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels) {
-  require(!bytes.empty(), "{}: empty image", what);
-  cv::Mat img;
-  try {
-    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
-                       cv::IMREAD_COLOR);
-  } catch (const cv::Exception&) {
-    img.release();
-  }
-  require(!img.empty(), "{}: not a decodable image ({} bytes)", what, bytes.size());
-  require(int64_t{img.rows} * img.cols <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what, img.cols,
-          img.rows, max_pixels);
-  return img;
-}
-
 Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
   model_ = backbones::make_backbone(options_.arch);
   if (options_.weights.empty()) spdlog::warn("no --weights: random weights (for pipeline checks only)");
