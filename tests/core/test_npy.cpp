@@ -131,6 +131,34 @@ TEST(Npy, RejectsBadFilesWithClearErrors) {
             std::string::npos);
 }
 
+// Shapes whose element or byte counts overflow 64 bits used to wrap to a
+// small size and reach torch::empty with the huge shape (issue #16).
+TEST(Npy, HugeShapesAreCheckedBeforeAllocating) {
+  const std::string data = raw(std::vector<float>{1, 2, 3, 4});
+  auto with_shape = [&](const std::string& descr, const std::string& shape) {
+    return header_v1("{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }") + data;
+  };
+  // 2^62 x 4 elements: the element count overflows int64.
+  EXPECT_NE(expect_error(with_shape("<f4", "(4611686018427387904, 4)")).find("overflows"), std::string::npos);
+  // 2^61 float64: the count fits, count * 8 bytes wraps to 0 (was: "fits" in 0 bytes).
+  EXPECT_NE(expect_error(with_shape("<f8", "(2305843009213693952,)")).find("truncated data"), std::string::npos);
+  // 2^62 uint8 elements with 16 bytes present.
+  EXPECT_NE(expect_error(with_shape("|u1", "(4611686018427387904,)")).find("truncated data"), std::string::npos);
+  // An empty array whose other dimensions multiply past int64.
+  EXPECT_NE(expect_error(header_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 8), }"))
+                .find("overflows"),
+            std::string::npos);
+  // An empty array with modest dimensions is fine.
+  EXPECT_EQ(qface::decode_npy(header_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904), }"),
+                              "empty.npy")
+                .numel(),
+            0);
+  // More dimensions than any array has.
+  std::string many = "(";
+  for (int i = 0; i < 65; ++i) many += "1, ";
+  EXPECT_NE(expect_error(with_shape("<f4", many + ")")).find("dimensions"), std::string::npos);
+}
+
 TEST(Npy, MissingFileAndWrongTypeNameThePath) {
   TempDir dir;
   try {

@@ -190,3 +190,86 @@ TEST(BadInput, MalformedHeadersAndPayloads) {
   expect_error([&] { RecordFile f(dir / "missing.rec"); }, {"missing.rec", "cannot open"});
   expect_error([&] { RecordFile f(dir.path()); }, {"is a directory"});
 }
+
+// ---------------------------------------------------------------------------
+// Reported crashes (issue #16) and what fuzz/fuzz_recordio.cpp found.
+
+TEST(BadInput, IndexOffsetsNearTwoToThe64AreRejected) {
+  // `off + 8 > size` wrapped for offsets within 8 of 2^64, so the offset
+  // passed the check and the read went far outside the mapping (SIGSEGV in
+  // `qface data info`).
+  TempDir dir;
+  const fs::path rec = dir / "wrap.rec", idx = dir / "wrap.idx";
+  write_good(rec);
+  const std::string good_idx = qface::read_file(idx);
+  const std::string first_lines = good_idx.substr(0, good_idx.find("\n3\t") + 1);
+  for (const char* off : {"18446744073709551612", "18446744073709551608", "18446744073709551615"}) {
+    qface::write_file_atomic(idx, first_lines + "3\t" + off + "\n");
+    expect_error([&] { RecordFile f(rec); }, {"wrap.idx", "line 4", "key 3", std::string("offset ") + off, "past the end"});
+    RecordFile skipping_file(rec, skipping());
+    EXPECT_EQ(skipping_file.skipped(), 1u);
+  }
+  // The CLI gives the same one-line error and exit status 1.
+  qface::write_file_atomic(idx, first_lines + "3\t18446744073709551612\n");
+  auto r = qface::testing::run_qface({"data", "info", rec.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("past the end"), std::string::npos) << r.err;
+  // Empty and tiny .rec files with an index naming offset 0.
+  const fs::path tiny = dir / "tiny.rec";
+  qface::write_file_atomic(tiny, "abc");
+  qface::write_file_atomic(dir / "tiny.idx", "0\t0\n");
+  expect_error([&] { RecordFile f(tiny); }, {"tiny.idx", "line 1", "past the end"});
+  qface::write_file_atomic(tiny, "");
+  expect_error([&] { RecordFile f(tiny); }, {"tiny.idx", "line 1", "past the end"});
+}
+
+TEST(BadInput, HeaderNamingMillionsOfImagesIsCheap) {
+  // A 100-byte file whose header claims 2^24 - 2 images: with skip_bad, the
+  // missing ones are counted (a few logged), not reserved or logged one by one.
+  TempDir dir;
+  const fs::path rec = dir / "claims.rec";
+  {
+    RecordWriter w(rec);
+    w.write(0, pack_payload({}, {16777215.0f, 16777215.0f}, {}));
+    w.write(1, pack_payload({}, {}, "img"));
+    w.commit();
+  }
+  expect_error([&] { FaceRecordSet s(rec); }, {"claims.rec", "record 2", "missing from the index"});
+  FaceRecordSet s(rec, skipping());
+  EXPECT_EQ(s.num_images(), 1u);
+  EXPECT_EQ(s.skipped(), 16777213u);
+}
+
+TEST(BadInput, CommitReplacesIndexLastAndLeavesNoTemporaries) {
+  TempDir dir;
+  const fs::path rec = dir / "pair.rec", idx = dir / "pair.idx";
+  write_good(rec);
+  const std::string old_rec = qface::read_file(rec), old_idx = qface::read_file(idx);
+  {
+    // An abandoned writer (a crash before commit) leaves the old pair as it was.
+    FaceRecordWriter w(rec);
+    w.add_image("other", 0);
+  }
+  EXPECT_EQ(qface::read_file(rec), old_rec);
+  EXPECT_EQ(qface::read_file(idx), old_idx);
+  // A new pair replaces both; nothing else is left in the folder.
+  {
+    FaceRecordWriter w(rec);
+    for (int i = 0; i < 3; ++i) w.add_image("new-image-" + std::to_string(i), 0);
+    w.finish();
+  }
+  FaceRecordSet set(rec);
+  EXPECT_EQ(set.num_images(), 3u);
+  EXPECT_EQ(set.read_image(2).encoded, "new-image-2");
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    ++files;
+    EXPECT_TRUE(e.path() == rec || e.path() == idx) << e.path();
+  }
+  EXPECT_EQ(files, 2u);
+  // The state a crash between the renames leaves (new .rec, no .idx) reads by scanning.
+  fs::remove(idx);
+  FaceRecordSet scanned(rec);
+  EXPECT_FALSE(scanned.file().indexed());
+  EXPECT_EQ(scanned.read_image(2).encoded, "new-image-2");
+}

@@ -79,6 +79,23 @@ TEST(BinSet, BadFilesNameTheProblem) {
   EXPECT_THROW(encode_bin_set(s), qface::Error);
 }
 
+TEST(BinSet, OneImageListedManyTimesIsRefused) {
+  // 2000 memo references to one 1000-byte image: 2 MB of copies from a 5 kB
+  // file (the pickle memo as an amplifier; a few more bytes give gigabytes).
+  std::string p = "\x80\x02](T\xe8\x03\x00\x00"s + std::string(1000, 'j') + "q\x00"s;
+  for (int i = 1; i < 2000; ++i) p += "h\x00"s;
+  p += "e](";
+  for (int i = 0; i < 1000; ++i) p += "\x88";
+  p += "e\x86.";
+  try {
+    parse_bin_set(p, "amplified.bin");
+    ADD_FAILURE() << "no error";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("amplified.bin: bins["), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("more bytes than the"), std::string::npos) << e.what();
+  }
+}
+
 TEST(BinSet, RoundTripsWithPython) {
   const std::string& py = qface::testing::python_with_torch();
   if (py.empty()) GTEST_SKIP() << "no /usr/bin/python3 with torch";

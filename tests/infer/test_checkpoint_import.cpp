@@ -170,3 +170,138 @@ TEST(Checkpoint, NonTorchFilesAreRejectedClearly) {
   expect_error([&] { qi::load_weights(*m, tmp / "text.pth"); }, "not a torch checkpoint");
   expect_error([&] { qi::load_weights(*m, tmp / "absent.pth"); }, "cannot open");
 }
+
+// ---------------------------------------------------------------------------
+// Hand-made legacy torch.save streams (no Python needed) for what crashed the
+// reader (issue #16) and what fuzz/fuzz_checkpoint.cpp found.
+namespace {
+using namespace std::string_literals;
+
+std::string u32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+std::string i64(int64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+std::string ustr(const std::string& s) { return "X" + u32(static_cast<uint32_t>(s.size())) + s; }
+// LONG1 of an int64 (pickle's 8-byte little-endian two's complement).
+std::string long1(int64_t v) { return "\x8a\x08"s + i64(v); }
+std::string ints(const std::vector<int64_t>& v) {
+  std::string out = "(";
+  for (int64_t x : v) out += long1(x);
+  return out + "t";
+}
+
+// _rebuild_tensor_v2(storage key `key` of `numel` floats, offset, size, stride).
+std::string tensor_op(const std::string& key, int64_t numel, int64_t offset, const std::vector<int64_t>& size,
+                      const std::vector<int64_t>& stride) {
+  return "ctorch._utils\n_rebuild_tensor_v2\n(" + ("(" + ustr("storage") + "ctorch\nFloatStorage\n" + ustr(key) +
+                                                   ustr("cpu") + long1(numel) + "tQ") +
+         long1(offset) + ints(size) + ints(stride) + "\x89" + "ccollections\nOrderedDict\n)RtR";
+}
+
+// magic, protocol 1001, sys info, `object` (a pickle body without PROTO/STOP),
+// the storage keys, then per key its element count and float data.
+std::string legacy(const std::string& object, const std::vector<std::pair<std::string, std::vector<float>>>& storages) {
+  std::string out = "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e"s;  // magic number
+  out += "\x80\x02M\xe9\x03."s;                                                    // 1001
+  out += "\x80\x02}."s;                                                            // sys info
+  out += "\x80\x02" + object + ".";
+  out += "\x80\x02(";
+  for (const auto& [k, v] : storages) out += ustr(k);
+  out += "l.";
+  for (const auto& [k, v] : storages) {
+    out += i64(static_cast<int64_t>(v.size()));
+    out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  }
+  return out;
+}
+
+std::string read_error(const fs::path& p, const std::string& bytes) {
+  qface::write_file_atomic(p, bytes);
+  return error_of([&] { qi::read_checkpoint(p); });
+}
+}  // namespace
+
+TEST(CheckpointRobustness, HandMadeLegacyFileLoads) {
+  qt::TempDir tmp;
+  const std::string obj = "}(" + ustr("w") + tensor_op("0", 4, 0, {2, 2}, {2, 1}) + "u";
+  qface::write_file_atomic(tmp / "ok.pth", legacy(obj, {{"0", {1, 2, 3, 4}}}));
+  qi::Checkpoint c = qi::read_checkpoint(tmp / "ok.pth");
+  ASSERT_EQ(c.tensors.size(), 1u);
+  EXPECT_EQ(c.tensors[0].first, "w");
+  EXPECT_TRUE(torch::equal(c.tensors[0].second, torch::tensor({1.f, 2.f, 3.f, 4.f}).reshape({2, 2})));
+}
+
+TEST(CheckpointRobustness, StorageSizesAreCheckedBeforeAllocating) {
+  qt::TempDir tmp;
+  const fs::path p = tmp / "huge.pth";
+  // 2^61 floats in a 300-byte file: torch::zeros used to run first (bad_alloc
+  // or a c10::Error past qface::Error); 2^62 floats: numel * 4 overflows int64.
+  for (int64_t numel : {int64_t{1} << 40, int64_t{1} << 61, int64_t{1} << 62}) {
+    const std::string obj = "}(" + ustr("w") + tensor_op("0", numel, 0, {4}, {1}) + "u";
+    const std::string msg = read_error(p, legacy(obj, {{"0", {1, 2, 3, 4}}}));
+    EXPECT_NE(msg.find("huge.pth: storage '0'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bytes left in the file"), std::string::npos) << msg;
+  }
+  // Two storages that each fit, but not together.
+  const std::string two =
+      "}(" + ustr("a") + tensor_op("0", 1000, 0, {4}, {1}) + ustr("b") + tensor_op("1", 1000, 0, {4}, {1}) + "u";
+  EXPECT_NE(read_error(p, legacy(two, {{"0", std::vector<float>(1000)}})).find("storage '1'"), std::string::npos);
+  // The element count in the data section disagrees, or the data is missing.
+  const std::string obj = "}(" + ustr("w") + tensor_op("0", 4, 0, {4}, {1}) + "u";
+  std::string bad_count = legacy(obj, {{"0", {1, 2, 3, 4}}});
+  bad_count.replace(bad_count.size() - 24, 8, i64(-5));
+  EXPECT_NE(read_error(p, bad_count).find("has -5 elements"), std::string::npos);
+  std::string no_data = legacy(obj, {{"0", {1, 2, 3, 4}}});
+  EXPECT_NE(read_error(p, no_data.substr(0, no_data.size() - 24)).find("truncated"), std::string::npos);
+  EXPECT_NE(read_error(p, legacy(obj, {})).find("has no data in the file"), std::string::npos);
+}
+
+TEST(CheckpointRobustness, SizeAndStrideOverflowsAreErrors) {
+  qt::TempDir tmp;
+  const fs::path p = tmp / "stride.pth";
+  struct Case {
+    std::vector<int64_t> size, stride;
+    int64_t offset;
+    std::string mention;
+  };
+  const int64_t big = int64_t{1} << 62;
+  const std::vector<Case> cases = {
+      {{big, 4}, {1, 1}, 0, "overflows 64-bit"},          // element count overflows
+      {{2, 2}, {big, 1}, 0, "overruns its storage"},      // (2 - 1) * 2^62 + 1 fits, but is past 4 elements
+      {{3, 1}, {big, 1}, 0, "overflows 64-bit"},          // (3 - 1) * 2^62 overflows
+      {{2}, {1}, INT64_MAX, "overflows 64-bit"},          // offset + extent overflows
+      {{2}, {1}, 3, "overruns its storage"},               // last element past the storage
+      {{0, big, big}, {1, 1, 1}, 0, "overflows 64-bit"},  // empty, but the others multiply past int64
+  };
+  for (const auto& c : cases) {
+    const std::string obj = "}(" + ustr("w") + tensor_op("0", 4, c.offset, c.size, c.stride) + "u";
+    const std::string msg = read_error(p, legacy(obj, {{"0", {1, 2, 3, 4}}}));
+    EXPECT_NE(msg.find("stride.pth"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(c.mention), std::string::npos) << msg;
+  }
+  // A tensor rebuilt from a view (zero strides make it look 1000 elements long) is not a storage.
+  const std::string view = "ctorch._utils\n_rebuild_tensor_v2\n(" + tensor_op("0", 4, 0, {1000}, {0}) + long1(0) +
+                           ints({500}) + ints({1}) + "\x89" + "ccollections\nOrderedDict\n)RtR";
+  const std::string msg = read_error(p, legacy("}(" + ustr("w") + view + "u", {{"0", {1, 2, 3, 4}}}));
+  EXPECT_NE(msg.find("not a storage"), std::string::npos) << msg;
+}
+
+TEST(CheckpointRobustness, SelfReferencesAndSharedDictsAreErrors) {
+  qt::TempDir tmp;
+  // The ~40-byte file that crashed `qface embed --weights`: {'a': <itself>}.
+  const fs::path p = tmp / "cycle.pth";
+  std::string cycle = legacy("}q\x00"s + ustr("a") + "h\x00s"s, {});
+  EXPECT_LT(cycle.size(), 60u);
+  std::string msg = read_error(p, cycle);
+  EXPECT_NE(msg.find("cycle.pth (object): bad pickle at byte"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("contains itself"), std::string::npos) << msg;
+  // Through the CLI: one line, exit status 1.
+  auto r = qt::run_qface({"embed", "--weights", p.string(), "--arch", "mobilefacenet", "--images", tmp.path().string(),
+                          "--out", (tmp / "out").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("contains itself"), std::string::npos) << r.err;
+  // Dicts shared through the memo: 40 levels of {'a': d, 'b': d} would flatten to 2^40 entries.
+  std::string shared = "}r" + u32(0) + "(" + ustr("w") + tensor_op("0", 4, 0, {4}, {1}) + "u";  // level 0 = {'w': t}
+  for (uint32_t k = 1; k <= 40; ++k)
+    shared += "}r" + u32(k) + "(" + ustr("a") + "j" + u32(k - 1) + ustr("b") + "j" + u32(k - 1) + "u";
+  msg = read_error(tmp / "shared.pth", legacy(shared, {{"0", {1, 2, 3, 4}}}));
+  EXPECT_NE(msg.find("the same dict twice"), std::string::npos) << msg;
+}

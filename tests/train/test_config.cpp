@@ -79,6 +79,11 @@ TEST(TrainConfig, UnknownKeysAndWrongTypesNameTheKey) {
   EXPECT_NE(error_of("", {"optimizer.nesterov=true"}).find("optimizer.nesterov"), std::string::npos);
   EXPECT_NE(error_of("", {"noequals"}).find("key=value"), std::string::npos);
   EXPECT_NE(error_of("[head]\nsample_rate = 0.5").find("sharded"), std::string::npos);
+  // Integers that do not fit the field are errors, not wrapped (fuzz/fuzz_config.cpp).
+  EXPECT_NE(error_of("[data]\nloader_threads = 4294967298").find("key 'data.loader_threads' = 4294967298 is out of range"),
+            std::string::npos);
+  EXPECT_NE(error_of("seed = -1").find("key 'seed' = -1 is out of range"), std::string::npos);
+  EXPECT_NE(error_of("", {"threads=-9223372036854775808"}).find("key 'threads'"), std::string::npos);
 }
 
 TEST(LrSchedule, WarmupMultistepCosinePoly) {

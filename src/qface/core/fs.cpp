@@ -33,15 +33,18 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
 
 namespace {
 std::atomic<unsigned> temp_counter{0};
+}  // namespace
 
 void fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  const fs::path d = dir.empty() ? fs::path(".") : dir;
+  const int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open the folder to fsync it: {}", d.string(), std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL)
+    fail("{}: fsync of the folder failed (the rename may not survive a crash): {}", d.string(), std::strerror(err));
 }
-}  // namespace
 
 AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   const fs::path dir = path_.parent_path();

@@ -39,6 +39,11 @@ class AtomicFile {
   int fd_ = -1;
 };
 
+// Flushes a folder's entries (after a rename into it) to disk. Throws
+// qface::Error naming the folder when it cannot be opened or fsync fails;
+// a filesystem that cannot sync folders at all (EINVAL) is not an error.
+void fsync_dir(const std::filesystem::path& dir);
+
 // Creates `dir` (and parents); throws qface::Error naming it when that fails.
 void ensure_dir(const std::filesystem::path& dir);
 

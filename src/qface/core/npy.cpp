@@ -14,6 +14,7 @@ namespace qface {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
+constexpr std::size_t kMaxDims = 64;  // NumPy's own limit (NPY_MAXDIMS) is 32
 constexpr std::size_t kMagicLen = 6;
 
 struct DtypeInfo {
@@ -183,16 +184,21 @@ torch::Tensor decode_npy(std::string_view bytes, const std::string& name) {
     bool trivial = h.shape.size() <= 1;
     if (!trivial) fail("{}: Fortran-order arrays are not supported; save with C order", name);
   }
-  int64_t count = 1;
-  for (int64_t d : h.shape) {
-    if (d != 0 && count > std::numeric_limits<int64_t>::max() / d) fail("{}: shape too large", name);
-    count *= d;
-  }
-  const std::size_t need = static_cast<std::size_t>(count) * dt->itemsize;
+  if (h.shape.size() > kMaxDims) fail("{}: shape has {} dimensions (at most {})", name, h.shape.size(), kMaxDims);
+  // Overflow-checked, and against the bytes present before allocating: the
+  // product of the non-zero dimensions must fit in int64 (LibTorch computes
+  // it even for an empty array), and the data must be in the file.
   const std::size_t have = bytes.size() - h.data_offset;
-  if (have < need)
-    fail("{}: truncated data: shape needs {} bytes after the header (offset {}), file has {}", name, need,
-         h.data_offset, have);
+  int64_t count = 1, nonzero = 1;
+  for (int64_t d : h.shape) {
+    if (d != 0 && __builtin_mul_overflow(nonzero, d, &nonzero))
+      fail("{}: shape ({}) overflows a 64-bit element count", name, fmt::join(h.shape, ", "));
+    count = d == 0 ? 0 : count * d;  // <= nonzero
+  }
+  if (static_cast<uint64_t>(count) > have / dt->itemsize)
+    fail("{}: truncated data: shape ({}) needs {} elements of {} bytes after the header (offset {}), file has {} bytes",
+         name, fmt::join(h.shape, ", "), count, dt->itemsize, h.data_offset, have);
+  const std::size_t need = static_cast<std::size_t>(count) * dt->itemsize;
   if (have > need)
     fail("{}: {} unexpected trailing bytes after the array data (offset {})", name, have - need,
          h.data_offset + need);

@@ -72,9 +72,18 @@ BinSet parse_bin_set(std::string_view data, const std::string& name) {
   const PyRef& bins = root->items[0];
   require(bins->kind == Kind::kList || bins->kind == Kind::kTuple, "{}: bins is {}, expected a list of bytes", name,
           bins->describe());
+  // The memo lets a pickle list one bytes object many times: a few KB could
+  // ask for gigabytes of copies. Real sets hold each image once, so all
+  // images together fit in the file.
+  uint64_t total = 0;
   BinSet set;
   set.images.reserve(bins->items.size());
-  for (std::size_t i = 0; i < bins->items.size(); ++i) set.images.push_back(image_bytes(bins->items[i], name, i));
+  for (std::size_t i = 0; i < bins->items.size(); ++i) {
+    set.images.push_back(image_bytes(bins->items[i], name, i));
+    total += set.images.back().size();
+    require(total <= data.size(), "{}: bins[{}]: the images add up to more bytes than the {}-byte file holds "
+            "(the same bytes listed repeatedly?)", name, i, data.size());
+  }
   set.issame = issame_list(root->items[1], name);
   require(set.images.size() == 2 * set.issame.size(), "{}: {} images for {} pairs (expected {})", name,
           set.images.size(), set.issame.size(), 2 * set.issame.size());

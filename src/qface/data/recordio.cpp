@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -159,7 +160,7 @@ void RecordFile::load_index(const fs::path& idx, bool skip_bad) {
         problem = fmt::format("expected 'key<TAB>offset' with two non-negative integers, got '{}'", line.substr(0, 40));
       } else if (offsets_.count(key)) {
         problem = fmt::format("duplicate key {}", key);
-      } else if (off + 8 > size_) {
+      } else if (size_ < 8 || off > size_ - 8) {  // not off + 8 > size_: that wraps for offsets near 2^64
         problem = fmt::format("key {}: offset {} is past the end of {} ({} bytes)", key, off, path_.filename().string(), size_);
       } else if (off % 4 != 0) {
         problem = fmt::format("key {}: offset {} is not 4-byte aligned, so not the start of a record", key, off);
@@ -177,8 +178,9 @@ void RecordFile::load_index(const fs::path& idx, bool skip_bad) {
 }
 
 uint64_t RecordFile::find_magic(uint64_t from) const {
+  if (from >= size_) return size_;
   from = (from + 3) / 4 * 4;
-  for (uint64_t p = from; p + 8 <= size_; p += 4)
+  for (uint64_t p = from; size_ >= 8 && p <= size_ - 8; p += 4)
     if (is_aligned_magic(data_ + p)) return p;
   return size_;
 }
@@ -214,7 +216,8 @@ std::string RecordFile::read_at(uint64_t off, uint64_t* next, const std::string&
   std::string out;
   bool first = true;
   while (true) {
-    if (off + 8 > size_)
+    // Overflow-safe bounds (offsets come from the .idx file and may be anything).
+    if (size_ < 8 || off > size_ - 8)
       fail("{}: {} at byte offset {}: record header runs past the end of the file ({} bytes)", path_.string(), what,
            off, size_);
     const uint32_t magic = load_le<uint32_t>(data_ + off);
@@ -224,7 +227,7 @@ std::string RecordFile::read_at(uint64_t off, uint64_t* next, const std::string&
     const uint32_t lrec = load_le<uint32_t>(data_ + off + 4);
     const uint32_t cflag = lrec >> 29, len = lrec & kLengthMask;
     const uint64_t padded = (static_cast<uint64_t>(len) + 3) / 4 * 4;
-    if (off + 8 + padded > size_)
+    if (padded > size_ - off - 8)
       fail("{}: {} at byte offset {}: length {} runs past the end of the file ({} bytes)", path_.string(), what, off,
            len, size_);
     if (first ? !(cflag == 0 || cflag == 1) : !(cflag == 2 || cflag == 3))
@@ -259,11 +262,12 @@ RecordWriter::RecordWriter(const fs::path& rec, const fs::path& idx)
 }
 
 RecordWriter::~RecordWriter() {
+  std::error_code ec;
   if (fd_ >= 0) {
     ::close(fd_);
-    std::error_code ec;
     fs::remove(rec_tmp_, ec);
   }
+  if (!idx_tmp_.empty()) fs::remove(idx_tmp_, ec);
 }
 
 namespace {
@@ -335,22 +339,55 @@ void RecordWriter::rewrite(uint64_t offset, std::string_view payload) {
   }
 }
 
+// The commit order, so that a crash at any point leaves either the old pair,
+// or a .rec without an .idx (readers then scan the records), never a new .rec
+// with an old .idx whose offsets point into the wrong records:
+//   1. the new .rec and .idx are complete and fsynced under temporary names;
+//   2. the old .idx is removed (folder fsynced);
+//   3. the new .rec is renamed into place;
+//   4. the new .idx is renamed into place (folders fsynced).
 void RecordWriter::commit() {
   require(fd_ >= 0, "{}: writer already committed", rec_.string());
-  if (::fsync(fd_) != 0) fail("{}: fsync failed: {}", rec_.string(), std::strerror(errno));
+  std::error_code ec;
+  auto abandon = [&](const std::string& what) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    fs::remove(rec_tmp_, ec);
+    if (!idx_tmp_.empty()) fs::remove(idx_tmp_, ec);
+    idx_tmp_.clear();
+    throw Error(what);
+  };
+  if (::fsync(fd_) != 0) abandon(fmt::format("{}: fsync failed: {}", rec_.string(), std::strerror(errno)));
   const int rc = ::close(fd_);
   fd_ = -1;
-  std::error_code ec;
-  if (rc != 0) {
-    fs::remove(rec_tmp_, ec);
-    fail("{}: close failed: {}", rec_.string(), std::strerror(errno));
+  if (rc != 0) abandon(fmt::format("{}: close failed: {}", rec_.string(), std::strerror(errno)));
+  // 1. The .idx under a temporary name, fsynced.
+  idx_tmp_ = temp_for(idx_);
+  {
+    const int fd = ::open(idx_tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) abandon(fmt::format("{}: cannot create: {}", idx_.string(), std::strerror(errno)));
+    try {
+      write_all(fd, idx_, idx_text_.data(), idx_text_.size());
+    } catch (const Error& e) {
+      ::close(fd);
+      abandon(e.what());
+    }
+    const bool synced = ::fsync(fd) == 0;
+    const int err = errno;
+    if (::close(fd) != 0 || !synced)
+      abandon(fmt::format("{}: fsync/close failed: {}", idx_.string(), std::strerror(synced ? errno : err)));
   }
+  // 2. No old .idx next to the new .rec.
+  if (!fs::remove(idx_, ec) && ec) abandon(fmt::format("{}: cannot remove the old index: {}", idx_.string(), ec.message()));
+  fsync_dir(idx_.parent_path());
+  // 3. + 4.
   fs::rename(rec_tmp_, rec_, ec);
-  if (ec) {
-    fs::remove(rec_tmp_, ec);
-    fail("{}: cannot rename temporary file into place: {}", rec_.string(), ec.message());
-  }
-  write_file_atomic(idx_, idx_text_);
+  if (ec) abandon(fmt::format("{}: cannot rename temporary file into place: {}", rec_.string(), ec.message()));
+  fs::rename(idx_tmp_, idx_, ec);
+  if (ec) abandon(fmt::format("{}: cannot rename temporary file into place: {}", idx_.string(), ec.message()));
+  idx_tmp_.clear();
+  fsync_dir(rec_.parent_path());
+  if (idx_.parent_path() != rec_.parent_path()) fsync_dir(idx_.parent_path());
 }
 
 // ---------------------------------------------------------------------------
@@ -420,7 +457,10 @@ FaceRecordSet::FaceRecordSet(const fs::path& rec, const ReadOptions& options)
     require(integral_label(head->labels[0], &a) && integral_label(head->labels[1], &b) && a >= 1 && b >= a,
             "{}: record 0: header label [{}, {}] is not a valid [images end, identities end) pair", name,
             head->labels[0], head->labels[1]);
-    image_keys_.reserve(static_cast<std::size_t>(a - 1));
+    // The header's counts come from the file: reserve no more than it holds,
+    // and log a few missing images, not millions.
+    image_keys_.reserve(std::min(static_cast<std::size_t>(a - 1), file_->size()));
+    std::size_t missing = 0;
     for (int64_t k = 1; k < a; ++k) {
       if (file_->contains(static_cast<uint64_t>(k))) {
         image_keys_.push_back(static_cast<uint64_t>(k));
@@ -429,11 +469,12 @@ FaceRecordSet::FaceRecordSet(const fs::path& rec, const ReadOptions& options)
       const std::string problem = fmt::format("{}: record {}: image record named by the header (1..{}) is missing{}",
                                               name, k, a - 1, file_->indexed() ? " from the index" : "");
       if (!options.skip_bad) fail("{}", problem);
-      spdlog::warn("{} (skipped)", problem);
+      if (++missing <= 5) spdlog::warn("{} (skipped)", problem);
       ++skipped_;
     }
+    if (missing > 5) spdlog::warn("{}: {} image records named by the header are missing in all (skipped)", name, missing);
     num_classes_ = b - a;
-    ranges_.reserve(static_cast<std::size_t>(num_classes_));
+    ranges_.reserve(std::min(static_cast<std::size_t>(num_classes_), file_->size()));
     for (int64_t k = a; k < b; ++k) {
       const uint64_t key = static_cast<uint64_t>(k);
       require(file_->contains(key), "{}: record {}: identity record {} named by the header ({}..{}) is missing", name,

@@ -118,8 +118,10 @@ class RecordFile {
 };
 
 // Writes `prefix.rec` and `prefix.idx` atomically: both go to temporary files
-// that commit() fsyncs and renames into place (the .rec first, then the .idx);
-// destroying an uncommitted writer removes them.
+// that commit() fsyncs, then it removes the old .idx and renames the .rec
+// into place first and the .idx last. A crash at any point leaves the old
+// pair, or the new .rec without an .idx (readers scan it), never a new .rec
+// with an old .idx. Destroying an uncommitted writer removes the temporaries.
 class RecordWriter {
  public:
   explicit RecordWriter(const std::filesystem::path& rec, const std::filesystem::path& idx = {});

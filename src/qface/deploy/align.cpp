@@ -14,6 +14,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/deploy/request.h"
 #include "qface/eval/features.h"
 #include "qface/infer/embed.h"
 
@@ -117,9 +118,12 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& image) const {
 }
 
 cv::Mat read_image(const fs::path& path) {
+  // Through decode_image, so a small file whose header declares a huge image
+  // is refused before OpenCV allocates it (cv::imread has no such check).
   try {
-    return cv::imread(path.string(), cv::IMREAD_COLOR);
-  } catch (const cv::Exception&) {
+    return decode_image(read_file(path), path.string(), kMaxImagePixels);
+  } catch (const Error& e) {
+    spdlog::warn("{}", e.what());
     return {};
   }
 }

@@ -59,7 +59,12 @@ class FaceDetector {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads an image file; empty Mat when it cannot be read or decoded.
+// The largest image the CLI reads (pixels): 50 MP, well above any camera's.
+inline constexpr int64_t kMaxImagePixels = 50'000'000;
+
+// Reads an image file (JPEG, PNG, BMP or WebP, at most kMaxImagePixels);
+// empty Mat, with a warning naming the file and the reason, when it cannot be
+// read, decoded or is too large.
 cv::Mat read_image(const std::filesystem::path& path);
 
 // One line of an IJB `*_name_5pts_score.txt`: "image x1 y1 ... x5 y5 score".

@@ -22,35 +22,6 @@ AlignMode parse_align_mode(const std::string& s) {
   fail("align mode must be auto, detect or aligned, got '{}'", s);
 }
 
-cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels) {
-  require(!bytes.empty(), "{}: empty image", what);
-  // The size from the header, before anything is decoded: a 388 KB PNG can
-  // claim 20000 x 20000 pixels (1.6 GB decoded).
-  const data::ImageFormat format = data::sniff_format(bytes);
-  if (format == data::ImageFormat::kJpeg || format == data::ImageFormat::kPng) {
-    const data::ImageInfo info = data::probe_image(bytes, what);
-    require(info.width > 0 && info.height > 0, "{}: the header gives a {}x{} image", what, info.width, info.height);
-    require(int64_t{info.width} * info.height <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what,
-            info.width, info.height, max_pixels);
-  } else {
-    // Other formats: OpenCV's own limit, read once from the environment on its
-    // first decode (process-wide; the first limit asked for wins).
-    static std::once_flag once;
-    std::call_once(once, [&] { ::setenv("OPENCV_IO_MAX_IMAGE_PIXELS", std::to_string(max_pixels).c_str(), 0); });
-  }
-  cv::Mat img;
-  try {
-    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
-                       cv::IMREAD_COLOR);
-  } catch (const cv::Exception&) {
-    img.release();
-  }
-  require(!img.empty(), "{}: not a decodable image ({} bytes)", what, bytes.size());
-  require(int64_t{img.rows} * img.cols <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what, img.cols,
-          img.rows, max_pixels);
-  return img;
-}
-
 Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
   model_ = backbones::make_backbone(options_.arch);
   if (options_.weights.empty()) {

@@ -23,6 +23,7 @@
 #include "qface/backbones/backbone.h"
 #include "qface/deploy/align.h"
 #include "qface/deploy/calibration.h"
+#include "qface/deploy/request.h"
 
 namespace qface::deploy {
 
@@ -51,9 +52,7 @@ struct Probe {
   std::optional<double> quality;  // calibrated [0, 1] when a calibration is loaded
 };
 
-// Decodes an encoded image; throws qface::Error naming `what` when it does not
-// decode or has more than `max_pixels` pixels.
-cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels = 50'000'000);
+// decode_image (encoded bytes to BGR, with a pixel limit) is in request.h.
 
 class Pipeline {
  public:

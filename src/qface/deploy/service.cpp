@@ -1,6 +1,5 @@
 #include "qface/deploy/service.h"
 
-#include <dlib/base64.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -8,42 +7,12 @@
 #include <sstream>
 
 #include "qface/core/error.h"
+#include "qface/deploy/request.h"
 
 namespace qface::deploy {
 using nlohmann::json;
 
 namespace {
-
-// An error answered with an HTTP status.
-struct HttpError : Error {
-  int status;
-  HttpError(int s, const std::string& m) : Error(m), status(s) {}
-};
-
-std::string decode_base64(const std::string& text, const std::string& field) {
-  // dlib's decoder skips characters outside the alphabet; reject them instead.
-  const auto bad = text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n");
-  if (bad != std::string::npos)
-    throw HttpError(400, fmt::format("field '{}': invalid base64 character at offset {}", field, bad));
-  std::istringstream in(text);
-  std::ostringstream out;
-  try {
-    dlib::base64().decode(in, out);
-  } catch (const std::exception& e) {
-    throw HttpError(400, fmt::format("field '{}': invalid base64 ({})", field, e.what()));
-  }
-  return out.str();
-}
-
-json parse_body(const httplib::Request& req) {
-  try {
-    json j = json::parse(req.body);
-    if (!j.is_object()) throw HttpError(400, "request body must be a JSON object");
-    return j;
-  } catch (const json::parse_error& e) {
-    throw HttpError(400, fmt::format("bad JSON at byte {}: {}", e.byte, e.what()));
-  }
-}
 
 bool raw_image(const httplib::Request& req) {
   const std::string type = req.get_header_value("Content-Type");
@@ -75,19 +44,7 @@ struct Service::Impl {
   httplib::Server server;
 
   cv::Mat image_of(const httplib::Request& req, const json* body, const std::string& name) const {
-    std::string bytes;
-    if (body) {
-      if (!body->contains(name)) throw HttpError(400, fmt::format("missing field '{}' (base64-encoded image)", name));
-      if (!(*body)[name].is_string()) throw HttpError(400, fmt::format("field '{}' must be a base64 string", name));
-      bytes = decode_base64((*body)[name].get<std::string>(), name);
-    } else {
-      bytes = req.body;
-    }
-    try {
-      return decode_image(bytes, "image '" + name + "'", o.max_pixels);
-    } catch (const Error& e) {
-      throw HttpError(400, e.what());
-    }
+    return request_image(body, req.body, name, o.max_pixels);
   }
 
   Probe probe_of(const cv::Mat& img, const std::string& name) const {
@@ -125,7 +82,7 @@ struct Service::Impl {
 
   json embed(const httplib::Request& req) const {
     std::optional<json> body;
-    if (!raw_image(req)) body = parse_body(req);
+    if (!raw_image(req)) body = parse_json_body(req.body);
     const Probe p = probe_of(image_of(req, body ? &*body : nullptr, "image"), "image");
     json j = quality_json(p);
     j["embedding"] = vec(p.embedding);
@@ -134,12 +91,12 @@ struct Service::Impl {
 
   json quality(const httplib::Request& req) const {
     std::optional<json> body;
-    if (!raw_image(req)) body = parse_body(req);
+    if (!raw_image(req)) body = parse_json_body(req.body);
     return quality_json(probe_of(image_of(req, body ? &*body : nullptr, "image"), "image"));
   }
 
   json verify(const httplib::Request& req) const {
-    const json body = parse_body(req);
+    const json body = parse_json_body(req.body);
     const double far = field<double>(body, "far", o.far);
     std::optional<double> threshold;
     if (calibration) threshold = calibration->threshold_for(far);  // Error -> 400 naming the listed FARs
@@ -157,7 +114,7 @@ struct Service::Impl {
   json search(const httplib::Request& req) const {
     if (!gallery) throw HttpError(503, "no gallery loaded (start qface serve with --gallery)");
     std::optional<json> body;
-    if (!raw_image(req)) body = parse_body(req);
+    if (!raw_image(req)) body = parse_json_body(req.body);
     const int k = body ? field<int>(*body, "k", 5) : 5;
     if (k < 1 || k > 1000) throw HttpError(400, fmt::format("field 'k' must be 1..1000, got {}", k));
     torch::Tensor q;

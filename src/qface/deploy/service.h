@@ -6,7 +6,9 @@
 //   POST /verify  {"a": b64, "b": b64, "far": 1e-3}   cosine, match, threshold, both qualities
 //   POST /search  {"image": b64 | "embedding": [..], "k": 5}   top-k identities
 // /embed, /quality and /search also take the raw image as the body
-// (Content-Type image/* or application/octet-stream). Errors are JSON
+// (Content-Type image/* or application/octet-stream); images are JPEG, PNG,
+// BMP or WebP, their header size checked against max_pixels before decoding
+// (request.h). Errors are JSON
 // {"error": "..."}: 400 bad JSON / base64 / image / fields, 404 unknown
 // path, 413 body over the limit, 422 no face in the image, 503 no gallery.
 // Requests run on a thread pool; the pipeline serializes model and detector

@@ -29,48 +29,6 @@ std::vector<std::string> read_lines(const fs::path& path) {
   return lines;
 }
 
-std::vector<std::string_view> split_fields(std::string_view line, char sep) {
-  std::vector<std::string_view> out;
-  if (sep) {
-    size_t pos = 0;
-    while (true) {
-      size_t end = line.find(sep, pos);
-      std::string_view f = line.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-      while (!f.empty() && (f.front() == ' ' || f.front() == '\t')) f.remove_prefix(1);
-      while (!f.empty() && (f.back() == ' ' || f.back() == '\t' || f.back() == '\r')) f.remove_suffix(1);
-      out.push_back(f);
-      if (end == std::string_view::npos) break;
-      pos = end + 1;
-    }
-    return out;
-  }
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
-    size_t j = i;
-    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
-int64_t parse_int(std::string_view s, const fs::path& file, int64_t line, const char* what) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  require(ec == std::errc() && p == s.data() + s.size(), "{}:{}: {} '{}' is not an integer", file.string(), line,
-          what, std::string(s));
-  return v;
-}
-
-double parse_double(std::string_view s, const fs::path& file, int64_t line, const char* what) {
-  double v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  require(ec == std::errc() && p == s.data() + s.size(), "{}:{}: {} '{}' is not a number", file.string(), line,
-          what, std::string(s));
-  return v;
-}
-
 Features make_features(torch::Tensor embeddings, torch::Tensor norms, std::vector<std::string> files) {
   require(embeddings.defined() && embeddings.dim() == 2, "features: embeddings must be N x D");
   Features f;
@@ -171,10 +129,15 @@ BinPairs read_bin_pairs(const fs::path& bin, bool keep_images) {
   require(out.images == 2 * static_cast<int64_t>(out.issame.size()),
           "{}: {} images for {} pairs (expected two images per pair)", bin.string(), out.images, out.issame.size());
   if (keep_images) {
+    uint64_t total = 0;
     for (size_t i = 0; i < bins->items.size(); ++i) {
       const io::PyRef& v = bins->items[i];
       require(v->is(io::PyValue::Kind::kBytes) || v->is(io::PyValue::Kind::kStr),
               "{}: bins[{}] is {}, expected encoded image bytes", bin.string(), i, v->describe());
+      // The memo can list one bytes object many times; real sets hold each image once.
+      total += v->s.size();
+      require(total <= bytes.size(), "{}: bins[{}]: the images add up to more bytes than the {}-byte file holds "
+              "(the same bytes listed repeatedly?)", bin.string(), i, bytes.size());
       out.images_bytes.push_back(v->s);
     }
   }

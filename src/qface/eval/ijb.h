@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -54,6 +55,15 @@ struct IjbMeta {
 
 // Finds *_face_tid_mid.txt in `dir` (or dir/meta) and reads every file above.
 IjbMeta load_ijb_meta(const std::filesystem::path& dir);
+
+// Parses the meta files of `prefix` in `dir`, their text given by
+// read(suffix) (suffix "_face_tid_mid.txt", "_name_5pts_score.txt",
+// "_template_pair_label.txt", "_1N_gallery_G1.csv", "_1N_gallery_G2.csv",
+// "_1N_probe_mixed.csv"; nullopt when the file is absent). Errors name
+// dir/prefix+suffix and the line. load_ijb_meta reads them from disk; tests
+// and the fuzzer give them from memory.
+IjbMeta parse_ijb_meta(const std::filesystem::path& dir, const std::string& prefix,
+                       const std::function<std::optional<std::string>(const std::string& suffix)>& read);
 
 // Template features: T x D normalized rows, and the id of each row.
 struct Templates {

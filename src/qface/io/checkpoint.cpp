@@ -7,9 +7,11 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
@@ -41,10 +43,20 @@ PyRef tensor_value(torch::Tensor t) {
   return v;
 }
 
+constexpr std::size_t kMaxDims = 64;  // as many as LibTorch's own limit for sizes
+
+// Byte size of `numel` elements of `dtype`, or -1 when it overflows int64.
+int64_t checked_nbytes(int64_t numel, torch::ScalarType dtype) {
+  int64_t n = 0;
+  if (numel < 0 || __builtin_mul_overflow(numel, static_cast<int64_t>(c10::elementSize(dtype)), &n)) return -1;
+  return n;
+}
+
 std::vector<int64_t> int_list(const PyRef& v, const std::string& what, const std::string& source) {
   if (!v || (!v->is(Kind::kTuple) && !v->is(Kind::kList)))
     fail("{}: tensor {} is {}, expected a tuple", source, what, v ? v->describe() : "missing");
   std::vector<int64_t> out;
+  if (v->items.size() > kMaxDims) fail("{}: tensor {} has {} dimensions (at most {})", source, what, v->items.size(), kMaxDims);
   for (const auto& x : v->items) {
     if (!x->is(Kind::kInt)) fail("{}: tensor {} holds {}, expected integers", source, what, x->describe());
     out.push_back(x->i);
@@ -103,22 +115,39 @@ class StorageLoader {
     const auto& a = args->items;
     if (a.size() < 4) fail("{}: _rebuild_tensor_v2 with {} arguments", source_, a.size());
     torch::Tensor storage = as_tensor(a[0]);
-    if (!storage.defined()) fail("{}: tensor rebuilt from {}, not a storage", source_, a[0]->describe());
+    // A storage is a whole 1-d buffer; a tensor made by an earlier rebuild (a
+    // view, maybe with zero strides) is not one, and offsets into it are not
+    // offsets into its memory.
+    if (!storage.defined() || storage.dim() != 1 || storage.storage_offset() != 0 ||
+        storage.numel() * static_cast<int64_t>(storage.element_size()) != static_cast<int64_t>(storage.storage().nbytes()))
+      fail("{}: tensor rebuilt from {}, not a storage", source_, a[0]->describe());
     if (!a[1]->is(Kind::kInt)) fail("{}: tensor storage offset is {}", source_, a[1]->describe());
     const int64_t offset = a[1]->i;
     std::vector<int64_t> size = int_list(a[2], "size", source_), stride = int_list(a[3], "stride", source_);
     if (size.size() != stride.size()) fail("{}: tensor size and stride differ in length", source_);
-    int64_t extent = 0;  // last element reached, +1
-    bool empty = false;
+    // Overflow-checked: the element count, and the last element reached
+    // (offset + sum (size - 1) * stride), which must lie inside the storage.
+    // The product of the non-zero sizes must fit too: LibTorch computes it even for an empty tensor.
+    int64_t numel = 1, last = offset;
+    bool overflow = false, empty = false;
     for (std::size_t i = 0; i < size.size(); ++i) {
       if (size[i] < 0 || stride[i] < 0) fail("{}: negative tensor size or stride", source_);
-      if (size[i] == 0) empty = true;
-      extent += (size[i] - 1) * stride[i];
+      if (size[i] == 0) {
+        empty = true;
+        continue;
+      }
+      int64_t step = 0;
+      overflow |= __builtin_mul_overflow(numel, size[i], &numel);
+      overflow |= __builtin_mul_overflow(size[i] - 1, stride[i], &step) || __builtin_add_overflow(last, step, &last);
     }
-    if (offset < 0 || (!empty && offset + extent + 1 > storage.numel()))
+    if (empty) numel = 0;
+    if (overflow)
+      fail("{}: tensor of size [{}] and stride [{}] overflows 64-bit element counts", source_, fmt::join(size, ", "),
+           fmt::join(stride, ", "));
+    if (offset < 0 || (numel > 0 && last >= storage.numel()))
       fail("{}: tensor of size [{}] at offset {} overruns its storage of {} elements", source_,
            fmt::join(size, ", "), offset, storage.numel());
-    if (empty) return tensor_value(torch::empty(size, storage.options()));
+    if (numel == 0) return tensor_value(torch::empty(size, storage.options()));
     return tensor_value(storage.as_strided(size, stride, offset));
   }
 
@@ -132,12 +161,13 @@ bool starts_with(const std::string& s, std::string_view p) { return s.size() >= 
 // Bytes of a record as a 1-d tensor of `dtype` (copied: the record's buffer is freed with the reader).
 torch::Tensor bytes_to_storage(const char* data, std::size_t nbytes, torch::ScalarType dtype, int64_t numel,
                                const std::string& what) {
-  const int64_t elem = static_cast<int64_t>(c10::elementSize(dtype));
-  if (static_cast<int64_t>(nbytes) < numel * elem)
+  // Checked before allocating: the element count comes from the pickle.
+  const int64_t need = checked_nbytes(numel, dtype);
+  if (need < 0 || static_cast<uint64_t>(need) > nbytes)
     fail("{}: holds {} bytes, {} elements of {} need {} (truncated?)", what, nbytes, numel, c10::toString(dtype),
-         numel * elem);
+         need < 0 ? std::string("more than 2^63") : std::to_string(need));
   torch::Tensor t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-  if (numel) std::memcpy(t.data_ptr(), data, static_cast<std::size_t>(numel * elem));
+  if (numel) std::memcpy(t.data_ptr(), data, static_cast<std::size_t>(need));
   return t;
 }
 
@@ -192,8 +222,18 @@ PyRef load_legacy(const std::string& bytes, const std::string& source) {
     torch::Tensor storage;
   };
   std::map<std::string, Pending> pending;
+  // Storage data comes after the object pickle, so all storages together must
+  // fit in the bytes after its start: checked before allocating anything.
+  const std::size_t object_pos = pos;
+  uint64_t reserved = 0;
   StorageLoader loader(source, [&](const std::string& key, torch::ScalarType dtype, int64_t numel) {
-    // Storage data comes after the object pickle: allocate now, fill below.
+    const int64_t nbytes = checked_nbytes(numel, dtype);
+    const uint64_t room = bytes.size() - object_pos - reserved;
+    if (nbytes < 0 || static_cast<uint64_t>(nbytes) > room)
+      fail("{}: storage '{}' of {} {} elements needs more than the {} bytes left in the file (truncated or corrupt)",
+           source, key, numel, c10::toString(dtype), room);
+    reserved += static_cast<uint64_t>(nbytes);
+    // Allocate now, fill below.
     Pending p{dtype, numel, torch::zeros({numel}, torch::TensorOptions().dtype(dtype))};
     pending.emplace(key, p);
     return p.storage;
@@ -204,34 +244,60 @@ PyRef load_legacy(const std::string& bytes, const std::string& source) {
   PyRef root = next("object", hooks);
   PyRef keys = next("storage keys", {});
   if (!keys->is(Kind::kList)) fail("{}: storage key list is {}", source, keys->describe());
+  std::set<std::string> filled;
   for (const auto& k : keys->items) {
     if (!k->is(Kind::kStr)) fail("{}: storage key is {}", source, k->describe());
-    if (pos + 8 > bytes.size()) fail("{}: truncated at byte {} (storage '{}')", source, pos, k->s);
+    if (bytes.size() - pos < 8) fail("{}: truncated at byte {} (storage '{}')", source, pos, k->s);
     int64_t numel = 0;
     std::memcpy(&numel, bytes.data() + pos, 8);
-    pos += 8;
     auto it = pending.find(k->s);
-    if (it == pending.end()) fail("{}: storage '{}' is not used by any tensor", source, k->s);
+    if (it == pending.end()) fail("{}: storage '{}' at byte {} is not used by any tensor", source, k->s, pos);
+    if (!filled.insert(k->s).second) fail("{}: storage '{}' at byte {} is listed twice", source, k->s, pos);
     const auto& p = it->second;
-    const std::size_t nbytes = static_cast<std::size_t>(numel) * c10::elementSize(p.dtype);
-    if (numel != p.numel || pos + nbytes > bytes.size())
-      fail("{}: storage '{}' at byte {} is truncated or has {} elements, expected {}", source, k->s, pos, numel,
-           p.numel);
+    if (numel != p.numel)
+      fail("{}: storage '{}' at byte {} has {} elements, the tensors expect {}", source, k->s, pos, numel, p.numel);
+    pos += 8;
+    const uint64_t nbytes = static_cast<uint64_t>(checked_nbytes(numel, p.dtype));  // checked when allocated
+    if (nbytes > bytes.size() - pos)
+      fail("{}: storage '{}' at byte {} needs {} bytes, {} left (truncated?)", source, k->s, pos, nbytes,
+           bytes.size() - pos);
     if (nbytes) std::memcpy(p.storage.data_ptr(), bytes.data() + pos, nbytes);
     pos += nbytes;
   }
+  for (const auto& [key, p] : pending)
+    if (!filled.count(key)) fail("{}: storage '{}' is used by a tensor but has no data in the file", source, key);
   return root;
 }
 
-// Flattens a dict of tensors (nested dicts give dotted keys).
-void collect(const PyRef& v, const std::string& prefix, NamedTensors& out) {
-  for (const auto& [k, x] : v->dict) {
+// Flattens a dict of tensors (nested dicts give dotted keys), depth first in
+// file order, without recursion. Each dict is expanded once: the memo lets a
+// pickle put one dict under many keys, and n levels of that would otherwise
+// give 2^n entries from a few hundred bytes. (unpickle() already rejected cycles.)
+void collect(const PyRef& root, const std::string& source, NamedTensors& out) {
+  struct Frame {
+    const PyValue* dict;
+    std::string prefix;
+    std::size_t next = 0;
+  };
+  std::unordered_set<const PyValue*> expanded{root.get()};
+  std::vector<Frame> stack;
+  stack.push_back({root.get(), ""});
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.next == f.dict->dict.size()) {
+      stack.pop_back();
+      continue;
+    }
+    const auto& [k, x] = f.dict->dict[f.next++];
     if (!k->is(Kind::kStr)) continue;
     torch::Tensor t = as_tensor(x);
     if (t.defined()) {
-      out.emplace_back(prefix + k->s, t);
+      out.emplace_back(f.prefix + k->s, t);
     } else if (x->is(Kind::kDict)) {
-      collect(x, prefix + k->s + ".", out);
+      if (!expanded.insert(x.get()).second)
+        fail("{}: state dict holds the same dict twice (again under '{}{}')", source, f.prefix, k->s);
+      std::string prefix = f.prefix + k->s + ".";
+      stack.push_back({x.get(), std::move(prefix)});  // invalidates f
     }
   }
 }
@@ -282,7 +348,13 @@ PyRef load_torch_pickle(const fs::path& path) {
   }
   if (head.size() < 4) fail("{}: too short to be a torch file ({} bytes)", source, head.size());
   if (head == std::string("PK\x03\x04", 4)) return load_zip(path, source);
-  if (static_cast<unsigned char>(head[0]) == 0x80) return load_legacy(read_file(path), source);
+  if (static_cast<unsigned char>(head[0]) == 0x80) {
+    try {
+      return load_legacy(read_file(path), source);
+    } catch (const c10::Error& e) {
+      fail("{}: corrupt legacy torch file: {}", source, e.what_without_backtrace());
+    }
+  }
   fail("{}: not a torch checkpoint (neither a zip archive nor a pickle stream)", source);
 }
 
@@ -312,7 +384,7 @@ Checkpoint read_checkpoint(const fs::path& path) {
   PyRef sd = root->get("state_dict");
   if (!sd) sd = root->get("model_state_dict");
   if (sd && !sd->is(Kind::kDict)) fail("{}: 'state_dict' is {}, expected a dict", source, sd->describe());
-  collect(sd ? sd : root, "", c.tensors);
+  collect(sd ? sd : root, source, c.tensors);
   if (c.tensors.empty()) fail("{}: no tensors found (keys: {})", source, root->dict.size());
   c.arch = str_field(root, "arch");
   if (c.arch.empty()) c.arch = str_field(root->get("hyper_parameters"), "arch");

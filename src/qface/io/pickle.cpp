@@ -2,9 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
+#include <cctype>
+#include <charconv>
 #include <cstring>
 #include <map>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "qface/core/error.h"
 
@@ -19,6 +24,30 @@ PyRef make(PyValue::Kind k) {
   return v;
 }
 }  // namespace
+
+PyValue::~PyValue() {
+  // Children whose last owner is this value are taken apart here, level by
+  // level, instead of by their own destructors recursing into theirs.
+  if (items.empty() && dict.empty() && !state) return;
+  std::vector<PyRef> pending;
+  auto take_children = [&pending](PyValue& v) {
+    for (auto& x : v.items) pending.push_back(std::move(x));
+    for (auto& [k, x] : v.dict) {
+      pending.push_back(std::move(k));
+      pending.push_back(std::move(x));
+    }
+    if (v.state) pending.push_back(std::move(v.state));
+    v.items.clear();
+    v.dict.clear();
+  };
+  take_children(*this);
+  while (!pending.empty()) {
+    PyRef v = std::move(pending.back());
+    pending.pop_back();
+    // use_count() == 1: nobody else can reach it any more (no weak_ptrs exist).
+    if (v && v.use_count() == 1) take_children(*v);
+  }  // v, now without children, is freed here without recursion
+}
 
 PyRef PyValue::none() { return make(Kind::kNone); }
 PyRef PyValue::boolean(bool v) {
@@ -99,7 +128,17 @@ using Kind = PyValue::Kind;
 class Unpickler {
  public:
   Unpickler(std::string_view data, const std::string& name, const UnpickleHooks& hooks)
-      : d_(data), name_(name), hooks_(hooks) {}
+      : d_(data), name_(name), hooks_(hooks), copy_budget_(8 * data.size() + (uint64_t{1} << 20)) {}
+
+  // Whatever the stream built and the result does not hold is taken apart
+  // here: on an error every value, on success the unreachable ones. That
+  // frees reference cycles (shared_ptr would leak them) before they exist
+  // outside.
+  ~Unpickler() {
+    for (auto& [v, pos] : made_) dismantle(*v);
+  }
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
 
   std::size_t position() const { return pos_; }
 
@@ -113,6 +152,7 @@ class Unpickler {
         case 0x95: take(8); break;                 // FRAME: frames are transparent here
         case '.': {                                // STOP
           PyRef v = pop();
+          check_result(v);
           return v;  // like Python, leftovers below the result are ignored
         }
         case '(': marks_.push_back(stack_.size()); break;
@@ -282,6 +322,94 @@ class Unpickler {
     fail("{}: bad pickle at byte {}: {}", name_, op_pos_, what);
   }
 
+  static void dismantle(PyValue& v) {
+    v.items.clear();
+    v.dict.clear();
+    v.state.reset();
+  }
+
+  // Walks the result iteratively: a value reached again while it is still on
+  // the path is a cycle; a path longer than kMaxPickleDepth is too deep.
+  // Heights of finished values are kept, so a shared value (the memo makes
+  // DAGs) is walked once: O(values + references). Values the result does not
+  // reach are then dismantled (they may hold cycles).
+  void check_result(const PyRef& root) {
+    struct Frame {
+      const PyValue* v;
+      std::size_t next = 0;
+      std::size_t height = 1;
+    };
+    auto child_count = [](const PyValue* v) { return v->items.size() + 2 * v->dict.size() + (v->state ? 1 : 0); };
+    auto child = [](const PyValue* v, std::size_t i) -> const PyValue* {
+      if (i < v->items.size()) return v->items[i].get();
+      i -= v->items.size();
+      if (i < 2 * v->dict.size()) return (i % 2 ? v->dict[i / 2].second : v->dict[i / 2].first).get();
+      return v->state.get();
+    };
+    std::unordered_map<const PyValue*, std::size_t> height;  // finished values
+    std::unordered_set<const PyValue*> on_path;
+    std::vector<Frame> path;
+    path.push_back({root.get()});
+    on_path.insert(root.get());
+    while (!path.empty()) {
+      Frame& f = path.back();
+      if (f.next < child_count(f.v)) {
+        const PyValue* c = child(f.v, f.next++);
+        if (!c) continue;
+        if (on_path.count(c)) error_at(origin(c), fmt::format("{} contains itself (a reference cycle)", c->describe()));
+        if (auto it = height.find(c); it != height.end()) {
+          if (path.size() + it->second > kMaxPickleDepth)
+            error_at(origin(c), fmt::format("values nested deeper than {} levels", kMaxPickleDepth));
+          f.height = std::max(f.height, it->second + 1);
+          continue;
+        }
+        if (path.size() >= kMaxPickleDepth)
+          error_at(origin(c), fmt::format("values nested deeper than {} levels", kMaxPickleDepth));
+        path.push_back({c});
+        on_path.insert(c);
+        continue;
+      }
+      const Frame done = f;
+      path.pop_back();
+      on_path.erase(done.v);
+      height.emplace(done.v, done.height);
+      if (!path.empty()) path.back().height = std::max(path.back().height, done.height + 1);
+    }
+    for (auto& [v, pos] : made_)
+      if (!height.count(v.get())) dismantle(*v);
+    made_.clear();
+  }
+
+  // Byte offset of the opcode that first pushed `v` (the STOP opcode when unknown).
+  std::size_t origin(const PyValue* v) const {
+    for (const auto& [x, pos] : made_)
+      if (x.get() == v) return pos;
+    return op_pos_;
+  }
+  [[noreturn]] void error_at(std::size_t pos, const std::string& what) const {
+    fail("{}: bad pickle at byte {}: {}", name_, pos, what);
+  }
+
+  // Charges copies of existing values (not backed by new input bytes); a
+  // stream that copies far more than its size is a decompression bomb.
+  void charge(uint64_t n) {
+    if (n > copy_budget_) error(fmt::format("copies more values than {} bytes of pickle can hold (decompression bomb?)",
+                                            d_.size()));
+    copy_budget_ -= n;
+  }
+
+  // Up to 40 characters of file text for a message, non-printable bytes escaped.
+  static std::string printable(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size() && i < 40; ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (std::isprint(c)) out.push_back(static_cast<char>(c));
+      else out += fmt::format("\\x{:02x}", c);
+    }
+    if (s.size() > 40) out += "...";
+    return out;
+  }
+
   std::string_view take(uint64_t n) {
     if (n > d_.size() - pos_) error(fmt::format("needs {} more bytes, {} left (truncated?)", n, d_.size() - pos_));
     std::string_view v = d_.substr(pos_, n);
@@ -306,22 +434,30 @@ class Unpickler {
     if (!s.empty() && s.back() == '\r') s.pop_back();
     return s;
   }
+  // Protocol 0 decimal text, as Python's int() reads it (optional sign).
   int64_t parse_int(const std::string& s) const {
-    try {
-      std::size_t used = 0;
-      long long v = std::stoll(s, &used);
-      if (used != s.size()) throw std::invalid_argument(s);
-      return v;
-    } catch (const std::exception&) {
-      error(fmt::format("bad integer '{}'", s));
-    }
+    std::string_view t(s);
+    if (!t.empty() && t.front() == '+') t.remove_prefix(1);
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec == std::errc::result_out_of_range) error(fmt::format("integer '{}' does not fit in 64 bits", printable(s)));
+    if (ec != std::errc() || p != t.data() + t.size() || t.empty()) error(fmt::format("bad integer '{}'", printable(s)));
+    return v;
   }
+  // Protocol 0 float text (repr: '2.5', '1e+100', 'inf', 'nan').
   double parse_float(const std::string& s) const {
-    try {
-      return std::stod(s);
-    } catch (const std::exception&) {
-      error(fmt::format("bad float '{}'", s));
-    }
+    std::string_view t(s);
+    if (!t.empty() && t.front() == '+') t.remove_prefix(1);
+    double v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || t.empty()) error(fmt::format("bad float '{}'", printable(s)));
+    return v;
+  }
+  static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
   }
   int64_t long_bytes(std::string_view b) const {
     if (b.empty()) return 0;
@@ -351,7 +487,9 @@ class Unpickler {
         case '"': out.push_back('"'); break;
         case 'x': {
           if (i + 2 >= s.size()) error("bad \\x escape in STRING");
-          out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
+          const int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+          if (hi < 0 || lo < 0) error(fmt::format("bad \\x escape '{}' in STRING", printable(s.substr(i - 1, 4))));
+          out.push_back(static_cast<char>(hi * 16 + lo));
           i += 2;
           break;
         }
@@ -361,7 +499,11 @@ class Unpickler {
     return out;
   }
 
-  void push(PyRef v) { stack_.push_back(std::move(v)); }
+  void push(PyRef v) {
+    // Every value a later opcode can reach (and mutate into a cycle) is pushed first.
+    made_.emplace_back(v, op_pos_);
+    stack_.push_back(std::move(v));
+  }
   PyRef pop() {
     if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back())) error("stack underflow");
     PyRef v = std::move(stack_.back());
@@ -408,6 +550,8 @@ class Unpickler {
   }
   void build(const PyRef& target, const PyRef& state) {
     if (target->kind == Kind::kDict && state->kind == Kind::kDict) {
+      if (target == state) return;  // d.update(d) changes nothing (and inserting a vector into itself is UB)
+      charge(state->dict.size());
       target->dict.insert(target->dict.end(), state->dict.begin(), state->dict.end());
       return;
     }
@@ -447,6 +591,7 @@ class Unpickler {
     if ((module == "collections" && name == "OrderedDict") || (module == "builtins" && name == "dict") ||
         (module == "__builtin__" && name == "dict")) {
       auto d = PyValue::dictionary();
+      if (!a.empty() && (a[0]->kind == Kind::kList || a[0]->kind == Kind::kTuple)) charge(a[0]->items.size());
       if (!a.empty() && (a[0]->kind == Kind::kList || a[0]->kind == Kind::kTuple))
         for (const auto& kv : a[0]->items)
           if (kv->kind == Kind::kTuple && kv->items.size() == 2) d->dict.emplace_back(kv->items[0], kv->items[1]);
@@ -454,16 +599,21 @@ class Unpickler {
     }
     if (module == "_codecs" && name == "encode" && !a.empty() && a[0]->kind == Kind::kStr) {
       // Python 3 pickles bytes at protocol 2 as _codecs.encode(latin-1 text, 'latin1').
+      charge(a[0]->s.size() / 8);
       return PyValue::bytes(utf8_to_latin1(a[0]->s));
     }
     if ((module == "builtins" || module == "__builtin__") && (name == "bytearray" || name == "bytes")) {
       if (a.empty()) return PyValue::bytes("");
+      charge(a[0]->s.size() / 8);
       if (a[0]->kind == Kind::kBytes) return PyValue::bytes(a[0]->s);
       if (a[0]->kind == Kind::kStr) return PyValue::bytes(utf8_to_latin1(a[0]->s));
     }
     if ((module == "builtins" || module == "__builtin__") && (name == "set" || name == "frozenset")) {
       auto s = make(Kind::kSet);
-      if (!a.empty() && (a[0]->kind == Kind::kList || a[0]->kind == Kind::kTuple)) s->items = a[0]->items;
+      if (!a.empty() && (a[0]->kind == Kind::kList || a[0]->kind == Kind::kTuple)) {
+        charge(a[0]->items.size());
+        s->items = a[0]->items;
+      }
       return s;
     }
     if ((module == "copy_reg" || module == "copyreg") && name == "_reconstructor" && !a.empty() &&
@@ -474,6 +624,7 @@ class Unpickler {
     auto o = make(Kind::kObject);
     o->module = module;
     o->name = name;
+    charge(a.size());
     o->items = a;
     return o;
   }
@@ -502,6 +653,8 @@ class Unpickler {
   std::vector<PyRef> stack_;
   std::vector<std::size_t> marks_;
   std::map<uint64_t, PyRef> memo_;
+  std::vector<std::pair<PyRef, std::size_t>> made_;  // every pushed value, with the opcode's byte offset
+  uint64_t copy_budget_;
 };
 
 // ---------------------------------------------------------------- pickler

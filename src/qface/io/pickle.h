@@ -10,6 +10,7 @@
 // torch::jit::Unpickler rejects unknown classes, hence this module.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,6 +24,10 @@ namespace qface::io {
 struct PyValue;
 using PyRef = std::shared_ptr<PyValue>;
 
+// unpickle() rejects values nested deeper than this (Python's own recursion
+// limit, so every pickle Python can write passes), and reference cycles.
+inline constexpr std::size_t kMaxPickleDepth = 1000;
+
 struct PyValue {
   enum class Kind { kNone, kBool, kInt, kFloat, kStr, kBytes, kList, kTuple, kDict, kSet, kGlobal, kObject, kOpaque };
   Kind kind = Kind::kNone;
@@ -35,6 +40,14 @@ struct PyValue {
   std::string module, name;                    // kGlobal; kObject: its class
   PyRef state;                                 // kObject: BUILD state (often a kDict), or null
   std::shared_ptr<void> opaque;                // kOpaque: what a hook made (e.g. a torch::Tensor)
+
+  PyValue() = default;
+  PyValue(const PyValue&) = default;
+  PyValue(PyValue&&) = default;
+  PyValue& operator=(const PyValue&) = default;
+  PyValue& operator=(PyValue&&) = default;
+  // Iterative: releasing a chain of a million nested values does not recurse.
+  ~PyValue();
 
   // Construction helpers.
   static PyRef none();
@@ -67,7 +80,12 @@ struct UnpickleHooks {
 
 // Unpickles one stream. `name` (usually the file) is used in errors, which
 // also give the byte offset. Throws qface::Error on malformed or truncated
-// input; never crashes. Python 3's protocol-2 encoding of bytes
+// input; never crashes. The result is a tree or DAG (values reached through
+// the memo are shared) at most kMaxPickleDepth deep: a value that contains
+// itself (a self-referencing dict, for instance) or deeper nesting is an
+// error naming the byte offset of the opcode that made the value. A stream
+// that copies more than a few times its own size (OrderedDict / set / BUILD
+// of memoized containers, over and over) is rejected as a decompression bomb. Python 3's protocol-2 encoding of bytes
 // (_codecs.encode(str, 'latin1')) comes back as kBytes, and Python 2 str
 // (BINSTRING) as kBytes, as Python's encoding='bytes' gives them.
 PyRef unpickle(std::string_view data, const std::string& name, const UnpickleHooks& hooks = {});

@@ -2,7 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <limits>
 #include <sstream>
+#include <utility>
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
@@ -28,7 +30,11 @@ class Section {
       out = *v;
     } else if constexpr (std::is_integral_v<T>) {
       if (!n->is_integer()) type_error(key, "an integer", *n);
-      out = static_cast<T>(*n->value<int64_t>());
+      const int64_t v = *n->value<int64_t>();
+      if (!std::in_range<T>(v))
+        fail("{}: key '{}{}' = {} is out of range [{}, {}]", file_, prefix_, key, v, std::numeric_limits<T>::min(),
+             std::numeric_limits<T>::max());
+      out = static_cast<T>(v);
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!n->is_number()) type_error(key, "a number", *n);
       out = *n->value<double>();
@@ -103,6 +109,7 @@ void apply_override(toml::table& root, const std::string& item) {
   } catch (const toml::parse_error&) {
     parsed = toml::table{{"v", value}};  // a bare word is a string
   }
+  if (!parsed.get("v")) parsed = toml::table{{"v", value}};
   toml::table* t = &root;
   std::size_t start = 0;
   while (true) {

@@ -1,0 +1,54 @@
+// Text fields of the eval meta files (features.h): no LibTorch code, so the
+// IJB meta fuzzer links it alone.
+#include <charconv>
+#include <string>
+
+#include "qface/core/error.h"
+#include "qface/eval/features.h"
+
+namespace qface::eval {
+namespace fs = std::filesystem;
+
+std::vector<std::string_view> split_fields(std::string_view line, char sep) {
+  std::vector<std::string_view> out;
+  if (sep) {
+    size_t pos = 0;
+    while (true) {
+      size_t end = line.find(sep, pos);
+      std::string_view f = line.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+      while (!f.empty() && (f.front() == ' ' || f.front() == '\t')) f.remove_prefix(1);
+      while (!f.empty() && (f.back() == ' ' || f.back() == '\t' || f.back() == '\r')) f.remove_suffix(1);
+      out.push_back(f);
+      if (end == std::string_view::npos) break;
+      pos = end + 1;
+    }
+    return out;
+  }
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+int64_t parse_int(std::string_view s, const fs::path& file, int64_t line, const char* what) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  require(ec == std::errc() && p == s.data() + s.size(), "{}:{}: {} '{}' is not an integer", file.string(), line,
+          what, std::string(s));
+  return v;
+}
+
+double parse_double(std::string_view s, const fs::path& file, int64_t line, const char* what) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  require(ec == std::errc() && p == s.data() + s.size(), "{}:{}: {} '{}' is not a number", file.string(), line,
+          what, std::string(s));
+  return v;
+}
+
+}  // namespace qface::eval
