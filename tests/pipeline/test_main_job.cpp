@@ -57,7 +57,12 @@ TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
                                            "magface_vs_brisque", "magface_recognition", "magface_cluster"}));
   EXPECT_TRUE(cmp["differences"]["0"]["magface"]["val_low"]["acc"]["lo"].is_number());
   EXPECT_TRUE(fs::exists(dir / "demo" / "comparison.md"));
-  EXPECT_NE(qface::read_file(dir / "demo" / "comparison.md").find("| — |"), std::string::npos);
+  const std::string md = qface::read_file(dir / "demo" / "comparison.md");
+  EXPECT_NE(md.find("| — |"), std::string::npos);
+  // The per-stratum EDC rows: one per stratum and model, filled from the stored evaluation.
+  EXPECT_NE(md.find("Within each stratum"), std::string::npos);
+  const std::size_t row = md.find("| val_low | MagFace | 0.");
+  EXPECT_NE(row, std::string::npos) << md;
   const std::string html = qface::read_file(dir / "demo" / "report.html");
   EXPECT_NE(html.find("magface"), std::string::npos);
 
