@@ -128,6 +128,15 @@ TEST(Claims, VerdictsFollowTheInterval) {
   EXPECT_NE(md.find("-3.00 [-4.00, -2.00] points"), std::string::npos) << md;
   EXPECT_NE(md.find("margin 1 points"), std::string::npos) << md;
   EXPECT_NE(md.find("**does not hold**"), std::string::npos) << md;
+  // A tiny unitless difference keeps two significant digits of its interval's width.
+  qe::Claim tiny = c;
+  tiny.display_scale = 1;
+  tiny.unit = "";
+  tiny.interval.estimate = 0.00024;
+  tiny.interval.lo = 0.00003;
+  tiny.interval.hi = 0.0005;
+  EXPECT_NE(qe::claims_markdown({tiny}).find("+0.00024 [+0.00003, +0.00050]"), std::string::npos)
+      << qe::claims_markdown({tiny});
   EXPECT_EQ(qe::to_json(c)["verdict"], "does not hold");
 }
 
