@@ -4,6 +4,7 @@
 // reuses every finished stage, a changed setting retrains.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "qface/core/fs.h"
@@ -62,7 +63,14 @@ TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
   // The per-stratum EDC rows: one per stratum and model, filled from the stored evaluation.
   EXPECT_NE(md.find("Within each stratum"), std::string::npos);
   const std::size_t row = md.find("| val_low | MagFace | 0.");
-  EXPECT_NE(row, std::string::npos) << md;
+  ASSERT_NE(row, std::string::npos) << md;
+  // ... ending in the interval of BRISQUE's pAUC minus the norm's, lo <= estimate <= hi.
+  const nlohmann::json& w = cmp["within_strata"]["0"]["magface"]["val_low"];
+  ASSERT_TRUE(w["estimate"].is_number()) << w;
+  EXPECT_LE(w["lo"].get<double>(), w["estimate"].get<double>());
+  EXPECT_GE(w["hi"].get<double>(), w["estimate"].get<double>());
+  const std::string line = md.substr(row, md.find('\n', row) - row);
+  EXPECT_NE(line.find(fmt::format("{:+.5f} [", w["estimate"].get<double>())), std::string::npos) << line;
   const std::string html = qface::read_file(dir / "demo" / "report.html");
   EXPECT_NE(html.find("magface"), std::string::npos);
 

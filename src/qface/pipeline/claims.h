@@ -25,6 +25,7 @@ struct ClaimsResult {
   std::vector<eval::Claim> claims;
   nlohmann::json differences;       // {"adaface": {"val_low": {"acc": interval, "acc_flip": ...}, ...}, "magface": ...}
   nlohmann::json recognizability;   // Spearman of each head's norm with the ensemble recognizability, per stratum and pooled
+  nlohmann::json within_strata;     // {"magface": {"val_low": interval of pAUC(BRISQUE) - pAUC(norm)}, ...}
 };
 
 ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, const EvalData& data,
