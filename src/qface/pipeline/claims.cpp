@@ -62,8 +62,7 @@ ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, con
   std::vector<uint8_t> genuine;
   for (const Stratum& s : data.strata) genuine.insert(genuine.end(), s.issame.begin(), s.issame.end());
   const std::vector<double> gt = pooled_images(data, &Stratum::gt);
-  std::vector<double> neg_brisque = pooled_images(data, &Stratum::brisque);
-  for (double& b : neg_brisque) b = -b;
+  const std::vector<double> neg_brisque = brisque_quality(pooled_images(data, &Stratum::brisque));
 
   // Per-stratum differences to ArcFace (plain and flip-fused accuracy).
   if (has("arcface")) {
@@ -89,9 +88,8 @@ ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, con
   for (const auto& [head, m] : by_head)
     for (const Stratum& st : data.strata) {
       const StratumResult& sr = stratum(m, st.name);
-      std::vector<double> nb(st.brisque.size());
-      for (std::size_t i = 0; i < nb.size(); ++i) nb[i] = -st.brisque[i];
-      r.within_strata[head][st.name] = eval::to_json(pauc_difference(sr.score, nb, sr.norm, st.issame, o));
+      r.within_strata[head][st.name] =
+          eval::to_json(pauc_difference(sr.score, brisque_quality(st.brisque), sr.norm, st.issame, o));
     }
 
   // Recognizability: each image's cosine to its identity's clean renders,

@@ -156,6 +156,11 @@ std::vector<double> pooled_images(const EvalData& data, std::vector<double> Stra
   return out;
 }
 
+std::vector<double> brisque_quality(std::vector<double> brisque) {
+  for (double& b : brisque) b = -b;
+  return brisque;
+}
+
 std::vector<double> pooled_pairs(const ModelEval& m, std::vector<double> StratumResult::*field) {
   std::vector<double> out;
   for (const StratumResult& s : m.strata) out.insert(out.end(), (s.*field).begin(), (s.*field).end());
@@ -231,9 +236,7 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
     r.score.assign(cmp.score.begin(), cmp.score.end());
     r.spearman_gt = eval::spearman(r.norm, st.gt);
     r.spearman_recog = eval::spearman(r.norm, r.recog);
-    std::vector<double> neg_brisque(st.brisque.size());
-    for (std::size_t i = 0; i < neg_brisque.size(); ++i) neg_brisque[i] = -st.brisque[i];
-    r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", neg_brisque}, {"gt", st.gt}});
+    r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", brisque_quality(st.brisque)}, {"gt", st.gt}});
     pooled_emb.push_back(f.plain.embeddings);
     pooled_issame.insert(pooled_issame.end(), st.issame.begin(), st.issame.end());
     m.strata.push_back(std::move(r));
@@ -244,8 +247,7 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
   const torch::Tensor emb = torch::cat(pooled_emb);
   const eval::Comparisons cmp = eval::pair_comparisons(emb, pooled_issame);
   const std::vector<double> norm = pooled_images(m, &StratumResult::norm), gt = pooled_images(data, &Stratum::gt);
-  std::vector<double> neg_brisque = pooled_images(data, &Stratum::brisque);
-  for (double& b : neg_brisque) b = -b;
+  const std::vector<double> neg_brisque = brisque_quality(pooled_images(data, &Stratum::brisque));
   std::vector<double> random(norm.size());
   std::mt19937_64 rng(settings.seed);
   for (double& x : random) x = static_cast<double>(rng() >> 11) * 0x1.0p-53;

@@ -88,4 +88,7 @@ std::vector<double> pooled_images(const EvalData& data, std::vector<double> Stra
 std::vector<double> pooled_pairs(const ModelEval& m, std::vector<double> StratumResult::*field);
 std::vector<double> pooled_images(const ModelEval& m, std::vector<double> StratumResult::*field);
 
+// BRISQUE as a quality score (higher is better, like the norm): its negation.
+std::vector<double> brisque_quality(std::vector<double> brisque);
+
 }  // namespace qface::pipeline
