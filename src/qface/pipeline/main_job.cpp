@@ -38,6 +38,9 @@ fs::path ensure_data(const MainJobOptions& o) {
     const json have = json::parse(read_file(data / "manifest.json"));
     if (have.value("version", std::string()) == want["version"] && have.value("options", json()) == want["options"]) {
       spdlog::info("demo: synthetic '{}' data already in {}", o.preset, data.string());
+      // Folders made before the surveillance set existed get it added; the
+      // rest (and manifest.json, which the training fingerprints) stays as is.
+      if (synth::ensure_surveillance(data, so)) spdlog::info("demo: surveillance set added in {}/ijbs", data.string());
       return data;
     }
     spdlog::info("demo: {} holds other synthetic data; regenerating it", data.string());
