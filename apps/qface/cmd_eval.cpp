@@ -1,6 +1,7 @@
 // qface eval <verify|ijb|rank|quality|cluster>: the evaluation protocols of
 // SPEC §5 on precomputed features (`qface embed` output folders). Each verb
 // writes one JSON (kind "eval.<verb>") that `qface report` reads.
+// `qface eval ijbs` lives in cmd_eval_ijbs.cpp (registered under "eval").
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -449,7 +450,7 @@ std::function<Runner(CLI::App&)> verb(CLI::App* (*setup)(CLI::App&, std::shared_
   };
 }
 
-const Registrar r_eval{{"eval", "Evaluation protocols on features: verify, ijb, rank, quality, cluster",
+const Registrar r_eval{{"eval", "Evaluation protocols on features: verify, ijb, ijbs, rank, quality, cluster",
                         [](CLI::App& app) -> Runner {
                           app.require_subcommand(1);
                           return nullptr;

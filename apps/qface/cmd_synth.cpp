@@ -22,6 +22,7 @@ struct SynthArgs {
   int preview = 0;
   double label_noise = -1, unrecognizable = -1;
   int64_t val_pairs = 0;
+  bool surveillance_only = false;
 };
 
 int run_synth(const SynthArgs& a) {
@@ -56,10 +57,20 @@ int run_synth(const SynthArgs& a) {
     spdlog::info("synth: preview of {} identities x 7 quality bands -> {}", a.preview, a.out);
     return 0;
   }
+  if (a.surveillance_only) {
+    synth::SynthSummary s;
+    if (synth::ensure_surveillance(a.out, o, &s))
+      std::cout << fmt::format("ijbs {} images / {} templates\n", s.ijbs_images, s.ijbs_templates);
+    else
+      std::cout << fmt::format("ijbs: {}/ijbs already holds this set\n", a.out);
+    return 0;
+  }
   const synth::SynthSummary s = synth::generate(a.out, o);
   std::cout << fmt::format(
-      "train {} images / {} identities, val {} pairs, ijb {} images / {} templates, tinyface {} images, {:.1f} s\n",
-      s.train_images, s.train_ids, s.val_pairs, s.ijb_images, s.ijb_templates, s.tinyface_images, s.seconds);
+      "train {} images / {} identities, val {} pairs, ijb {} images / {} templates, tinyface {} images, "
+      "ijbs {} images / {} templates, {:.1f} s\n",
+      s.train_images, s.train_ids, s.val_pairs, s.ijb_images, s.ijb_templates, s.tinyface_images, s.ijbs_images,
+      s.ijbs_templates, s.seconds);
   return 0;
 }
 
@@ -82,6 +93,9 @@ Runner setup(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--val-pairs", a->val_pairs, "pairs per verification set (default: the preset's)")
       ->check(CLI::Range(2, 10000000));
+  app.add_flag("--surveillance-only", a->surveillance_only,
+               "write only the IJB-S-style set DIR/ijbs (e.g. into a folder made before it existed); "
+               "nothing when DIR/ijbs already holds it");
   app.add_option("--preview", a->preview, "write a contact sheet of N identities x 7 quality bands to --out (PNG)")
       ->check(CLI::Range(1, 200));
   app.add_option("--baseline", a->baseline, "print pixel / LBP verification accuracy per quality stratum of DIR's val sets")
@@ -89,7 +103,7 @@ Runner setup(CLI::App& app) {
   return [a] { return run_synth(*a); };
 }
 
-const Registrar registrar{{"synth", "Synthetic face identities with ground-truth quality (train.rec, val .bin, IJB, TinyFace)", setup}};
+const Registrar registrar{{"synth", "Synthetic face identities with ground-truth quality (train.rec, val .bin, IJB, TinyFace, IJB-S)", setup}};
 
 }  // namespace
 }  // namespace qface::cli

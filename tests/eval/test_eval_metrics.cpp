@@ -311,10 +311,17 @@ TEST(EvalIjb, IdentificationCmcAndTpir) {
   EXPECT_EQ(r.nonmated_probes, 1);
   EXPECT_DOUBLE_EQ(r.cmc[0].second, 0.5);
   EXPECT_DOUBLE_EQ(r.cmc[1].second, 1.0);
-  // FPIR 0: threshold = top non-mated score 0.6; probe 1 (0.9 > 0.6, rank 1) counts.
-  EXPECT_FLOAT_EQ(r.tpir_at_fpir[0].threshold, 0.6f);
-  EXPECT_DOUBLE_EQ(r.tpir_at_fpir[0].tpir, 0.5);
-  // FPIR 1: no threshold; still rank 1 is required: probe 2 is rank 2.
+  // FPIR 0 needs infinitely many non-mated probes: not reported.
+  EXPECT_TRUE(std::isnan(r.tpir_at_fpir[0].tpir));
+  EXPECT_TRUE(std::isnan(r.tpir_at_fpir[0].threshold));
+  // Computed all the same by open_set_tpir: threshold = top non-mated score
+  // 0.6; probe 1 (0.9 > 0.6, rank 1) counts.
+  const qe::ProbeOutcomes o = qe::score_probes(p, {1, 2, 9}, g, {1, 2, 3});
+  double t = 0;
+  EXPECT_DOUBLE_EQ(qe::open_set_tpir(o, 0.0, {}, &t), 0.5);
+  EXPECT_FLOAT_EQ(t, 0.6f);
+  // FPIR 1 (one non-mated probe resolves it): no threshold; still rank 1 is
+  // required: probe 2 is rank 2.
   EXPECT_DOUBLE_EQ(r.tpir_at_fpir[1].tpir, 0.5);
 }
 

@@ -55,7 +55,31 @@ TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
     EXPECT_TRUE(v == "holds" || v == "does not hold" || v == "not resolved") << v;
   }
   EXPECT_EQ(ids, (std::vector<std::string>{"adaface_low", "adaface_high", "adaface_norm", "magface_norm",
-                                           "magface_vs_brisque", "magface_recognition", "magface_cluster"}));
+                                           "magface_vs_brisque", "magface_recognition", "magface_cluster",
+                                           "adaface_surveillance_to_single", "adaface_surveillance_to_booking",
+                                           "adaface_surveillance_to_surveillance", "adaface_fusion", "magface_fusion"}));
+  // The surveillance claims are the paired differences of the stored per-model rank-1 rates.
+  auto rank1 = [&](const char* head, const char* fusion, std::size_t protocol) {
+    const auto& p = cmp["runs"]["0"][head]["ijbs"][fusion]["protocols"][protocol];
+    return p["cmc"]["top1"].get<double>();
+  };
+  for (const auto& c : claims) {
+    if (c["id"] == "adaface_surveillance_to_single")
+      EXPECT_NEAR(c["interval"]["estimate"].get<double>(), rank1("adaface", "norm", 0) - rank1("arcface", "norm", 0), 1e-12);
+    if (c["id"] == "magface_fusion")
+      EXPECT_NEAR(c["interval"]["estimate"].get<double>(), rank1("magface", "norm", 0) - rank1("magface", "mean", 0), 1e-12);
+  }
+  for (const char* head : {"adaface", "magface", "arcface"}) {
+    const auto& p = cmp["runs"]["0"][head]["ijbs"]["topk:5"]["protocols"];
+    ASSERT_EQ(p.size(), 3u) << head;
+    EXPECT_EQ(p[0]["protocol"], "surveillance_to_single");
+    // The tiny set's few non-mated probes resolve no FPIR of 1 %.
+    EXPECT_TRUE(p[0]["tpir_at_fpir"][0]["tpir"].is_null()) << p[0];
+    EXPECT_TRUE(fs::exists(dir / "demo" / head / "eval" / "ijbs.json")) << head;
+  }
+  const nlohmann::json& s2s = cmp["surveillance"]["0"]["vs_arcface"]["magface"]["surveillance_to_single"]["rank1"];
+  ASSERT_TRUE(s2s["estimate"].is_number()) << cmp["surveillance"];
+  EXPECT_LE(s2s["lo"].get<double>(), s2s["hi"].get<double>());
   EXPECT_TRUE(cmp["differences"]["0"]["magface"]["val_low"]["acc"]["lo"].is_number());
   EXPECT_TRUE(fs::exists(dir / "demo" / "comparison.md"));
   const std::string md = qface::read_file(dir / "demo" / "comparison.md");
@@ -71,12 +95,25 @@ TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
   EXPECT_GE(w["hi"].get<double>(), w["estimate"].get<double>());
   const std::string line = md.substr(row, md.find('\n', row) - row);
   EXPECT_NE(line.find(fmt::format("{:+.5f} [", w["estimate"].get<double>())), std::string::npos) << line;
+  // ... and the surveillance table shows that interval in points.
+  const std::size_t srow = md.find("| Surveillance-to-Single | rank-1 |");
+  ASSERT_NE(srow, std::string::npos) << md;
+  EXPECT_NE(md.substr(srow, md.find('\n', srow) - srow)
+                .find(fmt::format("{:+.1f} [{:+.1f}, {:+.1f}]", 100 * s2s["estimate"].get<double>(),
+                                  100 * s2s["lo"].get<double>(), 100 * s2s["hi"].get<double>())),
+            std::string::npos)
+      << md.substr(srow, 300);
   const std::string html = qface::read_file(dir / "demo" / "report.html");
   EXPECT_NE(html.find("magface"), std::string::npos);
 
-  // Run again: data, trainings and evaluations are reused.
+  // Run again: data, trainings and evaluations are reused; a data folder
+  // without the surveillance set (made before it existed) gets it added, the
+  // same bytes, so its evaluations are reused too.
+  fs::remove_all(dir / "demo" / "data" / "ijbs");
   auto again = run_qface(args);
   ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("surveillance set added"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("already evaluated on the surveillance set"), std::string::npos) << again.err;
   EXPECT_NE(again.err.find("magface (seed 0) already trained"), std::string::npos) << again.err;
   EXPECT_NE(again.err.find("already evaluated"), std::string::npos) << again.err;
   EXPECT_NE(again.err.find("data already in"), std::string::npos) << again.err;

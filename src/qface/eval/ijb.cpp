@@ -174,18 +174,23 @@ Buffer<float> pair_scores(const torch::Tensor& template_features, std::span<cons
   return s;
 }
 
-IdentificationResult identify(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
-                              const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject,
-                              const std::vector<int>& ks, const std::vector<double>& fpirs) {
+void ProbeOutcomes::resize(int64_t n) {
+  mated.resize(n, 0);
+  rank.resize(n, 0);
+  mate_score.resize(n, -std::numeric_limits<float>::infinity());
+  top_score.resize(n, -std::numeric_limits<float>::infinity());
+}
+
+ProbeOutcomes score_probes(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
+                           const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject) {
   const int64_t P = probe_features.size(0), G = gallery_features.size(0);
   require(static_cast<int64_t>(probe_subject.size()) == P && static_cast<int64_t>(gallery_subject.size()) == G,
           "identify: subject counts differ from feature rows");
   require(G > 0 && P > 0, "identify: empty gallery or probe set");
   torch::Tensor gal = gallery_features.to(torch::kFloat32).contiguous();
   torch::Tensor prb = probe_features.to(torch::kFloat32).contiguous();
-  std::vector<float> mate(P, -std::numeric_limits<float>::infinity()), top(P);
-  std::vector<int64_t> rank(P, 0);
-  std::vector<uint8_t> mated(P, 0);
+  ProbeOutcomes o;
+  o.resize(P);
   const int64_t chunk = 4096;
   for (int64_t c0 = 0; c0 < P; c0 += chunk) {
     const int64_t c1 = std::min(P, c0 + chunk);
@@ -203,46 +208,79 @@ IdentificationResult identify(const torch::Tensor& probe_features, const std::ve
             has = true;
           }
         }
-        top[p] = best;
-        mated[p] = has;
+        o.top_score[p] = best;
+        o.mated[p] = has;
         if (has) {
-          mate[p] = m;
+          o.mate_score[p] = m;
           int64_t above = 0;
           for (int64_t g = 0; g < G; ++g)
             if (gallery_subject[g] != probe_subject[p] && row[g] > m) ++above;
-          rank[p] = above + 1;
+          o.rank[p] = above + 1;
         }
       }
     });
   }
-  IdentificationResult r;
-  r.gallery_templates = G;
+  return o;
+}
+
+double open_set_tpir(const ProbeOutcomes& o, double fpir, std::span<const int64_t> items, double* threshold) {
+  const int64_t n = items.empty() ? o.size() : static_cast<int64_t>(items.size());
   std::vector<float> nonmated_top;
-  for (int64_t p = 0; p < P; ++p) {
-    if (mated[p]) ++r.mated_probes;
-    else nonmated_top.push_back(top[p]);
+  int64_t mated = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t p = items.empty() ? k : items[k];
+    if (o.mated[p]) ++mated;
+    else nonmated_top.push_back(o.top_score[p]);
   }
-  r.nonmated_probes = static_cast<int64_t>(nonmated_top.size());
+  if (threshold) *threshold = std::nan("");
+  if (nonmated_top.empty()) return std::nan("");
+  const double t = threshold_at_fmr(std::move(nonmated_top), fpir);
+  if (threshold) *threshold = t;
+  if (mated == 0) return std::nan("");
+  int64_t hit = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t p = items.empty() ? k : items[k];
+    if (o.mated[p] && o.rank[p] == 1 && o.mate_score[p] > t) ++hit;
+  }
+  return static_cast<double>(hit) / static_cast<double>(mated);
+}
+
+IdentificationResult summarize_identification(const ProbeOutcomes& o, int64_t gallery_templates,
+                                              const std::vector<int>& ks, const std::vector<double>& fpirs) {
+  const int64_t P = o.size();
+  IdentificationResult r;
+  r.gallery_templates = gallery_templates;
+  for (int64_t p = 0; p < P; ++p) (o.mated[p] ? r.mated_probes : r.nonmated_probes) += 1;
   for (int k : ks) {
     int64_t hit = 0;
     for (int64_t p = 0; p < P; ++p)
-      if (mated[p] && rank[p] <= k) ++hit;
+      if (o.mated[p] && o.rank[p] <= k) ++hit;
     r.cmc.push_back({k, r.mated_probes ? static_cast<double>(hit) / static_cast<double>(r.mated_probes) : 0.0});
   }
   for (double f : fpirs) {
-    if (nonmated_top.empty()) {
+    if (r.nonmated_probes == 0) {
       spdlog::warn("identify: no non-mated probes, TPIR@FPIR undefined");
       r.tpir_at_fpir.push_back({f, std::nan(""), std::nan("")});
       continue;
     }
-    const double t = threshold_at_fmr(nonmated_top, f);
-    int64_t hit = 0;
-    for (int64_t p = 0; p < P; ++p)
-      if (mated[p] && rank[p] == 1 && mate[p] > t) ++hit;
-    r.tpir_at_fpir.push_back(
-        {f, r.mated_probes ? static_cast<double>(hit) / static_cast<double>(r.mated_probes) : 0.0, t});
+    // Fewer than 1/FPIR non-mated probes: the threshold would be the top
+    // score plus interpolation, not a measurement (null in the JSON).
+    if (static_cast<double>(r.nonmated_probes) * f < 1 - 1e-9) {
+      r.tpir_at_fpir.push_back({f, std::nan(""), std::nan("")});
+      continue;
+    }
+    double t = 0;
+    const double tpir = open_set_tpir(o, f, {}, &t);
+    r.tpir_at_fpir.push_back({f, r.mated_probes ? tpir : 0.0, t});
   }
   return r;
+}
+
+IdentificationResult identify(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
+                              const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject,
+                              const std::vector<int>& ks, const std::vector<double>& fpirs) {
+  return summarize_identification(score_probes(probe_features, probe_subject, gallery_features, gallery_subject),
+                                  gallery_features.size(0), ks, fpirs);
 }
 
 IjbResult evaluate_ijb(const IjbMeta& meta, const torch::Tensor& features, const torch::Tensor& norms,

@@ -102,7 +102,37 @@ struct IdentificationResult {
   std::vector<Point> tpir_at_fpir;
 };
 
-// One gallery: probe x gallery cosine GEMM, CMC and TPIR@FPIR.
+// Per-probe outcome of open-set identification, in probe order: what CMC and
+// TPIR@FPIR are computed from, and what paired bootstraps resample.
+struct ProbeOutcomes {
+  std::vector<uint8_t> mated;     // the probe's subject is in its gallery
+  std::vector<int64_t> rank;      // 1 + non-mates scoring above the best mate; 0 when not mated
+  std::vector<float> mate_score;  // best mate score; -inf when not mated
+  std::vector<float> top_score;   // best score over the whole gallery
+  int64_t size() const { return static_cast<int64_t>(mated.size()); }
+  void resize(int64_t n);
+};
+
+// One gallery: probe x gallery cosine GEMM (chunks of probes), per-probe outcomes.
+ProbeOutcomes score_probes(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
+                           const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject);
+
+// TPIR at one FPIR over the probes `items` (all probes when empty; repeats
+// allowed, as in a bootstrap draw): the threshold is threshold_at_fmr of the
+// non-mated probes' top scores; a mated probe counts when its mate is at rank
+// 1 and scores above it. NaN when the items hold no non-mated or no mated
+// probe. `threshold` (optional) receives the threshold (NaN without non-mated probes).
+double open_set_tpir(const ProbeOutcomes& o, double fpir, std::span<const int64_t> items = {},
+                     double* threshold = nullptr);
+
+// CMC top-k over mated probes and TPIR@FPIR from per-probe outcomes; TPIR
+// (and its threshold) is NaN at an FPIR that fewer than 1/FPIR non-mated
+// probes cannot resolve.
+IdentificationResult summarize_identification(const ProbeOutcomes& o, int64_t gallery_templates,
+                                              const std::vector<int>& ks = {1, 5, 10},
+                                              const std::vector<double>& fpirs = {0.01, 0.1});
+
+// One gallery: score_probes then summarize_identification.
 IdentificationResult identify(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
                               const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject,
                               const std::vector<int>& ks = {1, 5, 10}, const std::vector<double>& fpirs = {0.01, 0.1});

@@ -266,6 +266,30 @@ std::string build_report(const std::vector<fs::path>& runs, ReportStats* stats, 
     o.y_max = 1;
     doc.plot(o, roc);
   }
+  // ---- IJB-S surveillance
+  if (by_kind.count("eval.ijbs")) {
+    doc.heading("IJB-S surveillance identification");
+    std::vector<std::vector<std::string>> rows;
+    for (const Item& it : by_kind["eval.ijbs"]) {
+      for (const json& p : it.j.value("protocols", json::array())) {
+        std::string t1 = "–", t2 = "–";
+        for (const json& t : p.value("tpir_at_fpir", json::array())) {
+          if (std::abs(t.value("fpir", 0.0) - 0.01) < 1e-12) t1 = pct(t["tpir"]);
+          if (std::abs(t.value("fpir", 0.0) - 0.1) < 1e-12) t2 = pct(t["tpir"]);
+        }
+        const json cmc = p.value("cmc", json::object());
+        rows.push_back({it.run, it.j.value("fusion", std::string("?")), p.value("protocol", std::string("?")),
+                        fmt::format("{} / {}", p.value("mated_probes", 0), p.value("nonmated_probes", 0)),
+                        std::to_string(p.value("gallery_templates", 0)), pct(cmc.value("top1", json())),
+                        pct(cmc.value("top5", json())), pct(cmc.value("top10", json())), t1, t2});
+      }
+    }
+    doc.table("Video probes against single photos, booking sets and other videos (%): rank-k over mated probes; "
+              "TPIR: mate at rank 1 above the threshold set by the non-mated probes' top scores",
+              {"run", "fusion", "protocol", "probes mated / non-mated", "gallery", "rank-1", "rank-5", "rank-10",
+               "TPIR@FPIR=0.01", "TPIR@FPIR=0.1"},
+              rows);
+  }
   // ---- TinyFace rank
   if (by_kind.count("eval.rank")) {
     doc.heading("TinyFace-style identification");

@@ -1,6 +1,6 @@
 // `qface report`: one self-contained HTML page (inline SVG, no external
 // resources) from the JSON files the `qface eval` verbs write (their "kind"
-// field: eval.verify, eval.ijb, eval.rank, eval.quality, eval.cluster) and the
+// field: eval.verify, eval.ijb, eval.ijbs, eval.rank, eval.quality, eval.cluster) and the
 // training log metrics.jsonl (step, loss, acc, lr, norm_mean, norm_std,
 // batch_mean, batch_std, img_s) found under each run folder.
 // Every plot sits in <figure class="plot">; a small inline script marks each

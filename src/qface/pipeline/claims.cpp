@@ -1,5 +1,7 @@
 #include "qface/pipeline/claims.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "qface/core/error.h"
@@ -49,7 +51,29 @@ std::vector<double> mean_over(const std::vector<std::vector<double>>& v) {
   return out;
 }
 
+const eval::IjbsProtocolResult& protocol_of(const ModelEval& m, const std::string& fusion, const std::string& protocol) {
+  const auto it = m.ijbs.find(fusion);
+  require(it != m.ijbs.end(), "claims: {} has no surveillance result with {} fusion", m.name, fusion);
+  const eval::IjbsProtocolResult* p = it->second.find(protocol);
+  require(p != nullptr, "claims: {} has no {} result", m.name, protocol);
+  return *p;
+}
+
+// An interval as JSON, or null when the probes cannot resolve it.
+json tpir_difference(const eval::IjbsProtocolResult& a, const eval::IjbsProtocolResult& b, double fpir,
+                     const eval::BootstrapOptions& o) {
+  if (static_cast<double>(a.summary.nonmated_probes) * fpir < 1 - 1e-9 || a.summary.mated_probes == 0) return json();
+  return eval::to_json(eval::paired_tpir_difference(a, b, fpir, o));
+}
+
 }  // namespace
+
+std::string protocol_title(const std::string& protocol) {
+  if (protocol == "surveillance_to_single") return "Surveillance-to-Single";
+  if (protocol == "surveillance_to_booking") return "Surveillance-to-Booking";
+  if (protocol == "surveillance_to_surveillance") return "Surveillance-to-Surveillance";
+  return protocol;
+}
 
 ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, const EvalData& data,
                             const eval::BootstrapOptions& o) {
@@ -172,6 +196,47 @@ ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, con
                                                         [&](std::span<const int64_t> draw) {
                                                           return eval::bcubed_f(ordered, draw) - eval::bcubed_f(plain, draw);
                                                         }, o)});
+  }
+
+  // Surveillance video (IJB-S style): head vs ArcFace with the norm-weighted
+  // fusion, and norm-weighted vs plain fusion per head, over probes.
+  if (data.ijbs && !by_head.empty() && !by_head.begin()->second.ijbs.empty()) {
+    std::vector<std::string> protocols;
+    for (const auto& p : data.ijbs->protocols) protocols.push_back(p.name);
+    for (const auto& [head, m] : by_head)
+      for (const std::string& p : protocols) {
+        const eval::IjbsProtocolResult& mean = protocol_of(m, "mean", p);
+        r.surveillance["fusion"][head][p] = {
+            {"norm_minus_mean", eval::to_json(eval::paired_rank_difference(protocol_of(m, "norm", p), mean, 1, o))},
+            {"topk_minus_mean", eval::to_json(eval::paired_rank_difference(protocol_of(m, "topk:5", p), mean, 1, o))}};
+        if (head == "arcface" || !has("arcface")) continue;
+        const eval::IjbsProtocolResult& a = protocol_of(m, "norm", p);
+        const eval::IjbsProtocolResult& b = protocol_of(by_head.at("arcface"), "norm", p);
+        r.surveillance["vs_arcface"][head][p] = {{"rank1", eval::to_json(eval::paired_rank_difference(a, b, 1, o))},
+                                                 {"tpir_fpir_0.1", tpir_difference(a, b, 0.1, o)}};
+      }
+    if (has("adaface") && has("arcface"))
+      for (const std::string& p : protocols)
+        add("adaface_" + p, {.paper = "AdaFace",
+                             .statement = fmt::format("ahead of ArcFace on surveillance video ({})", protocol_title(p)),
+                             .measure = fmt::format("rank-1 identification AdaFace − ArcFace, {}, norm-weighted frame "
+                                                    "fusion", p),
+                             .interval = eval::paired_rank_difference(protocol_of(by_head.at("adaface"), "norm", p),
+                                                                      protocol_of(by_head.at("arcface"), "norm", p), 1, o),
+                             .display_scale = 100,
+                             .unit = "points"});
+    const std::string p = protocols.front();
+    for (const char* head : {"adaface", "magface"})
+      if (has(head)) {
+        const ModelEval& m = by_head.at(head);
+        add(std::string(head) + "_fusion",
+            {.paper = head == std::string("adaface") ? "AdaFace" : "MagFace",
+             .statement = "weighting video frames by the feature norm beats plain averaging",
+             .measure = fmt::format("rank-1 identification, norm-weighted − mean frame fusion, {}", p),
+             .interval = eval::paired_rank_difference(protocol_of(m, "norm", p), protocol_of(m, "mean", p), 1, o),
+             .display_scale = 100,
+             .unit = "points"});
+      }
   }
   return r;
 }

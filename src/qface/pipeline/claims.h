@@ -26,7 +26,14 @@ struct ClaimsResult {
   nlohmann::json differences;       // {"adaface": {"val_low": {"acc": interval, "acc_flip": ...}, ...}, "magface": ...}
   nlohmann::json recognizability;   // Spearman of each head's norm with the ensemble recognizability, per stratum and pooled
   nlohmann::json within_strata;     // {"magface": {"val_low": interval of pAUC(BRISQUE) - pAUC(norm)}, ...}
+  // Surveillance protocols (when evaluated), 95 % paired bootstrap over probes:
+  // {"vs_arcface": {head: {protocol: {"rank1": interval, "tpir_fpir_0.1": interval}}},  (norm-weighted fusion)
+  //  "fusion": {head: {protocol: {"norm_minus_mean": interval, "topk_minus_mean": interval}}}}  (rank-1)
+  nlohmann::json surveillance;
 };
+
+// "Surveillance-to-Single" for "surveillance_to_single".
+std::string protocol_title(const std::string& protocol);
 
 ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, const EvalData& data,
                             const eval::BootstrapOptions& options);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -38,6 +39,9 @@ fs::path ensure_data(const MainJobOptions& o) {
     const json have = json::parse(read_file(data / "manifest.json"));
     if (have.value("version", std::string()) == want["version"] && have.value("options", json()) == want["options"]) {
       spdlog::info("demo: synthetic '{}' data already in {}", o.preset, data.string());
+      // Folders made before the surveillance set existed get it added; the
+      // rest (and manifest.json, which the training fingerprints) stays as is.
+      if (synth::ensure_surveillance(data, so)) spdlog::info("demo: surveillance set added in {}/ijbs", data.string());
       return data;
     }
     spdlog::info("demo: {} holds other synthetic data; regenerating it", data.string());
@@ -159,6 +163,112 @@ std::string head_title(const std::string& h) {
   if (h == "arcface") return "ArcFace";
   if (h == "cosface") return "CosFace";
   return h;
+}
+
+// The surveillance section: per protocol and fusion the identification
+// rates (mean ± std across seeds), then the paired-bootstrap differences.
+std::string surveillance_markdown(const std::vector<SeedResult>& seeds, const EvalData& data,
+                                  const std::vector<std::string>& heads) {
+  if (!data.ijbs || seeds.front().evals.empty() || seeds.front().evals.begin()->second.ijbs.empty()) return "";
+  const bool many = seeds.size() > 1;
+  const eval::IjbsResult& any = seeds.front().evals.begin()->second.ijbs.begin()->second;
+  std::string md = fmt::format("\n## Surveillance video (IJB-S style, data/ijbs){}\n\n",
+                               many ? ", mean ± std across seeds" : "");
+  md += fmt::format("{} images and video frames in {} templates. Probes are videos, fused from their frames; a probe "
+                    "whose subject is not in the gallery is non-mated (open set). Rank-k over mated probes; TPIR at "
+                    "FPIR where the non-mated probes resolve it (at least 1/FPIR of them; — otherwise).\n\n",
+                    any.frames, any.templates);
+  md += "| protocol | probes: mated / non-mated | gallery templates |\n|---|---:|---:|\n";
+  for (const eval::IjbsProtocolResult& pr : any.protocols)
+    md += fmt::format("| {} | {} / {} | {} |\n", protocol_title(pr.protocol), pr.summary.mated_probes,
+                      pr.summary.nonmated_probes, pr.summary.gallery_templates);
+  md += "\n| protocol | fusion | metric |";
+  for (const auto& h : heads) md += " " + head_title(h) + " |";
+  md += "\n|---|---|---|";
+  for (std::size_t i = 0; i < heads.size(); ++i) md += "---:|";
+  md += "\n";
+  auto value = [&](const std::string& head, const std::string& fusion, const std::string& protocol, auto get) {
+    std::vector<double> v;
+    for (const SeedResult& s : seeds) {
+      if (!s.evals.count(head) || !s.evals.at(head).ijbs.count(fusion)) continue;
+      const eval::IjbsProtocolResult* p = s.evals.at(head).ijbs.at(fusion).find(protocol);
+      if (!p) continue;
+      const double x = get(p->summary);
+      if (std::isfinite(x)) v.push_back(x);
+    }
+    return across(v, 100, 1);
+  };
+  for (const eval::IjbsProtocolResult& pr : any.protocols) {
+    const std::string& p = pr.protocol;
+    const std::string label = protocol_title(p);
+    auto row = [&](const std::string& fusion, const std::string& metric, auto get) {
+      md += fmt::format("| {} | {} | {} |", label, fusion, metric);
+      for (const auto& h : heads) md += " " + value(h, fusion, p, get) + " |";
+      md += "\n";
+    };
+    auto rank = [](int k) {
+      return [k](const eval::IdentificationResult& s) {
+        for (auto [kk, v] : s.cmc)
+          if (kk == k) return v;
+        return std::nan("");
+      };
+    };
+    auto tpir = [](double fpir) {
+      return [fpir](const eval::IdentificationResult& s) {
+        for (const auto& t : s.tpir_at_fpir)
+          if (std::abs(t.fpir - fpir) < 1e-12) return t.tpir;
+        return std::nan("");
+      };
+    };
+    for (const std::string& f : kSurveillanceFusions) row(f, "rank-1 %", rank(1));
+    row("norm", "rank-5 %", rank(5));
+    row("norm", "TPIR % at FPIR 10 %", tpir(0.1));
+    row("norm", "TPIR % at FPIR 1 %", tpir(0.01));
+  }
+  // Differences with intervals (per seed, joined by "; ").
+  auto cells = [&](auto get) {
+    std::vector<std::string> c;
+    for (const SeedResult& s : seeds) {
+      const json& i = get(s.claims.surveillance);
+      c.push_back(i.is_object() ? ci_text(i, 100, 1) : std::string("—"));
+    }
+    return fmt::format("{}", fmt::join(c, "; "));
+  };
+  const json null_json;
+  auto at = [&](const json& j, std::initializer_list<std::string> path) -> const json& {
+    const json* x = &j;
+    for (const std::string& k : path) {
+      if (!x->is_object() || !x->contains(k)) return null_json;
+      x = &(*x)[k];
+    }
+    return *x;
+  };
+  std::vector<std::string> others;
+  for (const auto& h : heads)
+    if (h != "arcface") others.push_back(h);
+  if (std::find(heads.begin(), heads.end(), "arcface") != heads.end() && !others.empty()) {
+    md += "\nDifferences to ArcFace, norm-weighted fusion (points, 95 % paired bootstrap over probes, per seed):\n\n"
+          "| protocol | metric |";
+    for (const auto& h : others) md += " " + head_title(h) + " − ArcFace |";
+    md += "\n|---|---|";
+    for (std::size_t i = 0; i < others.size(); ++i) md += "---|";
+    md += "\n";
+    for (const eval::IjbsProtocolResult& pr : any.protocols)
+      for (const auto& [key, metric] : {std::pair<std::string, std::string>{"rank1", "rank-1"}, {"tpir_fpir_0.1", "TPIR at FPIR 10 %"}}) {
+        md += fmt::format("| {} | {} |", protocol_title(pr.protocol), metric);
+        for (const auto& h : others)
+          md += " " + cells([&](const json& sv) -> const json& { return at(sv, {"vs_arcface", h, pr.protocol, key}); }) + " |";
+        md += "\n";
+      }
+  }
+  md += "\nFrame fusion, rank-1 differences to the plain average (points, 95 % paired bootstrap over mated probes, "
+        "per seed):\n\n| protocol | model | norm-weighted − mean | top-5 by norm − mean |\n|---|---|---|---|\n";
+  for (const eval::IjbsProtocolResult& pr : any.protocols)
+    for (const auto& h : heads)
+      md += fmt::format("| {} | {} | {} | {} |\n", protocol_title(pr.protocol), head_title(h),
+                        cells([&](const json& sv) -> const json& { return at(sv, {"fusion", h, pr.protocol, "norm_minus_mean"}); }),
+                        cells([&](const json& sv) -> const json& { return at(sv, {"fusion", h, pr.protocol, "topk_minus_mean"}); }));
+  return md;
 }
 
 std::string markdown(const MainJobOptions& o, const std::vector<SeedResult>& seeds, const EvalData& data, json& cmp) {
@@ -355,6 +465,7 @@ std::string markdown(const MainJobOptions& o, const std::vector<SeedResult>& see
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", head_title(h), c("plain", "f"), c("quality_ordered", "f"),
                       c("plain", "nmi"), c("quality_ordered", "nmi"), sweep(0), sweep(1));
   }
+  md += surveillance_markdown(seeds, data, heads);
   // ---- Training
   md += "\n## Training\n\n| head | seed | steps | minutes | img/s |\n|---|---:|---:|---:|---:|\n";
   for (const SeedResult& s : seeds)
@@ -441,6 +552,8 @@ MainJobResult run_main_job(const MainJobOptions& o) {
                                                    {"images_per_second", r.images_per_second}, {"model", r.model.string()},
                                                    {"eval", summary}, {"quality", s.evals[head].quality},
                                                    {"cluster", s.evals[head].cluster}};
+      for (const auto& [fusion, ijbs] : s.evals[head].ijbs)
+        cmp["runs"][std::to_string(s.seed)][head]["ijbs"][fusion] = eval::to_json(ijbs);
       report_runs.push_back(r.dir);
     }
     spdlog::info("demo: bootstrap intervals for seed {}", s.seed);
@@ -455,6 +568,7 @@ MainJobResult run_main_job(const MainJobOptions& o) {
     cmp["differences"][std::to_string(s.seed)] = s.claims.differences;
     cmp["recognizability"][std::to_string(s.seed)] = s.claims.recognizability;
     cmp["within_strata"][std::to_string(s.seed)] = s.claims.within_strata;
+    if (!s.claims.surveillance.is_null()) cmp["surveillance"][std::to_string(s.seed)] = s.claims.surveillance;
   }
   cmp["seconds"] = since(t0);
   result.table = markdown(o, seeds, data, cmp);

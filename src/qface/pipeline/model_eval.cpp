@@ -96,6 +96,7 @@ EvalData load_eval_data(const fs::path& dir) {
   d.reference_identity = m.at("val_reference").at("identity").get<std::vector<int64_t>>();
   require(d.reference_identity.size() == d.reference_images.size(), "{}: {} reference identities for {} images",
           manifest.string(), d.reference_identity.size(), d.reference_images.size());
+  if (fs::exists(dir / "ijbs" / "manifest.json")) d.ijbs = eval::load_ijbs_meta(dir / "ijbs");
   return d;
 }
 
@@ -171,8 +172,69 @@ std::vector<double> pooled_images(const ModelEval& m, std::vector<double> Stratu
   return pooled_pairs(m, field);
 }
 
-ModelEval evaluate_model(const fs::path& model_path, const std::string& name, const EvalData& data,
-                         const EvalSettings& settings, const fs::path& eval_dir) {
+namespace {
+
+// The trained network, ready for inference in the settings' precision.
+backbones::Backbone load_for_eval(const fs::path& model_path, const EvalSettings& settings,
+                                  infer::InferenceOptions& options) {
+  io::Checkpoint ckpt = io::read_checkpoint(model_path);
+  require(!ckpt.arch.empty(), "{}: checkpoint does not name its architecture", model_path.string());
+  auto net = backbones::make_backbone(ckpt.arch);
+  io::load_state_dict(*net, ckpt.tensors, model_path.string(), ckpt.arch);
+  options.bf16(settings.bf16);
+  infer::prepare_for_inference(*net, options);
+  return net;
+}
+
+// The surveillance protocols (DIR/ijbs) under every fusion, cached on their
+// own so that adding the set to an evaluated folder does not redo the rest.
+std::map<std::string, eval::IjbsResult> evaluate_surveillance(const fs::path& model_path, const std::string& name,
+                                                              const eval::IjbsMeta& meta, const EvalSettings& settings,
+                                                              const fs::path& eval_dir) {
+  const fs::path cache = eval_dir / "ijbs_eval.json";
+  const std::string fp = fingerprint(json{{"model", file_fingerprint(model_path)},
+                                          {"settings", settings.to_json()},
+                                          {"data", file_fingerprint(meta.dir / "manifest.json")},
+                                          {"fusions", kSurveillanceFusions},
+                                          {"version", 1}});
+  std::map<std::string, eval::IjbsResult> out;
+  if (has_fingerprint(cache, fp)) {
+    spdlog::info("demo: {} already evaluated on the surveillance set ({})", name, cache.string());
+    const json j = json::parse(read_file(cache));
+    for (const std::string& f : kSurveillanceFusions) out[f] = eval::ijbs_result_from_json(j.at("fusions").at(f));
+    return out;
+  }
+  ensure_dir(eval_dir);
+  infer::InferenceOptions io;
+  auto net = load_for_eval(model_path, settings, io);
+  std::vector<std::string> encoded;
+  encoded.reserve(meta.files.size());
+  for (const std::string& f : meta.files) encoded.push_back(read_file(meta.dir / f));
+  spdlog::info("demo: evaluating {} on the surveillance set ({} images and frames{})", name, encoded.size(),
+               settings.flip ? ", flip-fused" : "");
+  const infer::PlainAndFlipped e =
+      infer::embed_encoded(*net, encoded, meta.templates_file.string(), settings.batch, io, settings.flip);
+  torch::Tensor features = e.plain.embeddings, norms = e.plain.norms;
+  if (settings.flip)
+    std::tie(features, norms) = eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
+  json cached{{"fingerprint", fp}};
+  for (const std::string& f : kSurveillanceFusions) {
+    eval::IjbsOptions opt;
+    opt.fusion = eval::parse_fusion(f);
+    out[f] = eval::evaluate_ijbs(meta, features, norms, meta.files, opt);
+    cached["fusions"][f] = eval::to_json(out[f], true);
+  }
+  json report = eval::to_json(out.at("norm"));  // the report shows the quality-aware fusion
+  report["kind"] = "eval.ijbs";
+  report["name"] = name;
+  report["meta"] = meta.dir.string();
+  eval::write_json(eval_dir / "ijbs.json", report);
+  write_file_atomic(cache, cached.dump() + "\n");
+  return out;
+}
+
+ModelEval evaluate_verification(const fs::path& model_path, const std::string& name, const EvalData& data,
+                                const EvalSettings& settings, const fs::path& eval_dir) {
   const fs::path cache = eval_dir / "model_eval.json";
   const std::string fp = fingerprint(json{{"model", file_fingerprint(model_path)},
                                           {"settings", settings.to_json()},
@@ -183,13 +245,8 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
     return ModelEval::from_json(json::parse(read_file(cache)).at("eval"));
   }
   ensure_dir(eval_dir);
-  io::Checkpoint ckpt = io::read_checkpoint(model_path);
-  require(!ckpt.arch.empty(), "{}: checkpoint does not name its architecture", model_path.string());
-  auto net = backbones::make_backbone(ckpt.arch);
-  io::load_state_dict(*net, ckpt.tensors, model_path.string(), ckpt.arch);
   infer::InferenceOptions io;
-  io.bf16(settings.bf16);
-  infer::prepare_for_inference(*net, io);
+  auto net = load_for_eval(model_path, settings, io);
 
   // Identity templates from the clean renders: normalize(sum of normalized embeddings).
   const infer::PlainAndFlipped ref = infer::embed_encoded(*net, data.reference_images, (data.dir / "val_reference.bin").string(),
@@ -328,6 +385,15 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
                                               {"threshold", m.cluster_threshold},
                                               {"metrics", m.cluster["quality_ordered"]}}})}});
   write_file_atomic(cache, json{{"fingerprint", fp}, {"eval", m.to_json()}}.dump() + "\n");
+  return m;
+}
+
+}  // namespace
+
+ModelEval evaluate_model(const fs::path& model_path, const std::string& name, const EvalData& data,
+                         const EvalSettings& settings, const fs::path& eval_dir) {
+  ModelEval m = evaluate_verification(model_path, name, data, settings, eval_dir);
+  if (data.ijbs) m.ijbs = evaluate_surveillance(model_path, name, *data.ijbs, settings, eval_dir);
   return m;
 }
 

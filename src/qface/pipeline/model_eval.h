@@ -10,17 +10,24 @@
 //    BRISQUE, the ground truth (oracle) and random order; Spearman with the
 //    ground truth;
 //  - clustering of the pooled verification images by identity, plain and
-//    quality-ordered (the norm), at the model's cosine threshold for FMR 1e-3.
-// Results are cached in <run>/eval/model_eval.json under a fingerprint of the
-// model file and the settings; the report JSONs go next to it.
+//    quality-ordered (the norm), at the model's cosine threshold for FMR 1e-3;
+//  - when the folder holds the surveillance set (DIR/ijbs): the three IJB-S
+//    protocols with mean, norm-weighted and top-5 frame fusion, each probe's
+//    outcome kept (eval/ijbs.h).
+// Results are cached in <run>/eval/model_eval.json (and ijbs_eval.json) under
+// a fingerprint of the model file, the settings and the data; the report JSONs
+// go next to them.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "qface/eval/ijbs.h"
 
 namespace qface::pipeline {
 
@@ -48,10 +55,11 @@ struct EvalData {
   std::vector<Stratum> strata;
   std::vector<std::string> reference_images;  // clean renders
   std::vector<int64_t> reference_identity;
+  std::optional<eval::IjbsMeta> ijbs;  // DIR/ijbs (surveillance protocols) when present
 };
-// Reads val_{high,mixed,low}.bin, their sidecars, the manifest's ground truth
-// and val_reference.bin; computes BRISQUE once and keeps it in
-// <dir>/brisque.json.
+// Reads val_{high,mixed,low}.bin, their sidecars, the manifest's ground truth,
+// val_reference.bin and the surveillance set's meta (DIR/ijbs, when there);
+// computes BRISQUE once and keeps it in <dir>/brisque.json.
 EvalData load_eval_data(const std::filesystem::path& dir);
 
 struct StratumResult {
@@ -73,13 +81,18 @@ struct ModelEval {
   double cluster_threshold = 0;
   nlohmann::json cluster;               // {"plain": metrics, "quality_ordered": metrics}
   std::vector<double> bcubed_p_plain, bcubed_r_plain, bcubed_p_quality, bcubed_r_quality;  // per pooled image
-  nlohmann::json to_json() const;
+  std::map<std::string, eval::IjbsResult> ijbs;  // per fusion (kSurveillanceFusions) when the data has DIR/ijbs
+  nlohmann::json to_json() const;  // without `ijbs` (cached on its own)
   static ModelEval from_json(const nlohmann::json& j);
 };
 
+// Frame fusions of the surveillance evaluation: plain average, norm-weighted
+// (the quality-aware fusion AdaFace and MagFace imply), the 5 highest-norm frames.
+inline const std::vector<std::string> kSurveillanceFusions = {"mean", "norm", "topk:5"};
+
 // Evaluates (or reads back from eval_dir/model_eval.json when the model file
 // and settings are unchanged) and writes the report's eval.verify,
-// eval.quality and eval.cluster JSONs into eval_dir.
+// eval.quality, eval.cluster (and eval.ijbs) JSONs into eval_dir.
 ModelEval evaluate_model(const std::filesystem::path& model, const std::string& name, const EvalData& data,
                          const EvalSettings& settings, const std::filesystem::path& eval_dir);
 

@@ -30,10 +30,14 @@ using nlohmann::json;
 namespace {
 
 // Seed streams: never reuse one for two purposes.
+// Append new streams at the end (existing values must never change: they fix
+// the bytes of every set). 112 (kIjbLayout + 7) and 1103..2104 (val sets 1, 2)
+// are taken by offsets, hence the surveillance streams start at 200.
 enum Stream : uint64_t {
   kIdsTrain = 1, kIdsVal, kIdsIjb, kIdsTiny, kIdsDistractor,
   kCounts = 100, kTrainImage, kLabelNoise, kValPair, kValImage, kIjbLayout, kIjbImage, kTinyImage, kPreview,
-  kValReference
+  kValReference,
+  kIdsIjbs = 200, kIjbsLayout, kIjbsStill, kIjbsVideo, kIjbsNoise
 };
 
 double r4(double v) { return std::round(v * 1e4) / 1e4; }
@@ -140,6 +144,10 @@ void check_options(const SynthOptions& o) {
   require(o.ijb_subjects >= 2, "synth: need at least 2 IJB subjects, got {}", o.ijb_subjects);
   require(o.tf_ids >= 1 && o.tf_distractors >= 1, "synth: need TinyFace identities and distractors");
   require(o.jpeg_quality >= 1 && o.jpeg_quality <= 100, "synth: JPEG quality must be 1..100");
+  require(o.ijbs_subjects >= 1 && o.ijbs_unenrolled >= 0, "synth: need at least 1 enrolled surveillance subject");
+  require(o.ijbs_max_videos >= 1 && o.ijbs_max_videos <= 255, "synth: surveillance videos per subject must be 1..255");
+  require(o.ijbs_frames >= 1 && o.ijbs_frames <= 3000, "synth: surveillance frames per video must be 1..3000");
+  require(o.ijbs_booking >= 1 && o.ijbs_booking <= 255, "synth: booking photos per subject must be 1..255");
 }
 
 // ---------------------------------------------------------------- training set
@@ -440,7 +448,291 @@ int64_t write_tinyface(const fs::path& out, const SynthOptions& o, json& manifes
   return static_cast<int64_t>(jobs.size());
 }
 
+// ------------------------------------------------- IJB-S-style (surveillance)
+constexpr const char* kSurveillanceVersion = "qface-ijbs-1";
+// Largest change of any nuisance strength between consecutive frames of a video.
+constexpr double kMaxFrameStep = 0.15;
+constexpr double kTwoPi = 6.283185307179586;
+
+// Sets the pose strength from an exact yaw / pitch (degrees), the inverse of
+// derive()'s mapping; returns the (yaw, pitch) to put back after derive().
+std::pair<double, double> set_pose(ImageNuisance& n, double yaw, double pitch) {
+  const double s = std::hypot(yaw / 50.0, pitch / 35.0);
+  if (s > 1) yaw /= s, pitch /= s;
+  n.s[kPose] = std::min(1.0, s);
+  return {yaw, pitch};
+}
+
+// A controlled still (single photo, booking set): mild nuisances, exact pose.
+ImageNuisance still_nuisance(Rng& rng, double yaw, double pitch) {
+  ImageNuisance n;
+  n.s[kExpression] = rng.uniform(0, 0.12);
+  n.s[kIllumination] = rng.uniform(0, 0.15);
+  n.s[kJpeg] = rng.uniform(0, 0.1);
+  n.s[kClutter] = rng.uniform(0, 0.1);
+  const auto [y, p] = set_pose(n, yaw + rng.uniform(-3, 3), pitch + rng.uniform(-3, 3));
+  derive(n, rng);
+  n.yaw = y;
+  n.pitch = p;
+  return n;
+}
+
+// One surveillance video: a subject walking towards (or away from) a camera
+// mounted above. Along the video, smoothly: the distance (lowres strength
+// from far to near), the pose (yaw drift plus gait sway, camera pitch), motion
+// blur (walking speed and direction), sensor noise and compression level; an
+// object may cross in front of the face (occlusion rising and falling as it
+// enters and leaves). Light, background, clothing and the other directions
+// are one draw shared by all frames (the same scene); the noise pattern is
+// fresh per frame. No strength moves by more than kMaxFrameStep per frame.
+std::vector<ImageNuisance> video_nuisances(uint64_t seed, uint64_t key, int frames_mean) {
+  Rng lay(derive_seed(seed, kIjbsVideo, key));
+  const int lo = std::max(6, static_cast<int>(std::lround(0.75 * frames_mean)));
+  const int hi = std::max(lo, static_cast<int>(std::lround(1.25 * frames_mean)));
+  const int F = static_cast<int>(lay.integer(lo, hi));
+  const bool approach = lay.chance(0.7);
+  const double far = lay.uniform(0.45, 0.75), near = lay.uniform(0.05, 0.25);
+  const double yaw0 = lay.uniform(-35, 35), yaw1 = std::clamp(yaw0 + lay.uniform(-30, 30), -45.0, 45.0);
+  const double pitch0 = lay.uniform(-18, -4), pitch1 = std::clamp(pitch0 + lay.uniform(-5, 5), -24.0, 0.0);
+  const double cycles = lay.uniform(0.8, 2.0), phase = lay.uniform(0, 1);  // gait
+  const double blur0 = lay.uniform(0.0, 0.25), blur1 = lay.uniform(0.0, 0.3), blur_angle = lay.uniform(0, 180);
+  const double noise0 = lay.uniform(0.05, 0.35), noise_drift = lay.uniform(-0.1, 0.1);
+  const double jpeg0 = lay.uniform(0.2, 0.55), jpeg_phase = lay.uniform(0, 1);
+  const double illum = lay.uniform(0.05, 0.45), expr = lay.uniform(0, 0.25), clutter = lay.uniform(0, 0.5);
+  const bool occluded = lay.chance(0.5);
+  const double occ_start = lay.uniform(0, 0.5), occ_dir = lay.chance(0.5) ? 1.0 : -1.0, occ_y = lay.uniform(-0.2, 0.4);
+  // The object crosses x = -1.2 .. 1.2 (face half-widths) in occ_len of the
+  // video; coverage (strength) peaks at x = 0: slow enough for the step limit.
+  double occ_peak = lay.uniform(0.3, 0.9);
+  const double occ_len = std::max(lay.uniform(0.3, 0.6), 2 * occ_peak / (kMaxFrameStep * (F - 1)));
+  occ_peak = std::min(occ_peak, kMaxFrameStep * (F - 1) * occ_len / 2);
+  const Rng scene = lay.fork();
+
+  std::vector<ImageNuisance> out(static_cast<std::size_t>(F));
+  std::vector<std::pair<double, double>> pose(out.size());
+  std::vector<double> occ_x(out.size(), 0.0);
+  for (int f = 0; f < F; ++f) {
+    const double t = static_cast<double>(f) / (F - 1), ease = t * t * (3 - 2 * t);
+    const double gait = std::sin(kTwoPi * (cycles * t + phase));
+    ImageNuisance& n = out[static_cast<std::size_t>(f)];
+    n.s[kLowres] = approach ? far + (near - far) * t : near + (far - near) * t;
+    n.s[kBlur] = std::clamp(blur0 + (blur1 - blur0) * t + 0.05 * gait, 0.0, 1.0);
+    n.s[kNoise] = std::clamp(noise0 + noise_drift * t, 0.0, 1.0);
+    n.s[kJpeg] = std::clamp(jpeg0 + 0.08 * std::sin(kTwoPi * (t + jpeg_phase)), 0.0, 1.0);
+    n.s[kIllumination] = illum;
+    n.s[kExpression] = expr;
+    n.s[kClutter] = clutter;
+    if (occluded) {
+      const double u = (t - occ_start) / occ_len;
+      if (u > 0 && u < 1) {
+        const double x = occ_dir * (-1.2 + 2.4 * u);
+        occ_x[static_cast<std::size_t>(f)] = x;
+        n.s[kOcclusion] = occ_peak * std::max(0.0, 1 - std::abs(x) / 1.2);
+      }
+    }
+    pose[static_cast<std::size_t>(f)] = set_pose(n, yaw0 + (yaw1 - yaw0) * ease + 4 * gait,
+                                                 pitch0 + (pitch1 - pitch0) * t + 1.5 * std::sin(2 * kTwoPi * (cycles * t + phase)));
+  }
+  // Safety net: the rate limit holds whatever the draws (strengths move towards their targets).
+  for (int f = 1; f < F; ++f)
+    for (int k = 0; k < kNuisances; ++k) {
+      const double prev = out[static_cast<std::size_t>(f - 1)].s[static_cast<std::size_t>(k)];
+      double& v = out[static_cast<std::size_t>(f)].s[static_cast<std::size_t>(k)];
+      v = std::clamp(v, prev - kMaxFrameStep, prev + kMaxFrameStep);
+    }
+  for (int f = 0; f < F; ++f) {
+    ImageNuisance& n = out[static_cast<std::size_t>(f)];
+    Rng r = scene;  // the same directions for every frame
+    derive(n, r);
+    n.yaw = pose[static_cast<std::size_t>(f)].first;
+    n.pitch = pose[static_cast<std::size_t>(f)].second;
+    n.blur_kind = BlurKind::kMotion;
+    n.blur_extent = 11.0 * n.s[kBlur];
+    n.blur_angle = blur_angle + 15.0 * f / (F - 1);
+    n.occluder = n.s[kOcclusion] > 0 ? Occluder::kHand : Occluder::kNone;
+    n.occluder_x = occ_x[static_cast<std::size_t>(f)];
+    n.occluder_y = occ_y;
+    n.noise_seed = derive_seed(seed, kIjbsNoise, key << 12 | static_cast<uint64_t>(f)) | 1;
+  }
+  return out;
+}
+
+SynthSummary write_surveillance(const fs::path& out, const SynthOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path dir = out / "ijbs";
+  std::error_code ec;
+  fs::remove_all(dir, ec);  // an older set (other sizes) must not leave frames behind
+  ensure_dir(dir / "images");
+  const int64_t E = o.ijbs_subjects, S = o.ijbs_subjects + o.ijbs_unenrolled;
+  const auto ids = sample_population(o.seed, kIdsIjbs, S, o.population);
+  struct Row {
+    int64_t tmpl, subject;
+    std::string file, media;
+    int64_t video = 0, frame = -1;
+  };
+  std::vector<Row> rows;
+  std::vector<Job> jobs;
+  json subjects = json::array(), videos = json::array();
+  std::vector<int64_t> singles, bookings, all_videos, s2s_gallery, s2s_probes;
+  int64_t next_template = 1;
+  static const double kBookingYaw[5] = {0, -45, 45, -25, 25};
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t subject = s + 1;
+    const bool enrolled = s < E;
+    const Identity& id = ids[static_cast<std::size_t>(s)];
+    Rng lay(derive_seed(o.seed, kIjbsLayout, static_cast<uint64_t>(s)));
+    // Every other enrolled subject has at least two videos, so that the
+    // surveillance-to-surveillance protocol has mated probes.
+    const int64_t nvideo = o.ijbs_max_videos >= 2 && enrolled && s % 2 == 0 ? lay.integer(2, o.ijbs_max_videos)
+                                                                             : lay.integer(1, o.ijbs_max_videos);
+    json js{{"subject", subject}, {"identity", id.index}, {"family", id.family}, {"enrolled", enrolled}};
+    const std::string stem = fmt::format("images/{:04d}_", subject);
+    if (enrolled) {
+      const int64_t single = next_template++;
+      Rng rng(derive_seed(o.seed, kIjbsStill, static_cast<uint64_t>(s) << 8));
+      jobs.push_back(Job{&id, still_nuisance(rng, 0, 0), 0});
+      rows.push_back({single, subject, stem + "single.jpg", "single"});
+      singles.push_back(single);
+      const int64_t booking = next_template++;
+      for (int k = 0; k < o.ijbs_booking; ++k) {
+        Rng brng(derive_seed(o.seed, kIjbsStill, static_cast<uint64_t>(s) << 8 | static_cast<uint64_t>(k + 1)));
+        const double yaw = k < 5 ? kBookingYaw[k] : brng.uniform(-45, 45);
+        jobs.push_back(Job{&id, still_nuisance(brng, yaw, 0), 0});
+        rows.push_back({booking, subject, stem + fmt::format("booking{}.jpg", k + 1), "booking"});
+      }
+      bookings.push_back(booking);
+      js["single"] = single;
+      js["booking"] = booking;
+    }
+    json vids = json::array();
+    for (int64_t v = 0; v < nvideo; ++v) {
+      const int64_t tmpl = next_template++;
+      const auto frames = video_nuisances(o.seed, static_cast<uint64_t>(s) << 8 | static_cast<uint64_t>(v), o.ijbs_frames);
+      json names = json::array();
+      for (std::size_t f = 0; f < frames.size(); ++f) {
+        jobs.push_back(Job{&id, frames[f], 0});
+        rows.push_back({tmpl, subject, stem + fmt::format("video{}_{:03d}.jpg", v + 1, f + 1), "video", v + 1,
+                        static_cast<int64_t>(f)});
+        names.push_back(rows.back().file);
+      }
+      videos.push_back({{"template", tmpl}, {"subject", subject}, {"enrolled", enrolled}, {"video", v + 1},
+                        {"frames", std::move(names)}});
+      vids.push_back(tmpl);
+      all_videos.push_back(tmpl);
+      // S2S: an enrolled subject's first video is its gallery video; the rest are probes.
+      (enrolled && v == 0 ? s2s_gallery : s2s_probes).push_back(tmpl);
+    }
+    js["videos"] = std::move(vids);
+    subjects.push_back(std::move(js));
+  }
+
+  std::string csv = "TEMPLATE_ID,SUBJECT_ID,FILENAME,MEDIA\n";
+  json files;
+  render_jobs(jobs, o, "ijbs", [&](std::size_t k, Done&& d) {
+    const Row& r = rows[k];
+    write_file_atomic(dir / r.file, d.jpeg);
+    csv += fmt::format("{},{},{},{}\n", r.tmpl, r.subject, r.file, r.media);
+    json j = image_json(jobs[k], d);
+    j["template"] = r.tmpl;
+    j["subject"] = r.subject;
+    j["media"] = r.media;
+    if (r.frame >= 0) {
+      j["video"] = r.video;
+      j["frame"] = r.frame;
+    }
+    files[r.file] = std::move(j);
+  });
+  write_file_atomic(dir / "templates.csv", csv);
+  auto join = [](const std::vector<int64_t>& v) {
+    std::string g;
+    for (int64_t t : v) {
+      if (!g.empty()) g += ';';
+      g += std::to_string(t);
+    }
+    return g;
+  };
+  json protocols;
+  auto protocol = [&](const std::string& name, const std::vector<int64_t>& probes, const std::vector<int64_t>& gallery) {
+    const std::string g = join(gallery);
+    std::string text = "PROBE_TEMPLATE_ID,GALLERY_TEMPLATE_IDS\n";
+    for (int64_t p : probes) text += fmt::format("{},{}\n", p, g);
+    write_file_atomic(dir / (name + ".csv"), text);
+    protocols[name] = {{"file", name + ".csv"}, {"probes", probes.size()}, {"gallery_templates", gallery.size()}};
+  };
+  protocol("surveillance_to_single", all_videos, singles);
+  protocol("surveillance_to_booking", all_videos, bookings);
+  protocol("surveillance_to_surveillance", s2s_probes, s2s_gallery);
+
+  json manifest;
+  manifest["version"] = kSurveillanceVersion;
+  manifest["options"] = surveillance_options_json(o);
+  json w;
+  for (int k = 0; k < kNuisances; ++k) w[nuisance_name(k)] = quality_weights()[static_cast<std::size_t>(k)];
+  manifest["quality_formula"] = {{"formula", "q = prod_k (1 - w_k * s_k), s_k in [0, 1] the nuisance strengths"},
+                                 {"weights", w}};
+  manifest["max_frame_step"] = kMaxFrameStep;
+  json idj = json::array();
+  for (const auto& id : ids) idj.push_back(identity_to_json(id));
+  manifest["identities"] = std::move(idj);
+  manifest["subjects"] = std::move(subjects);
+  manifest["videos"] = std::move(videos);
+  manifest["protocols"] = std::move(protocols);
+  manifest["files"] = std::move(files);
+  write_file_atomic(dir / "manifest.json", manifest.dump() + "\n");  // last: marks the set complete
+  SynthSummary sum;
+  sum.ijbs_images = static_cast<int64_t>(jobs.size());
+  sum.ijbs_templates = next_template - 1;
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("synth: surveillance set: {} subjects ({} enrolled), {} templates, {} images, {} frames in {} videos ({:.1f} s)",
+               S, E, sum.ijbs_templates, sum.ijbs_images, sum.ijbs_images - E * (1 + o.ijbs_booking),
+               all_videos.size(), sum.seconds);
+  return sum;
+}
+
+// Our own threads do the parallel work; OpenCV's pool would only contend.
+struct SingleThreadedOpenCv {
+  int n = cv::getNumThreads();
+  SingleThreadedOpenCv() { cv::setNumThreads(1); }
+  ~SingleThreadedOpenCv() { cv::setNumThreads(n); }
+};
+
 }  // namespace
+
+json surveillance_options_json(const SynthOptions& o) {
+  const json all = options_json(o);
+  json j;
+  for (const char* k : {"preset", "seed", "family_fraction", "twin_fraction", "family_spread", "twin_spread", "jpeg_quality"})
+    j[k] = all.at(k);
+  j["ijbs_subjects"] = o.ijbs_subjects;
+  j["ijbs_unenrolled"] = o.ijbs_unenrolled;
+  j["ijbs_max_videos"] = o.ijbs_max_videos;
+  j["ijbs_frames"] = o.ijbs_frames;
+  j["ijbs_booking"] = o.ijbs_booking;
+  return j;
+}
+
+bool ensure_surveillance(const fs::path& out, const SynthOptions& o, SynthSummary* summary) {
+  check_options(o);
+  const fs::path m = out / "ijbs" / "manifest.json";
+  if (fs::exists(m)) {
+    try {
+      const json have = json::parse(read_file(m));
+      if (have.value("version", std::string()) == kSurveillanceVersion &&
+          have.value("options", json()) == surveillance_options_json(o))
+        return false;
+    } catch (const json::exception&) {
+      // unreadable: write it again
+    }
+  }
+  ensure_dir(out);
+  SingleThreadedOpenCv cv_threads;
+  const SynthSummary s = write_surveillance(out, o);
+  if (summary) {
+    summary->ijbs_images = s.ijbs_images;
+    summary->ijbs_templates = s.ijbs_templates;
+  }
+  return true;
+}
 
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn) {
   threads = std::max(1, std::min<int>(threads, static_cast<int>(std::max<int64_t>(n, 1))));
@@ -479,6 +771,10 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijb_subjects = 4;
     o.tf_ids = 4;
     o.tf_distractors = 6;
+    o.ijbs_subjects = 4;
+    o.ijbs_unenrolled = 2;
+    o.ijbs_frames = 6;
+    o.ijbs_booking = 3;
   } else if (preset == "demo") {
     // Sized for the main job's 15-minute budget on 2 cores (three heads).
     o.ids = 300;
@@ -488,6 +784,8 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijb_subjects = 50;
     o.tf_ids = 60;
     o.tf_distractors = 200;
+    o.ijbs_subjects = 64;
+    o.ijbs_unenrolled = 32;  // ~48 non-mated probes: TPIR at FPIR 10 % resolved
   } else if (preset == "full") {
     // The study (`qface study`): several epochs x heads x seeds in ~3 hours.
     o.ids = 500;
@@ -497,6 +795,11 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijb_subjects = 300;
     o.tf_ids = 300;
     o.tf_distractors = 2000;
+    o.ijbs_subjects = 160;
+    o.ijbs_unenrolled = 60;  // ~120 non-mated probes: TPIR at FPIR 1 % resolved
+    o.ijbs_max_videos = 3;
+    o.ijbs_frames = 30;
+    o.ijbs_booking = 5;
   } else {
     fail("synth: unknown preset '{}' (tiny, demo, full)", preset);
   }
@@ -507,13 +810,7 @@ SynthSummary generate(const fs::path& out, const SynthOptions& o) {
   check_options(o);
   const auto t0 = std::chrono::steady_clock::now();
   ensure_dir(out);
-  // Our own threads do the parallel work; OpenCV's pool would only contend.
-  const int cv_threads = cv::getNumThreads();
-  cv::setNumThreads(1);
-  struct Restore {
-    int n;
-    ~Restore() { cv::setNumThreads(n); }
-  } restore{cv_threads};
+  SingleThreadedOpenCv cv_threads;
 
   json manifest;
   manifest["version"] = kSynthVersion;
@@ -533,10 +830,14 @@ SynthSummary generate(const fs::path& out, const SynthOptions& o) {
   sum.ijb_templates = ijb.templates;
   sum.tinyface_images = write_tinyface(out, o, manifest);
   write_file_atomic(out / "manifest.json", manifest.dump() + "\n");
+  const SynthSummary ijbs = write_surveillance(out, o);
+  sum.ijbs_images = ijbs.ijbs_images;
+  sum.ijbs_templates = ijbs.ijbs_templates;
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("synth: {} training images of {} identities, {} val pairs, {} IJB images ({} templates), {} TinyFace images in {:.1f} s",
+  spdlog::info("synth: {} training images of {} identities, {} val pairs, {} IJB images ({} templates), {} TinyFace images, "
+               "{} surveillance images ({} templates) in {:.1f} s",
                sum.train_images, sum.train_ids, sum.val_pairs, sum.ijb_images, sum.ijb_templates, sum.tinyface_images,
-               sum.seconds);
+               sum.ijbs_images, sum.ijbs_templates, sum.seconds);
   return sum;
 }
 

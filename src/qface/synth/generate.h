@@ -13,6 +13,9 @@
 //                                                 "TEMPLATE_ID,SUBJECT_ID,FILENAME"
 //   DIR/tinyface/{probe,gallery,distractor}/<identity>_<n>.jpg (aligned 112 x 112, low resolution)
 //   DIR/manifest.json               every ground truth, keyed by record key or file
+//   DIR/ijbs/                       IJB-S-style surveillance set (docs/ijbs.md), with its own
+//                                   manifest.json (options, every frame's ground truth): the
+//                                   files above stay byte-identical to generators without it
 //
 // Every image has its own seed derived from (seed, stream, index), so the
 // output is byte-identical for a seed whatever the thread count.
@@ -55,6 +58,15 @@ struct SynthOptions {
   // TinyFace-style set: identities with probe and gallery images, and distractor identities.
   int64_t tf_ids = 60;
   int64_t tf_distractors = 200;
+  // IJB-S-style surveillance set (DIR/ijbs): enrolled subjects (a single
+  // photo, a booking set and videos), subjects seen only in videos (open-set
+  // probes), videos per subject (1..max), mean frames per video (each video
+  // 0.75x..1.25x, at least 6), photos per booking set (frontal, profiles, 3/4 views).
+  int64_t ijbs_subjects = 32;
+  int64_t ijbs_unenrolled = 8;
+  int ijbs_max_videos = 2;
+  int ijbs_frames = 20;
+  int ijbs_booking = 4;
 };
 
 // Preset sizes: "tiny" (unit tests), "demo" (the main job: 8.4k training
@@ -64,15 +76,27 @@ SynthOptions preset_options(const std::string& preset);
 
 struct SynthSummary {
   int64_t train_images = 0, train_ids = 0, val_pairs = 0, ijb_images = 0, ijb_templates = 0, tinyface_images = 0;
+  int64_t ijbs_images = 0, ijbs_templates = 0;  // surveillance set: stills + frames, templates
   double seconds = 0;
 };
 
-// The options that determine the data (everything but the thread count), as
-// stored in manifest.json: equal JSON means byte-identical data.
+// The options that determine the data outside DIR/ijbs (everything but the
+// thread count and the ijbs_* sizes), as stored in manifest.json: equal JSON
+// means byte-identical data there.
 nlohmann::json options_json(const SynthOptions& options);
 
-// Writes the whole dataset into `out` (created when missing).
+// The options that determine DIR/ijbs (seed, population, JPEG quality, ijbs_*
+// sizes), as stored in DIR/ijbs/manifest.json: equal JSON means byte-identical data.
+nlohmann::json surveillance_options_json(const SynthOptions& options);
+
+// Writes the whole dataset into `out` (created when missing), DIR/ijbs included.
 SynthSummary generate(const std::filesystem::path& out, const SynthOptions& options);
+
+// Writes only the surveillance set DIR/ijbs (replacing an older one) unless
+// DIR/ijbs/manifest.json already holds these options. Returns true when it
+// wrote. For folders made before the set existed: the rest stays untouched.
+bool ensure_surveillance(const std::filesystem::path& out, const SynthOptions& options,
+                         SynthSummary* summary = nullptr);
 
 // Contact sheet: `ids` identities (rows) x 7 quality bands (columns, best
 // left), 112 px cells with the quality printed in the corner.

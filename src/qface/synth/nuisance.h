@@ -64,6 +64,9 @@ struct ImageNuisance {
   int jpeg_quality = 95;
   int lowres_size = 112;
   uint64_t detail_seed = 0;                        // background, noise pattern, clothing
+  // Sensor-noise pattern of one video frame (frames of a video share detail_seed:
+  // same scene and clothing, fresh noise). 0: drawn from detail_seed's stream (stills).
+  uint64_t noise_seed = 0;
 
   double quality() const { return quality_of(s); }
 };

@@ -757,12 +757,14 @@ Rendered render(const Identity& id, const ImageNuisance& n, int out_size, const 
   }
   if (n.noise_sigma > 0) {
     const double chroma = rng.uniform(0.2, 0.6);
+    Rng frame_rng(n.noise_seed);
+    Rng& nr = n.noise_seed != 0 ? frame_rng : rng;  // 0: the stills' stream, unchanged
     for (int y = 0; y < img.rows; ++y) {
       auto* row = img.ptr<cv::Vec3b>(y);
       for (int x = 0; x < img.cols; ++x) {
-        const double lum = rng.normal() * n.noise_sigma;
+        const double lum = nr.normal() * n.noise_sigma;
         for (int ch = 0; ch < 3; ++ch)
-          row[x][ch] = cv::saturate_cast<uchar>(row[x][ch] + lum * (1 - chroma) + rng.normal() * n.noise_sigma * chroma);
+          row[x][ch] = cv::saturate_cast<uchar>(row[x][ch] + lum * (1 - chroma) + nr.normal() * n.noise_sigma * chroma);
       }
     }
   }
