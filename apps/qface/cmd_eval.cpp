@@ -94,7 +94,7 @@ int run_verify(const VerifyArgs& a) {
       eval::BinPairs pairs = eval::read_bin_pairs(bin_path, true);
       eval::Features f, ff;
       embed_bin(a, bin_path, pairs, f, ff);
-      auto [fused, norms] = eval::fuse_flip(f.embeddings, f.norms, ff.embeddings, ff.norms);
+      auto [fused, norms] = qface::fuse_flip(f.embeddings, f.norms, ff.embeddings, ff.norms);
       eval::VerifySet set;
       set.set = fs::path(bin_path).stem().string();
       set.modes.push_back({"plain", eval::verify_embeddings(f.embeddings, pairs.issame, opt)});
@@ -129,7 +129,7 @@ int run_verify(const VerifyArgs& a) {
       eval::Features ff = eval::load_features(a.features_flip[i]);
       require(ff.size() == f.size(), "{}: {} flipped rows but {} has {}", a.features_flip[i], ff.size(),
               a.features[i], f.size());
-      auto [fused, norms] = eval::fuse_flip(f.embeddings, f.norms, ff.embeddings, ff.norms);
+      auto [fused, norms] = qface::fuse_flip(f.embeddings, f.norms, ff.embeddings, ff.norms);
       set.modes.push_back({"flip_fused", eval::verify_embeddings(fused, pairs.issame, opt)});
       pool.add(fused, pairs.issame, "flip_fused");
     }

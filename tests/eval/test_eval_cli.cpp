@@ -19,13 +19,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using qface::testing::run_qface;
 using qface::testing::TempDir;
+using qface::testing::write_text;
 
 namespace {
-
-void write_text(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << s;
-}
 
 void write_features(const fs::path& dir, const torch::Tensor& e, const torch::Tensor& n,
                     const std::vector<std::string>& files) {

@@ -21,13 +21,9 @@ namespace qe = qface::eval;
 using nlohmann::json;
 using qface::testing::run_qface;
 using qface::testing::TempDir;
+using qface::testing::write_text;
 
 namespace {
-
-void write_text(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << s;
-}
 
 // Subjects A = 1, B = 2, C = 3 (enrolled), X = 9 and Y = 8 (seen only in videos).
 // Templates (4-d features; every frame of a template points the same way, so

@@ -249,12 +249,12 @@ TEST(EvalVerify, EmbeddingsAndFlipFusion) {
   EXPECT_DOUBLE_EQ(r.accuracy_mean, 1.0);
   // Fusion: normalize(e n + e_f n_f); with e_f = e it returns e.
   torch::Tensor n = torch::rand({40}) + 1;
-  auto [f, fn] = qe::fuse_flip(e, n, e, n);
+  auto [f, fn] = qface::fuse_flip(e, n, e, n);
   EXPECT_TRUE(torch::allclose(f, e, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(fn, 2 * n, 1e-5, 1e-5));
   // A heavy flip feature dominates: weights by norm.
   torch::Tensor other = qe::l2_normalize(torch::randn({40, 16}));
-  auto [g, gn] = qe::fuse_flip(e, torch::full({40}, 1e-6), other, torch::ones({40}));
+  auto [g, gn] = qface::fuse_flip(e, torch::full({40}, 1e-6), other, torch::ones({40}));
   EXPECT_TRUE(torch::allclose(g, other, 1e-4, 1e-5));
   EXPECT_THROW(qe::verify_embeddings(e, std::vector<uint8_t>(19, 1)), qface::Error);
 }

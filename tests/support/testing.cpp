@@ -80,4 +80,9 @@ const std::string& python_with_torch() {
 
 std::string source_dir() { return QFACE_SOURCE_DIR; }
 
+void write_text(const fs::path& path, const std::string& text) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
 }  // namespace qface::testing

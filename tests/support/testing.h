@@ -39,4 +39,7 @@ const std::string& python_with_torch();
 
 std::string source_dir();
 
+// Writes `text` to `path`, creating its folders (test fixtures).
+void write_text(const std::filesystem::path& path, const std::string& text);
+
 }  // namespace qface::testing

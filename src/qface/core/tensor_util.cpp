@@ -36,4 +36,14 @@ nlohmann::json to_json(const torch::Tensor& t) {
   return v;
 }
 
+std::pair<torch::Tensor, torch::Tensor> fuse_flip(const torch::Tensor& e, const torch::Tensor& n,
+                                                  const torch::Tensor& e_flip, const torch::Tensor& n_flip) {
+  require(e.dim() == 2 && e.sizes() == e_flip.sizes(), "flip fusion: {} vs {} in the flipped features",
+          shape_string(e.sizes()), shape_string(e_flip.sizes()));
+  require(n.numel() == e.size(0) && n_flip.numel() == e.size(0), "flip fusion: norm counts differ from rows");
+  torch::Tensor sum = e * n.reshape({-1, 1}) + e_flip * n_flip.reshape({-1, 1});
+  torch::Tensor norm = sum.norm(2, 1);
+  return {(sum / norm.clamp_min(1e-12).reshape({-1, 1})).contiguous(), norm.contiguous()};
+}
+
 }  // namespace qface

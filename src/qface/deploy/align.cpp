@@ -15,7 +15,7 @@
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/deploy/request.h"
-#include "qface/eval/features.h"
+#include "qface/core/text.h"
 #include "qface/infer/embed.h"
 
 namespace qface::deploy {
@@ -130,9 +130,9 @@ cv::Mat read_image(const fs::path& path) {
 
 std::vector<LandmarkRecord> read_5pts(const fs::path& file) {
   std::vector<LandmarkRecord> out;
-  const std::vector<std::string> lines = eval::read_lines(file);
+  const std::vector<std::string> lines = read_lines(file);
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    const auto f = eval::split_fields(lines[i]);
+    const auto f = split_fields(lines[i]);
     if (f.empty()) continue;
     const auto ln = static_cast<int64_t>(i + 1);
     require(f.size() == 11 || f.size() == 12, "{}:{}: expected 'image x1 y1 ... x5 y5 [score]', got {} fields",
@@ -140,9 +140,9 @@ std::vector<LandmarkRecord> read_5pts(const fs::path& file) {
     LandmarkRecord r;
     r.image = std::string(f[0]);
     for (std::size_t k = 0; k < 5; ++k)
-      r.points[k] = cv::Point2d(eval::parse_double(f[1 + 2 * k], file, ln, "landmark x"),
-                                eval::parse_double(f[2 + 2 * k], file, ln, "landmark y"));
-    r.score = f.size() == 12 ? eval::parse_double(f[11], file, ln, "detector score") : 1.0;
+      r.points[k] = cv::Point2d(parse_double(f[1 + 2 * k], file, ln, "landmark x"),
+                                parse_double(f[2 + 2 * k], file, ln, "landmark y"));
+    r.score = f.size() == 12 ? parse_double(f[11], file, ln, "detector score") : 1.0;
     out.push_back(std::move(r));
   }
   require(!out.empty(), "{}: no landmark lines", file.string());

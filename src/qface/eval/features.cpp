@@ -14,21 +14,6 @@
 namespace qface::eval {
 namespace fs = std::filesystem;
 
-std::vector<std::string> read_lines(const fs::path& path) {
-  const std::string text = read_file(path);
-  std::vector<std::string> lines;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    pos = end + 1;
-  }
-  return lines;
-}
-
 Features make_features(torch::Tensor embeddings, torch::Tensor norms, std::vector<std::string> files) {
   require(embeddings.defined() && embeddings.dim() == 2, "features: embeddings must be N x D");
   Features f;
@@ -88,16 +73,6 @@ Features load_features(const fs::path& dir) {
 torch::Tensor l2_normalize(const torch::Tensor& x) {
   torch::Tensor y = x.to(torch::kFloat32);
   return (y / y.norm(2, -1, true).clamp_min(1e-12)).contiguous();
-}
-
-std::pair<torch::Tensor, torch::Tensor> fuse_flip(const torch::Tensor& e, const torch::Tensor& n,
-                                                  const torch::Tensor& e_flip, const torch::Tensor& n_flip) {
-  require(e.sizes() == e_flip.sizes(), "flip fusion: {} rows x {} vs {} rows x {} in the flipped features",
-          e.size(0), e.size(1), e_flip.size(0), e_flip.size(1));
-  require(n.numel() == e.size(0) && n_flip.numel() == e.size(0), "flip fusion: norm counts differ from rows");
-  torch::Tensor sum = e * n.reshape({-1, 1}) + e_flip * n_flip.reshape({-1, 1});
-  torch::Tensor norm = sum.norm(2, 1);
-  return {(sum / norm.clamp_min(1e-12).reshape({-1, 1})).contiguous(), norm.contiguous()};
 }
 
 std::string label_from_name(const std::string& path) {

@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "qface/core/tensor_util.h"  // fuse_flip
+#include "qface/core/text.h"  // split_fields, parse_int, read_lines: used with the readers here
+
 namespace qface::eval {
 
 // A features folder: embeddings.npy (N x D float32, L2-normalized rows),
@@ -32,11 +35,6 @@ Features load_features(const std::filesystem::path& dir);
 // Builds a Features value from tensors (tests, the training loop); checks shapes.
 Features make_features(torch::Tensor embeddings, torch::Tensor norms, std::vector<std::string> files);
 
-// AdaFace's norm-weighted flip fusion (SPEC §5): normalize(e * n + e_f * n_f).
-// Returns the fused normalized embeddings and the norms of the fused sums.
-std::pair<torch::Tensor, torch::Tensor> fuse_flip(const torch::Tensor& e, const torch::Tensor& n,
-                                                  const torch::Tensor& e_flip, const torch::Tensor& n_flip);
-
 // L2-normalizes rows (float32).
 torch::Tensor l2_normalize(const torch::Tensor& x);
 
@@ -55,15 +53,5 @@ BinPairs read_bin_pairs(const std::filesystem::path& bin, bool keep_images = fal
 
 // Writes pretty JSON atomically; "-" or empty path prints to stdout.
 void write_json(const std::filesystem::path& path, const nlohmann::json& j);
-
-// Reads a whole text file and splits it into lines (no trailing '\r').
-std::vector<std::string> read_lines(const std::filesystem::path& path);
-
-// Splits on blanks (spaces, tabs) or on `sep` when given.
-std::vector<std::string_view> split_fields(std::string_view line, char sep = 0);
-
-// Parses an integer field; errors name file:line and the field.
-int64_t parse_int(std::string_view s, const std::filesystem::path& file, int64_t line, const char* what);
-double parse_double(std::string_view s, const std::filesystem::path& file, int64_t line, const char* what);
 
 }  // namespace qface::eval

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "qface/core/error.h"
+#include "qface/core/text.h"
 #include "qface/core/fs.h"
 #include "qface/eval/features.h"
 #include "qface/eval/ijb.h"
@@ -16,24 +17,6 @@ namespace qface::eval {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Calls fn(line_number, line) for every line of a (possibly large) text file.
-template <class Fn>
-void for_each_line(const std::string& text, Fn&& fn) {
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    ++line_no;
-    fn(line_no, line);
-    pos = end + 1;
-  }
-}
-
-bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::string_view::npos; }
 
 std::string upper(std::string_view s) {
   std::string u(s);
@@ -47,7 +30,7 @@ TemplateList parse_template_csv(const std::string& text, const fs::path& file, c
   list.file = file;
   int col_t = -1, col_s = -1, col_f = -1;
   for_each_line(text, [&](int64_t ln, std::string_view line) {
-    if (blank(line)) return;
+    if (is_blank(line)) return;
     auto f = split_fields(line, ',');
     if (col_t < 0) {
       for (size_t i = 0; i < f.size(); ++i) {
@@ -84,7 +67,7 @@ IjbMeta parse_ijb_meta(const fs::path& dir, const std::string& prefix,
     require(tid_mid_text.has_value(), "{}: not found", tid_mid.string());
     const std::string& text = *tid_mid_text;
     for_each_line(text, [&](int64_t ln, std::string_view line) {
-      if (blank(line)) return;
+      if (is_blank(line)) return;
       auto f = split_fields(line);
       require(f.size() >= 3, "{}:{}: expected 'image template_id media_id', got {} fields", tid_mid.string(), ln,
               f.size());
@@ -99,7 +82,7 @@ IjbMeta parse_ijb_meta(const fs::path& dir, const std::string& prefix,
     std::unordered_map<std::string, float> score;
     const std::string& text = *pts_text;
     for_each_line(text, [&](int64_t ln, std::string_view line) {
-      if (blank(line)) return;
+      if (is_blank(line)) return;
       auto f = split_fields(line);
       require(f.size() >= 12, "{}:{}: expected 'image x1 y1 ... x5 y5 score', got {} fields", pts.string(), ln,
               f.size());

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "qface/core/error.h"
+#include "qface/core/text.h"
 #include "qface/core/fs.h"
 #include "qface/eval/features.h"
 
@@ -24,23 +25,6 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-// Calls fn(line_number, line) for every line of `text` (no '\r').
-template <class Fn>
-void for_each_line(const std::string& text, Fn&& fn) {
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    fn(++line_no, line);
-    pos = end + 1;
-  }
-}
-
-bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::string_view::npos; }
 
 std::string lower(std::string_view s) {
   std::string u(s);
@@ -84,7 +68,7 @@ IjbsProtocol read_protocol(const fs::path& file, const std::string& name, const 
   std::unordered_map<std::string_view, int32_t> seen;
   std::vector<std::vector<int64_t>> sorted;  // sorted copy of each gallery (probe-in-gallery check)
   for_each_line(text, [&](int64_t ln, std::string_view line) {
-    if (blank(line)) return;
+    if (is_blank(line)) return;
     const auto f = split_fields(line, ',');
     if (col.empty()) {
       col = header_columns(f, {"PROBE_TEMPLATE_ID", "GALLERY_TEMPLATE_IDS"}, file, ln);
@@ -151,7 +135,7 @@ IjbsMeta load_ijbs_meta(const fs::path& dir) {
     std::vector<int> col;
     size_t need = 0;
     for_each_line(text, [&](int64_t ln, std::string_view line) {
-      if (blank(line)) return;
+      if (is_blank(line)) return;
       const auto f = split_fields(line, ',');
       if (col.empty()) {
         col = header_columns(f, {"TEMPLATE_ID", "SUBJECT_ID", "FILENAME", "MEDIA"}, file, ln);

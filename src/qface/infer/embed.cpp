@@ -12,6 +12,7 @@
 #include <set>
 
 #include "qface/core/error.h"
+#include "qface/core/tensor_util.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
 #include "qface/io/checkpoint.h"
@@ -62,9 +63,8 @@ Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, con
 }
 
 Embeddings fuse_flip(const Embeddings& a, const Embeddings& b) {
-  torch::Tensor f = a.embeddings * a.norms.unsqueeze(1) + b.embeddings * b.norms.unsqueeze(1);
-  torch::Tensor n = f.norm(2, 1, true);
-  return {(f / n).contiguous(), n.squeeze(1).contiguous()};
+  auto [e, n] = qface::fuse_flip(a.embeddings, a.norms, b.embeddings, b.norms);
+  return {e, n};
 }
 
 Embeddings embed_flip_fused(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {

@@ -53,7 +53,8 @@ struct Embeddings {
 // Runs preprocessed N x 3 x 112 x 112 input through the model (no grad).
 Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);
 
-// SPEC §5 (AdaFace): f = e * n + e_f * n_f; embedding f / ||f||, norm ||f||.
+// SPEC §5 (AdaFace): f = e * n + e_f * n_f; embedding f / ||f||, norm ||f||
+// (qface::fuse_flip on Embeddings).
 Embeddings fuse_flip(const Embeddings& a, const Embeddings& flipped);
 
 // Embeds input and its horizontal flip and fuses them.

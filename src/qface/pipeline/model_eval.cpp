@@ -216,7 +216,7 @@ std::map<std::string, eval::IjbsResult> evaluate_surveillance(const fs::path& mo
       infer::embed_encoded(*net, encoded, meta.templates_file.string(), settings.batch, io, settings.flip);
   torch::Tensor features = e.plain.embeddings, norms = e.plain.norms;
   if (settings.flip)
-    std::tie(features, norms) = eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
+    std::tie(features, norms) = qface::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
   json cached{{"fingerprint", fp}};
   for (const std::string& f : kSurveillanceFusions) {
     eval::IjbsOptions opt;
@@ -277,7 +277,7 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
     eval::VerifySet vs{.set = st.name};
     vs.modes.push_back({"plain", plain});
     if (settings.flip) {
-      auto [fused, fused_norms] = eval::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms);
+      auto [fused, fused_norms] = qface::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms);
       const eval::VerifyResult flip = eval::verify_embeddings(fused, st.issame, vo);
       r.acc_flip = flip.accuracy_mean;
       r.acc_flip_std = flip.accuracy_std;

@@ -22,7 +22,7 @@ BinVerification verify_encoded(backbones::BackboneImpl& model, const std::vector
   BinVerification v;
   v.features = infer::embed_encoded(model, images, source, static_cast<int>(batch), options);
   const infer::PlainAndFlipped& e = v.features;
-  auto [fused, fused_norms] = eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
+  auto [fused, fused_norms] = qface::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
   v.plain = eval::verify_embeddings(e.plain.embeddings, issame);
   v.flip_fused = eval::verify_embeddings(fused, issame);
   return v;
@@ -104,7 +104,7 @@ nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
     v.features.flipped = {rows.narrow(1, dim + 1, dim).contiguous(), rows.select(1, 2 * dim + 1).contiguous()};
     const infer::PlainAndFlipped& e = v.features;
     auto [fused, fused_norms] =
-        eval::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
+        qface::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
     v.plain = eval::verify_embeddings(e.plain.embeddings, s.issame);
     v.flip_fused = eval::verify_embeddings(fused, s.issame);
     out[s.name] = {{"pairs", v.plain.pairs},

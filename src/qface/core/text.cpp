@@ -1,13 +1,19 @@
-// Text fields of the eval meta files (features.h): no LibTorch code, so the
-// IJB meta fuzzer links it alone.
+#include "qface/core/text.h"
+
 #include <charconv>
-#include <string>
 
 #include "qface/core/error.h"
-#include "qface/eval/features.h"
+#include "qface/core/fs.h"
 
-namespace qface::eval {
+namespace qface {
 namespace fs = std::filesystem;
+
+std::vector<std::string> read_lines(const fs::path& path) {
+  const std::string text = read_file(path);
+  std::vector<std::string> lines;
+  for_each_line(text, [&](int64_t, std::string_view line) { lines.emplace_back(line); });
+  return lines;
+}
 
 std::vector<std::string_view> split_fields(std::string_view line, char sep) {
   std::vector<std::string_view> out;
@@ -51,4 +57,4 @@ double parse_double(std::string_view s, const fs::path& file, int64_t line, cons
   return v;
 }
 
-}  // namespace qface::eval
+}  // namespace qface
