@@ -31,18 +31,23 @@ std::string rule(const Claim& c) {
              : std::string("CI above 0");
 }
 
-std::string measured(const Claim& c) {
-  const double s = c.display_scale;
+}  // namespace
+
+int claim_digits(const Claim& c) {
   // Enough decimals that the interval's width shows two significant digits
   // (a pAUC difference of 0.0002 would otherwise print as +0.000 [+0.000, +0.000]).
+  const double s = c.display_scale;
   const double width = (c.interval.hi - c.interval.lo) * s;
   const int needed = width > 0 ? static_cast<int>(std::ceil(-std::log10(width))) + 1 : 0;
-  const int digits = std::clamp(needed, s >= 100 ? 2 : 3, 6);
+  return std::clamp(needed, s >= 100 ? 2 : 3, 6);
+}
+
+std::string measured(const Claim& c) {
+  const double s = c.display_scale;
+  const int digits = claim_digits(c);
   return fmt::format("{:+.{}f} [{:+.{}f}, {:+.{}f}]{}", c.interval.estimate * s, digits, c.interval.lo * s, digits,
                      c.interval.hi * s, digits, c.unit.empty() ? "" : " " + c.unit);
 }
-
-}  // namespace
 
 nlohmann::json to_json(const Claim& c) {
   return {{"paper", c.paper},

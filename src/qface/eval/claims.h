@@ -38,4 +38,9 @@ nlohmann::json to_json(const Claim& c);
 // One Markdown table: claim | measured (95 % CI) | verdict.
 std::string claims_markdown(const std::vector<Claim>& claims);
 
+// Decimals that show the interval's width to two significant digits (at
+// least 2 for points, 3 otherwise), and "estimate [lo, hi] unit" with them.
+int claim_digits(const Claim& c);
+std::string measured(const Claim& c);
+
 }  // namespace qface::eval

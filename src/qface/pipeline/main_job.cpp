@@ -290,13 +290,12 @@ std::string markdown(const MainJobOptions& o, const std::vector<SeedResult>& see
       std::vector<double> est;
       for (const SeedResult& s : seeds) {
         const eval::Claim& c = s.claims.claims.at(k);
-        cells.push_back(fmt::format("{} {}", ci_text(eval::to_json(c.interval), c.display_scale, c.display_scale >= 100 ? 2 : 3),
-                                    eval::verdict_name(eval::verdict(c))));
+        cells.push_back(fmt::format("{} {}", eval::measured(c), eval::verdict_name(eval::verdict(c))));
         est.push_back(c.interval.estimate);
       }
       const eval::Claim& c = c0.claims[k];
       md += fmt::format("| {} | {} | {} | {} | {} |\n", c.paper, c.statement, c.measure, fmt::join(cells, "; "),
-                        across(est, c.display_scale, c.display_scale >= 100 ? 2 : 3));
+                        across(est, c.display_scale, eval::claim_digits(c)));
     }
   }
   md += fmt::format("\nRules: a claim that A beats B (or that a correlation is positive) holds when its interval lies "
