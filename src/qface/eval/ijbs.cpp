@@ -250,16 +250,22 @@ Templates fuse_templates(const torch::Tensor& features, const torch::Tensor& nor
 std::vector<int64_t> match_files(const IjbsMeta& meta, const std::vector<std::string>& files) {
   constexpr int64_t kAmbiguous = -2;
   std::unordered_map<std::string_view, int64_t> exact;
+  exact.reserve(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    auto [it, inserted] = exact.emplace(files[i], static_cast<int64_t>(i));
+    if (!inserted) it->second = kAmbiguous;
+  }
+  // Base-name chains for suffix matches, built only when some name has no
+  // exact match (features embedded from the listed paths need none).
   std::unordered_map<std::string_view, int64_t> first_by_base;  // base name -> first entry
-  std::vector<int64_t> next_same_base(files.size(), -1);         // chain of entries with one base name
-  exact.reserve(files.size() * 2);
-  first_by_base.reserve(files.size() * 2);
-  {
+  std::vector<int64_t> next_same_base;                           // chain of entries with one base name
+  auto build_bases = [&] {
+    if (!next_same_base.empty() || files.empty()) return;
+    next_same_base.assign(files.size(), -1);
+    first_by_base.reserve(files.size());
     std::unordered_map<std::string_view, int64_t> last_by_base;
-    last_by_base.reserve(files.size() * 2);
+    last_by_base.reserve(files.size());
     for (size_t i = 0; i < files.size(); ++i) {
-      auto [it, inserted] = exact.emplace(files[i], static_cast<int64_t>(i));
-      if (!inserted) it->second = kAmbiguous;
       const std::string_view b = base_name(files[i]);
       auto [lt, first] = last_by_base.emplace(b, static_cast<int64_t>(i));
       if (first) {
@@ -269,7 +275,7 @@ std::vector<int64_t> match_files(const IjbsMeta& meta, const std::vector<std::st
         lt->second = static_cast<int64_t>(i);
       }
     }
-  }
+  };
   // Prefix rules learnt from unambiguous suffix matches: files.txt name = add + FILENAME without `strip`.
   struct Rule {
     std::string strip, add;
@@ -290,6 +296,7 @@ std::vector<int64_t> match_files(const IjbsMeta& meta, const std::vector<std::st
       r = lookup(key);
     }
     if (r == -1) {
+      build_bases();
       auto it = first_by_base.find(base_name(F));
       int64_t found = -1;
       for (int64_t e = it == first_by_base.end() ? -1 : it->second; e >= 0; e = next_same_base[static_cast<size_t>(e)]) {
