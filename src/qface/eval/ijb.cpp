@@ -265,7 +265,7 @@ IdentificationResult summarize_identification(const ProbeOutcomes& o, int64_t ga
     }
     // Fewer than 1/FPIR non-mated probes: the threshold would be the top
     // score plus interpolation, not a measurement (null in the JSON).
-    if (static_cast<double>(r.nonmated_probes) * f < 1 - 1e-9) {
+    if (!fpir_resolved(r.nonmated_probes, f)) {
       r.tpir_at_fpir.push_back({f, std::nan(""), std::nan("")});
       continue;
     }

@@ -125,6 +125,11 @@ ProbeOutcomes score_probes(const torch::Tensor& probe_features, const std::vecto
 double open_set_tpir(const ProbeOutcomes& o, double fpir, std::span<const int64_t> items = {},
                      double* threshold = nullptr);
 
+// Whether `nonmated` non-mated probes resolve an FPIR: at least 1/FPIR of them.
+inline bool fpir_resolved(int64_t nonmated, double fpir) {
+  return static_cast<double>(nonmated) * fpir >= 1 - 1e-9;
+}
+
 // CMC top-k over mated probes and TPIR@FPIR from per-probe outcomes; TPIR
 // (and its threshold) is NaN at an FPIR that fewer than 1/FPIR non-mated
 // probes cannot resolve.

@@ -62,7 +62,7 @@ const eval::IjbsProtocolResult& protocol_of(const ModelEval& m, const std::strin
 // An interval as JSON, or null when the probes cannot resolve it.
 json tpir_difference(const eval::IjbsProtocolResult& a, const eval::IjbsProtocolResult& b, double fpir,
                      const eval::BootstrapOptions& o) {
-  if (static_cast<double>(a.summary.nonmated_probes) * fpir < 1 - 1e-9 || a.summary.mated_probes == 0) return json();
+  if (!eval::fpir_resolved(a.summary.nonmated_probes, fpir) || a.summary.mated_probes == 0) return json();
   return eval::to_json(eval::paired_tpir_difference(a, b, fpir, o));
 }
 
