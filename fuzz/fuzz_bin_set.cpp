@@ -3,7 +3,8 @@
 #include "qface/core/error.h"
 #include "qface/data/bin_set.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_bin_set(const uint8_t* data, std::size_t size) {
   try {
     qface::data::BinSet set = qface::data::parse_bin_set(qface::fuzz::as_view(data, size), "fuzz.bin");
     // A parsed set writes and reads back the same.
@@ -13,3 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(bin_set)

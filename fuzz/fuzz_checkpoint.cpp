@@ -7,7 +7,8 @@
 #include "qface/core/error.h"
 #include "qface/io/checkpoint.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_checkpoint(const uint8_t* data, std::size_t size) {
   const auto path = qface::fuzz::put_file("fuzz.pth", qface::fuzz::as_view(data, size));
   try {
     qface::io::Checkpoint c = qface::io::read_checkpoint(path);
@@ -16,3 +17,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(checkpoint)

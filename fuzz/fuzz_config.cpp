@@ -5,7 +5,8 @@
 #include "qface/core/error.h"
 #include "qface/train/config.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_config(const uint8_t* data, std::size_t size) {
   const auto parts = qface::fuzz::split(qface::fuzz::as_view(data, size), "\n#--set\n", 2);
   std::vector<std::string> overrides;
   if (parts.size() == 2)
@@ -19,3 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(config)

@@ -5,7 +5,8 @@
 #include "qface/core/error.h"
 #include "qface/eval/ijb_meta.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_ijb_meta(const uint8_t* data, std::size_t size) {
   static const char* kSuffixes[] = {"_face_tid_mid.txt",   "_name_5pts_score.txt", "_template_pair_label.txt",
                                     "_1N_gallery_G1.csv", "_1N_gallery_G2.csv",   "_1N_probe_mixed.csv"};
   const auto parts = qface::fuzz::split(qface::fuzz::as_view(data, size), std::string_view("\0", 1), 6);
@@ -19,3 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(ijb_meta)

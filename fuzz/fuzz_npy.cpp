@@ -5,7 +5,8 @@
 #include "qface/core/error.h"
 #include "qface/core/npy.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_npy(const uint8_t* data, std::size_t size) {
   try {
     torch::Tensor t = qface::decode_npy(qface::fuzz::as_view(data, size), "fuzz.npy");
     // What decodes must encode and decode to the same array.
@@ -15,3 +16,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(npy)

@@ -30,7 +30,8 @@ bool walk(const PyRef& root) {
 }
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_pickle(const uint8_t* data, std::size_t size) {
   const std::string_view in = qface::fuzz::as_view(data, size);
   try {
     std::size_t used = 0;
@@ -51,3 +52,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(pickle)

@@ -8,7 +8,8 @@
 
 using namespace qface::data;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_recordio(const uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const uint8_t flags = data[0];
   const auto parts = qface::fuzz::split(qface::fuzz::as_view(data + 1, size - 1), "\n@@rec@@\n", 2);
@@ -47,3 +48,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   }
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(recordio)

@@ -4,7 +4,8 @@
 #include "fuzz/fuzz_util.h"
 #include "qface/deploy/request.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+namespace qface::fuzz {
+int one_serve_request(const uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const std::string_view body = qface::fuzz::as_view(data + 1, size - 1);
   constexpr int64_t kMaxPixels = 4'000'000;  // qface serve's default is 40 M; smaller keeps runs fast
@@ -21,3 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   // Anything else (another exception type) escapes and libFuzzer reports it.
   return 0;
 }
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(serve_request)

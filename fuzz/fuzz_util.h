@@ -50,3 +50,13 @@ inline std::string_view as_view(const uint8_t* data, std::size_t size) {
 }
 
 }  // namespace qface::fuzz
+
+// Each target is a function qface::fuzz::one_<name>(data, size); the libFuzzer
+// build gives it libFuzzer's entry point, the test build (QFACE_FUZZ_REPLAY)
+// calls it on the seed corpus and the regression inputs (tests/fuzz).
+#ifdef QFACE_FUZZ_REPLAY
+#define QFACE_FUZZ_ENTRY(name)
+#else
+#define QFACE_FUZZ_ENTRY(name) \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) { return qface::fuzz::one_##name(data, size); }
+#endif
