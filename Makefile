@@ -45,9 +45,9 @@ fuzz: fuzz-build
 	$(NICE) bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 test-asan: setup
-	$(NICE) cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	$(NICE) cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -DNDEBUG" \
 	  -DQFACE_SANITIZE=address,undefined -DQFACE_BUILD_BENCH=OFF
-	$(NICE) cmake --build $(ASAN_BUILD) -j 1
+	$(NICE) cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/sanitizer/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=suppressions=$(CURDIR)/scripts/sanitizer/ubsan.supp:print_stacktrace=1:halt_on_error=1 \

@@ -4,7 +4,8 @@
 Mounts a small tmpfs (needs root), then
 - trains the tiny recipe with its checkpoints on the tmpfs, sized so that the
   third checkpoint cannot be written: `qface train` must fail with a clear
-  error and a non-zero exit, and the checkpoints already written must load;
+  error and a non-zero exit, leave no temporary file, and a copy of the run
+  must resume from the newest checkpoint left;
 - builds a gallery on the tmpfs, fills the rest of it, and enrols more
   identities: `qface search add` must fail the same way, and the gallery must
   still open with the identities it had.
@@ -15,6 +16,7 @@ Prints a JSON summary; exit 1 on any violation.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,14 +67,17 @@ def main():
         r = run(train(out))
         ckpts = sorted((out / "checkpoints").glob("ckpt-*.pt"))
         stray = [p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith("ckpt-")]
-        loads = 0
-        for ck in ckpts:
-            e = run([q, *QUIET, "embed", "--arch", "mobilefacenet", "--weights", str(ck),
-                     "--images", str(next(crops.iterdir())), "--out", str(work / "emb"), "--threads", "1"])
-            loads += e.returncode == 0
+        # The checkpoints left must load: a copy of the run on the normal disk resumes from the newest.
+        check = work / "check"
+        shutil.copytree(out, check)
+        res = run([q, "--log-level", "info", "train", *train(check)[4:], "--resume"])
+        m = re.search(r"resumed from \S+ at step (\d+)", res.stderr + res.stdout)
+        resumed = int(m.group(1)) if m else None
+        newest = int(ckpts[-1].stem.split("-")[1]) if ckpts else None
         summary["checkpoint"] = {"checkpoint_bytes": ck_size, "exit": r.returncode, "error": r.stderr.strip()[-400:],
-                                 "checkpoints_left": [p.name for p in ckpts], "loaded": loads, "stray_files": stray}
-        if r.returncode == 0 or not ckpts or loads != len(ckpts) or stray:
+                                 "checkpoints_left": [p.name for p in ckpts], "copy_resumed_at_step": resumed,
+                                 "copy_resume_exit": res.returncode, "stray_files": stray}
+        if r.returncode == 0 or not ckpts or resumed != newest or res.returncode != 0 or stray:
             violations.append("checkpoint")
         umount()
 

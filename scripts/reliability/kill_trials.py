@@ -3,14 +3,16 @@
 `qface data pack` (docs/reliability.md). After every kill the last committed
 state must load and nothing half-written may stand under a final name:
 
-- train: every ckpt-*.pt in the checkpoint folder loads (`qface embed
-  --weights` on it), and the next `train --resume` continues from the newest
-  one; a last uninterrupted `--resume` runs to the end.
+- train (a fresh run each trial, 24 steps, a checkpoint every step, the
+  oldest removed past 3): a copy of the run resumes (`train --resume`) from
+  the newest ckpt-*.pt in its checkpoint folder and runs to the end; the
+  last killed run itself resumes to the end too.
 - search add: the gallery opens (`qface search query`) and holds either the
   identities it had before the add or all of them afterwards, never a part.
-- data pack: either no PREFIX.rec/.idx (first pack killed) or a pair that
-  `qface data info` reads with every image (an earlier complete pack, or the
-  new one), never a .rec without its .idx or with another pack's .idx.
+- data pack: two sources of 3,000 and 2,000 images packed in turn to one
+  prefix; after each kill the pair must be one complete pack of either
+  (`qface data info` counts its images, `qface data unpack` reads every
+  record), never a .rec without its .idx or with the other pack's .idx.
 
 Kill moments are uniform over each command's measured uninterrupted duration
 (seeded). Prints a JSON summary; exit 1 on any violation.
@@ -20,6 +22,7 @@ Kill moments are uniform over each command's measured uninterrupted duration
 import argparse
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -71,33 +74,43 @@ def main():
     crops = work / "crops"
     subprocess.run([q, *QUIET, "data", "unpack", "--rec", str(data / "train.rec"), "--out", str(crops)], check=True)
     ids = sorted(p for p in crops.iterdir() if p.is_dir())
-    n_images = sum(1 for p in crops.rglob("*") if p.is_file())
     model = ["--arch", "mobilefacenet", "--random-weights", "--threads", "1"]
     summary, violations = {}, []
 
     # --- train -------------------------------------------------------------
     out = work / "train"
-    train = [q, *QUIET, "train", "--config", a.config, "--set", f"out_dir={out}", "--set", f"data.train={data / 'train.rec'}",
-             "--set", "epochs=6", "--set", "checkpoint_every=1", "--set", "keep_checkpoints=3"]
+    recipe = lambda d: ["--config", a.config, "--set", f"out_dir={d}", "--set", f"data.train={data / 'train.rec'}",
+                        "--set", "epochs=6", "--set", "checkpoint_every=1", "--set", "keep_checkpoints=3"]
+    train = [q, *QUIET, "train", *recipe(out)]
     full = timed(train)
     shutil.rmtree(out)
     one_crop = next(p for p in crops.rglob("*") if p.is_file())
-    killed = 0
-    loaded = 0
+    killed, resumed_steps = 0, []
     for t in range(a.trials):
-        killed += kill_at(train + ["--resume"], rng.uniform(0.05, 0.95) * full)
-        for ck in sorted((out / "checkpoints").glob("ckpt-*.pt")) if (out / "checkpoints").exists() else []:
-            r = run([q, *QUIET, "embed", "--arch", "mobilefacenet", "--weights", str(ck), "--images", str(one_crop.parent),
-                     "--out", str(work / "emb"), "--threads", "1"])
-            if r.returncode != 0:
-                violations.append({"train": t, "checkpoint": ck.name, "error": r.stderr.strip()[-300:]})
-            else:
-                loaded += 1
+        has_ckpt = lambda d: (d / "checkpoints").exists() and any((d / "checkpoints").glob("ckpt-*.pt"))
+        shutil.rmtree(out, ignore_errors=True)  # each trial a fresh run, killed somewhere in its duration
+        killed += kill_at(train, rng.uniform(0.05, 0.95) * full)
+        # The newest checkpoint (the one --resume takes) must load: resume a copy of the run to its end.
+        newest = sorted((out / "checkpoints").glob("ckpt-*.pt")) if has_ckpt(out) else []
+        if not newest:
+            resumed_steps.append(None)  # killed before the first checkpoint: nothing to load
+            continue
+        check = work / "train-check"
+        shutil.rmtree(check, ignore_errors=True)
+        shutil.copytree(out, check)
+        r = run([q, "--log-level", "info", "train", *recipe(check), "--resume"])
+        m = re.search(r"resumed from \S+ at step (\d+)", r.stderr + r.stdout)
+        step = int(m.group(1)) if m else 0
+        want = int(newest[-1].stem.split("-")[1])
+        resumed_steps.append(step)
+        if r.returncode != 0 or step != want:
+            violations.append({"train": t, "newest": want, "resumed_at": step, "rc": r.returncode,
+                               "error": r.stderr.strip()[-300:]})
     r = run(train + ["--resume"])
     if r.returncode != 0:
         violations.append({"train": "final resume", "error": r.stderr.strip()[-300:]})
     summary["train"] = {"trials": a.trials, "killed": killed, "uninterrupted_s": round(full, 1),
-                        "checkpoints_loaded": loaded, "final_resume_rc": r.returncode}
+                        "resumed_at_steps": resumed_steps, "final_resume_rc": r.returncode}
 
     # --- search add ----------------------------------------------------------
     gal = work / "gallery"
@@ -131,29 +144,39 @@ def main():
                              "identities_after": sizes, "before": half, "complete": len(ids)}
 
     # --- data pack -------------------------------------------------------------
+    # Two sources of different sizes, packed in turn to the same prefix: after a
+    # kill, the pair must be one complete pack of either (never a .rec of one
+    # with the .idx of the other).
+    sources = {}
+    for name, n in (("A", 3000), ("B", 2000)):
+        subprocess.run([q, *QUIET, "data", "make-test", "--out", str(work / f"src{name}"), "--images", str(n),
+                        "--identities", "40"], check=True)
+        subprocess.run([q, *QUIET, "data", "unpack", "--rec", str(work / f"src{name}.rec"), "--out",
+                        str(work / f"pack{name}")], check=True)
+        sources[name] = (work / f"pack{name}", n)
     prefix = work / "pack" / "faces"
     prefix.parent.mkdir()
-    pack = [q, *QUIET, "data", "pack", "--from", str(crops), "--out", str(prefix)]
-    full = timed(pack)
-    for ext in (".rec", ".idx"):
-        prefix.with_suffix(ext).unlink()
+    pack = lambda src: [q, *QUIET, "data", "pack", "--from", str(sources[src][0]), "--out", str(prefix)]
+    full = timed(pack("A"))  # the first committed state
     killed = 0
     states = {}
     for t in range(a.trials):
-        killed += kill_at(pack, rng.uniform(0.05, 0.95) * full)
+        killed += kill_at(pack("B" if t % 2 == 0 else "A"), rng.uniform(0.05, 0.95) * full)
         rec, idx = prefix.with_suffix(".rec"), prefix.with_suffix(".idx")
-        if not rec.exists() and not idx.exists():
-            state = "none"
-        else:
-            r = run([q, *QUIET, "data", "info", str(rec), "--json", "--sample", "0"])
-            try:
-                images = json.loads(r.stdout).get("images") if r.returncode == 0 else None
-            except ValueError:
-                images = None
-            ok = idx.exists() and images == n_images
-            state = "complete" if ok else "broken"
-            if not ok:
-                violations.append({"data_pack": t, "rec": rec.exists(), "idx": idx.exists(), "info": (r.stdout + r.stderr)[-300:]})
+        r = run([q, *QUIET, "data", "info", str(rec), "--json", "--sample", "0"])
+        try:
+            images = json.loads(r.stdout).get("images") if r.returncode == 0 else None
+        except ValueError:
+            images = None
+        state = {3000: "A", 2000: "B"}.get(images, "broken") if idx.exists() else "broken"
+        if state != "broken":
+            # Every record readable through the index: unpack all of it.
+            u = run([q, *QUIET, "data", "unpack", "--rec", str(rec), "--out", str(work / "unpacked")])
+            shutil.rmtree(work / "unpacked", ignore_errors=True)
+            if u.returncode != 0:
+                state = "broken"
+        if state == "broken":
+            violations.append({"data_pack": t, "rec": rec.exists(), "idx": idx.exists(), "info": (r.stdout + r.stderr)[-300:]})
         states[state] = states.get(state, 0) + 1
     summary["data_pack"] = {"trials": a.trials, "killed": killed, "uninterrupted_s": round(full, 1), "states": states}
 
