@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "qface/core/fs.h"
+#include "qface/data/image.h"
 #include "qface/deploy/align.h"
 #include "qface/deploy/request.h"
 #include "tests/support/testing.h"
@@ -101,4 +102,22 @@ TEST(Request, ImageFilesGoThroughTheSameHeaderCheck) {
   EXPECT_EQ(ok.cols, 8);
   EXPECT_EQ(ok.rows, 6);
   EXPECT_EQ(ok.at<cv::Vec3b>(0, 0), cv::Vec3b(10, 20, 30));
+}
+
+TEST(Request, TruncatedJpegIsRefusedNotEmbeddedHalfGrey) {
+  // libjpeg decodes the first half of a JPEG with a warning and fills the
+  // rest with grey; training data keeps that leniency (data::decode_bgr), a
+  // photo that a decision is taken on does not (found by the serve load test).
+  cv::Mat img(64, 48, CV_8UC3);
+  cv::randu(img, 0, 255);
+  std::vector<uchar> buf;
+  cv::imencode(".jpg", img, buf);
+  const std::string jpeg(buf.begin(), buf.end()), half = jpeg.substr(0, jpeg.size() / 2);
+  const cv::Mat lenient = qface::data::decode_bgr(half, "half.jpg");
+  EXPECT_EQ(lenient.cols, 48);
+  EXPECT_EQ(lenient.rows, 64);
+  std::string msg;
+  EXPECT_EQ(status_of([&] { qd::request_image(nullptr, half, "image", 1'000'000); }, &msg), 400);
+  EXPECT_NE(msg.find("damaged JPEG"), std::string::npos) << msg;
+  EXPECT_EQ(status_of([&] { qd::request_image(nullptr, jpeg, "image", 1'000'000); }), 200);
 }

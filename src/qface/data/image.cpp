@@ -72,7 +72,7 @@ const char* format_extension(ImageFormat f) {
   }
 }
 
-cv::Mat decode_bgr(std::string_view bytes, const std::string& where) {
+cv::Mat decode_bgr(std::string_view bytes, const std::string& where, bool strict) {
   require(!bytes.empty(), "{}: cannot decode image (0 bytes)", where);
   if (sniff_format(bytes) == ImageFormat::kJpeg) {
     tjhandle h = tj_decoder();
@@ -87,8 +87,9 @@ cv::Mat decode_bgr(std::string_view bytes, const std::string& where) {
     if (tjDecompress2(h, src, size, img.data, w, static_cast<int>(img.step), hgt, TJPF_BGR, 0) != 0) {
       const bool fatal = tjGetErrorCode(h) == TJERR_FATAL;
       const std::string msg = tj_error_and_reset();
-      // Warnings (e.g. a truncated scan) still give an image, as with libjpeg/OpenCV.
+      // Warnings (e.g. a truncated scan) still give an image, as with libjpeg/OpenCV, unless strict.
       if (fatal) fail("{}: cannot decode image ({} bytes, jpeg): {}", where, bytes.size(), msg);
+      if (strict) fail("{}: damaged JPEG ({} bytes; truncated or corrupt): {}", where, bytes.size(), msg);
     }
     return img;
   }

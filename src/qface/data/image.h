@@ -18,7 +18,11 @@ const char* format_extension(ImageFormat format);  // ".jpg", ".png", ... (".bin
 
 // Decodes to CV_8UC3 BGR (gray images are expanded). Throws qface::Error
 // "<where>: cannot decode image (...)" when the bytes do not decode. Thread-safe.
-cv::Mat decode_bgr(std::string_view bytes, const std::string& where);
+// A JPEG that libjpeg decodes only with warnings (a truncated file, corrupt
+// entropy data) gives an image with a grey remainder, as libjpeg and OpenCV
+// do: training data keeps that leniency. `strict` makes it an error, for
+// photos that a decision is taken on (deploy).
+cv::Mat decode_bgr(std::string_view bytes, const std::string& where, bool strict = false);
 
 struct ImageInfo {
   ImageFormat format = ImageFormat::kUnknown;

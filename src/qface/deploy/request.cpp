@@ -93,14 +93,8 @@ cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t ma
           data::format_name(format), bytes.size());
   require(size->first <= max_pixels && size->second <= max_pixels && size->first * size->second <= max_pixels,
           "{}: {}x{} image exceeds the {} pixel limit", what, size->first, size->second, max_pixels);
-  cv::Mat img;
-  try {
-    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())),
-                       cv::IMREAD_COLOR);
-  } catch (const cv::Exception&) {
-    img.release();
-  }
-  require(!img.empty(), "{}: not a decodable image ({} bytes)", what, bytes.size());
+  // Strict: a truncated or corrupt JPEG is refused, not embedded with a grey remainder.
+  const cv::Mat img = data::decode_bgr(bytes, what, /*strict=*/true);
   require(int64_t{img.rows} * img.cols <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what, img.cols,
           img.rows, max_pixels);
   return img;

@@ -1,5 +1,6 @@
-// IJB meta files (ijb.h): finding them and parsing their text. Kept apart
-// from the protocols (no LibTorch code here) so the fuzzer links it alone.
+// IJB meta files (ijb_meta.h): finding them and parsing their text.
+#include "qface/eval/ijb_meta.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,8 +11,6 @@
 #include "qface/core/error.h"
 #include "qface/core/text.h"
 #include "qface/core/fs.h"
-#include "qface/eval/features.h"
-#include "qface/eval/ijb.h"
 
 namespace qface::eval {
 namespace fs = std::filesystem;

@@ -157,6 +157,10 @@ class StorageLoader {
 };
 
 bool starts_with(const std::string& s, std::string_view p) { return s.size() >= p.size() && s.compare(0, p.size(), p) == 0; }
+// (Not std::string::ends_with: the fuzz build compiles LibTorch code as C++17, fuzz/CMakeLists.txt.)
+bool ends_with(const std::string& s, std::string_view p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
 
 // Bytes of a record as a 1-d tensor of `dtype` (copied: the record's buffer is freed with the reader).
 torch::Tensor bytes_to_storage(const char* data, std::size_t nbytes, torch::ScalarType dtype, int64_t numel,
@@ -411,7 +415,7 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensor
   for (const auto& [name, t] : targets) {
     auto it = ckpt.find(report.prefix + name);
     if (it == ckpt.end()) {
-      if (!name.ends_with("num_batches_tracked")) missing.push_back(name);
+      if (!ends_with(name, "num_batches_tracked")) missing.push_back(name);
       continue;
     }
     used.insert(it->first);

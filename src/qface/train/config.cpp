@@ -31,7 +31,13 @@ class Section {
     } else if constexpr (std::is_integral_v<T>) {
       if (!n->is_integer()) type_error(key, "an integer", *n);
       const int64_t v = *n->value<int64_t>();
-      if (!std::in_range<T>(v))
+      // (Not std::in_range: the fuzz build compiles LibTorch-including code as C++17.)
+      bool fits = false;
+      if constexpr (std::is_signed_v<T>)
+        fits = v >= static_cast<int64_t>(std::numeric_limits<T>::min()) && v <= static_cast<int64_t>(std::numeric_limits<T>::max());
+      else
+        fits = v >= 0 && static_cast<uint64_t>(v) <= std::numeric_limits<T>::max();
+      if (!fits)
         fail("{}: key '{}{}' = {} is out of range [{}, {}]", file_, prefix_, key, v, std::numeric_limits<T>::min(),
              std::numeric_limits<T>::max());
       out = static_cast<T>(v);

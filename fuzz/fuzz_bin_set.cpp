@@ -1,0 +1,19 @@
+// .bin verification set bytes (a pickle of (bins, issame_list)) -> parse_bin_set.
+#include "fuzz/fuzz_util.h"
+#include "qface/core/error.h"
+#include "qface/data/bin_set.h"
+
+namespace qface::fuzz {
+int one_bin_set(const uint8_t* data, std::size_t size) {
+  try {
+    qface::data::BinSet set = qface::data::parse_bin_set(qface::fuzz::as_view(data, size), "fuzz.bin");
+    // A parsed set writes and reads back the same.
+    qface::data::BinSet back = qface::data::parse_bin_set(qface::data::encode_bin_set(set), "fuzz-roundtrip.bin");
+    if (back.images != set.images || back.issame != set.issame) __builtin_trap();
+  } catch (const qface::Error&) {
+  }
+  return 0;
+}
+}  // namespace qface::fuzz
+
+QFACE_FUZZ_ENTRY(bin_set)
