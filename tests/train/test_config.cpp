@@ -84,6 +84,9 @@ TEST(TrainConfig, UnknownKeysAndWrongTypesNameTheKey) {
             std::string::npos);
   EXPECT_NE(error_of("seed = -1").find("key 'seed' = -1 is out of range"), std::string::npos);
   EXPECT_NE(error_of("", {"threads=-9223372036854775808"}).find("key 'threads'"), std::string::npos);
+  // A --set string that is not UTF-8 could not be written back as TOML (found by fuzz_config).
+  EXPECT_NE(error_of("", {"out_dir=runs/\xa6\xfc"}).find("not valid UTF-8"), std::string::npos);
+  EXPECT_EQ(error_of("", {"out_dir=runs/caf\xc3\xa9"}), "");
 }
 
 TEST(LrSchedule, WarmupMultistepCosinePoly) {

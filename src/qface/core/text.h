@@ -40,4 +40,9 @@ std::vector<std::string_view> split_fields(std::string_view line, char sep = 0);
 int64_t parse_int(std::string_view s, const std::filesystem::path& file, int64_t line, const char* what);
 double parse_double(std::string_view s, const std::filesystem::path& file, int64_t line, const char* what);
 
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points past U+10FFFF). Written here: no Debian library in our set exposes
+// a plain validator (toml++ and nlohmann keep theirs internal).
+bool is_utf8(std::string_view s);
+
 }  // namespace qface

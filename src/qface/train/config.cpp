@@ -8,6 +8,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/text.h"
 
 namespace qface::train {
 namespace {
@@ -108,6 +109,8 @@ const toml::table& sub_table(const toml::table& root, const char* key, const std
 void apply_override(toml::table& root, const std::string& item) {
   const auto eq = item.find('=');
   require(eq != std::string::npos && eq > 0, "--set {}: expected key=value", item);
+  // TOML is UTF-8 text: other bytes could not be written back by to_toml (found by fuzz_config).
+  require(is_utf8(item), "--set: '{}' is not valid UTF-8 text", item);
   const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
   toml::table parsed;
   try {
