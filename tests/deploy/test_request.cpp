@@ -121,3 +121,11 @@ TEST(Request, TruncatedJpegIsRefusedNotEmbeddedHalfGrey) {
   EXPECT_NE(msg.find("damaged JPEG"), std::string::npos) << msg;
   EXPECT_EQ(status_of([&] { qd::request_image(nullptr, jpeg, "image", 1'000'000); }), 200);
 }
+
+TEST(Request, NumbersTooLargeForJsonAre400NotInternalErrors) {
+  // nlohmann throws out_of_range (not parse_error) for 1e888...: it was a 500 (found by fuzz_serve_request).
+  std::string msg;
+  EXPECT_EQ(status_of([&] { qd::parse_json_body(R"({"far": 8888E8888888})"); }, &msg), 400);
+  EXPECT_NE(msg.find("bad JSON"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("number overflow"), std::string::npos) << msg;
+}

@@ -34,6 +34,9 @@ json parse_json_body(std::string_view body) {
     j = json::parse(body);
   } catch (const json::parse_error& e) {
     throw HttpError(400, fmt::format("bad JSON at byte {}: {}", e.byte, e.what()));
+  } catch (const json::exception& e) {
+    // e.g. a number too large for a double (out_of_range 406): the client's fault, not a 500 (found by fuzzing).
+    throw HttpError(400, fmt::format("bad JSON: {}", e.what()));
   }
   if (!j.is_object()) throw HttpError(400, "request body must be a JSON object");
   return j;
