@@ -26,8 +26,8 @@ for t in "$@"; do
     -ignore_ooms=1 -ignore_timeouts=1 -timeout=25 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
     -artifact_prefix="$arts/" >"$log" 2>&1
   end=$(date +%s)
-  execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-  [[ $execs -gt 0 ]] || execs=$(grep -Eo '#[0-9]+' "$log" | tail -1 | tr -d '#')
+  execs=$(grep -aEo 'stat::number_of_executed_units: *[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+  [[ $execs -gt 0 ]] || execs=$(grep -aEo '#[0-9]+' "$log" | tail -1 | tr -d '#')
   crashes=$(find "$arts" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
   [[ $crashes -eq 0 ]] || status=1
   summary+=("$(printf '%-14s %12s execs %6ss %3s crash/oom/timeout/leak inputs in %s' "$t" "${execs:-?}" "$((end - start))" "$crashes" "$arts")")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian package qface needs. Idempotent: a no-op when all are present.
+# Extra packages given as arguments are installed the same way (scripts/setup-dev.sh).
 set -euo pipefail
 
 PACKAGES=(
@@ -17,6 +18,7 @@ PACKAGES=(
   chromium
   # Python side-by-side reference (benchmarks and cross-check tests only, never the product path)
   python3-torch python3-numpy
+  "$@"
 )
 
 missing=()

@@ -10,7 +10,7 @@ summary: requests/s, p50/p99 latency, wrong statuses, non-JSON responses,
 connection errors, server exit, RSS before/after.
 
   /usr/bin/python3 scripts/reliability/serve_load.py --qface build/qface \
-      --clients 32 --requests 2000 --out load.json
+      --clients 32 --requests 500 --out load.json
 """
 import argparse
 import base64
@@ -95,7 +95,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qface", default="build/qface")
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--requests", type=int, default=2000, help="requests per client")
+    ap.add_argument("--requests", type=int, default=500, help="requests per client")
     ap.add_argument("--max-body-mb", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="-")
