@@ -23,11 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-QUIET = ["--log-level", "error"]
-
-
-def run(cmd):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from common import MODEL, QUIET, finish, run, split_identities, synth_crops
 
 
 def main():
@@ -40,10 +36,8 @@ def main():
         sys.exit("disk_full: needs root to mount a tmpfs")
     q = str(Path(a.qface).resolve())
     work = Path(tempfile.mkdtemp(prefix="qface-full-"))
-    data, crops, mnt = work / "data", work / "crops", work / "mnt"
-    subprocess.run([q, *QUIET, "synth", "--preset", "tiny", "--out", str(data)], check=True)
-    subprocess.run([q, *QUIET, "data", "unpack", "--rec", str(data / "train.rec"), "--out", str(crops)], check=True)
-    model = ["--arch", "mobilefacenet", "--random-weights", "--threads", "1"]
+    mnt = work / "mnt"
+    data, crops = synth_crops(q, work)
     summary, violations = {}, []
 
     def mount(size):
@@ -82,28 +76,21 @@ def main():
         umount()
 
         # --- gallery save ----------------------------------------------------------
-        ids = sorted(p for p in crops.iterdir() if p.is_dir())
+        first, more, ids = split_identities(crops, work)
         half = len(ids) // 2
-        first, more = work / "first", work / "more"
-        first.mkdir()
-        more.mkdir()
-        for d in ids[:half]:
-            (first / d.name).symlink_to(d)
-        for d in ids[half:]:
-            (more / d.name).symlink_to(d)
         mount("8m")
         gal = mnt / "gallery"
-        r = run([q, *QUIET, "search", "build", "--gallery", str(gal), "--images", str(first), *model])
+        r = run([q, *QUIET, "search", "build", "--gallery", str(gal), "--images", str(first), *MODEL])
         assert r.returncode == 0, r.stderr
         used = sum(p.stat().st_size for p in gal.iterdir())
         # Leave less room than one more generation of the gallery needs.
         free = shutil.disk_usage(mnt).free
         with open(mnt / "filler", "wb") as f:
             f.write(b"\0" * max(0, free - used // 2))
-        r = run([q, *QUIET, "search", "add", "--gallery", str(gal), "--images", str(more), *model])
+        r = run([q, *QUIET, "search", "add", "--gallery", str(gal), "--images", str(more), *MODEL])
         os.remove(mnt / "filler")
         qr = run([q, *QUIET, "search", "query", "--gallery", str(gal), "--images", str(ids[0]), "--k", "1",
-                  "--out", str(work / "hits.json"), *model])
+                  "--out", str(work / "hits.json"), *MODEL])
         n = len(json.loads((gal / "gallery.json").read_text())["identities"]) if qr.returncode == 0 else None
         summary["gallery"] = {"gallery_bytes": used, "exit": r.returncode, "error": r.stderr.strip()[-400:],
                               "opens_after": qr.returncode == 0, "identities_after": n, "identities_before": half,
@@ -113,13 +100,7 @@ def main():
         umount()
     finally:
         subprocess.run(["umount", str(mnt)], stderr=subprocess.DEVNULL)
-    summary["violations"] = violations
-    text = json.dumps(summary, indent=1)
-    print(text)
-    if a.out != "-":
-        Path(a.out).write_text(text + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    sys.exit(1 if violations else 0)
+    finish(summary, violations, a.out, work)
 
 
 if __name__ == "__main__":

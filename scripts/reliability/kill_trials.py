@@ -31,11 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-QUIET = ["--log-level", "error"]
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+from common import MODEL, QUIET, finish, run, split_identities, synth_crops
 
 
 def timed(cmd):
@@ -69,12 +65,7 @@ def main():
     q = a.qface
     rng = random.Random(a.seed)
     work = Path(tempfile.mkdtemp(prefix="qface-kill-"))
-    data = work / "data"
-    subprocess.run([q, *QUIET, "synth", "--preset", "tiny", "--out", str(data)], check=True)
-    crops = work / "crops"
-    subprocess.run([q, *QUIET, "data", "unpack", "--rec", str(data / "train.rec"), "--out", str(crops)], check=True)
-    ids = sorted(p for p in crops.iterdir() if p.is_dir())
-    model = ["--arch", "mobilefacenet", "--random-weights", "--threads", "1"]
+    data, crops = synth_crops(q, work)
     summary, violations = {}, []
 
     # --- train -------------------------------------------------------------
@@ -114,16 +105,10 @@ def main():
 
     # --- search add ----------------------------------------------------------
     gal = work / "gallery"
+    base_list, add_dir, ids = split_identities(crops, work)
     half = len(ids) // 2
-    base_list, add_dir = work / "base", work / "add"
-    base_list.mkdir()
-    add_dir.mkdir()
-    for d in ids[:half]:
-        (base_list / d.name).symlink_to(d)
-    for d in ids[half:]:
-        (add_dir / d.name).symlink_to(d)
-    build = [q, *QUIET, "search", "build", "--gallery", str(gal), "--images", str(base_list), *model]
-    add = [q, *QUIET, "search", "add", "--gallery", str(gal), "--images", str(add_dir), *model]
+    build = [q, *QUIET, "search", "build", "--gallery", str(gal), "--images", str(base_list), *MODEL]
+    add = [q, *QUIET, "search", "add", "--gallery", str(gal), "--images", str(add_dir), *MODEL]
     timed(build)
     snapshot = work / "gallery.before"
     shutil.copytree(gal, snapshot)
@@ -135,7 +120,7 @@ def main():
         shutil.copytree(snapshot, gal)
         killed += kill_at(add, rng.uniform(0.05, 0.95) * full)
         r = run([q, *QUIET, "search", "query", "--gallery", str(gal), "--images", str(one_crop.parent), "--k", "1",
-                 "--out", str(work / "hits.json"), *model])
+                 "--out", str(work / "hits.json"), *MODEL])
         n = len(json.loads((gal / "gallery.json").read_text())["identities"]) if r.returncode == 0 else None
         sizes[str(n)] = sizes.get(str(n), 0) + 1
         if r.returncode != 0 or n not in (half, len(ids)):
@@ -180,13 +165,7 @@ def main():
         states[state] = states.get(state, 0) + 1
     summary["data_pack"] = {"trials": a.trials, "killed": killed, "uninterrupted_s": round(full, 1), "states": states}
 
-    summary["violations"] = violations
-    text = json.dumps(summary, indent=1)
-    print(text)
-    if a.out != "-":
-        Path(a.out).write_text(text + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    sys.exit(1 if violations else 0)
+    finish(summary, violations, a.out, work)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import base64
 import http.client
 import json
-import os
 import random
 import socket
 import struct
@@ -27,6 +26,8 @@ import threading
 import time
 import zlib
 from pathlib import Path
+
+from common import synth_crops
 
 
 def png_header_only(width, height):
@@ -52,13 +53,9 @@ def free_port():
 
 
 def crops_from_synth(qface, work):
-    """Aligned 112x112 crops: a tiny synth set, unpacked."""
-    data = work / "data"
-    subprocess.run([qface, "--log-level", "warn", "synth", "--preset", "tiny", "--out", str(data)], check=True)
-    out = work / "crops"
-    subprocess.run([qface, "--log-level", "warn", "data", "unpack", "--rec", str(data / "train.rec"), "--out", str(out)],
-                   check=True)
-    files = sorted(p for p in out.rglob("*") if p.is_file())
+    """Aligned 112x112 crops (common.synth_crops), the first 64 as bytes."""
+    _, crops = synth_crops(qface, work)
+    files = sorted(p for p in crops.rglob("*") if p.is_file())
     return [p.read_bytes() for p in files[:64]]
 
 
