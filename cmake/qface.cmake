@@ -25,3 +25,24 @@ function(qface_add_area area)
   qface_target_defaults(qface_${area})
   target_link_libraries(qface INTERFACE qface_${area})
 endfunction()
+
+# qface_embed_files(<target> HEADER <h> FUNCTION <ns::fn> TYPE <ns::T> BASE <dir> FILES <f>...):
+# compiles the files (relative to BASE) into <target> as `std::span<const T> fn()`
+# declared in <h> (see cmake/embed_files.cmake); regenerated when a file changes.
+function(qface_embed_files target)
+  cmake_parse_arguments(A "" "HEADER;FUNCTION;TYPE;BASE" "FILES" ${ARGN})
+  string(MAKE_C_IDENTIFIER "${A_FUNCTION}" stem)
+  set(out ${CMAKE_CURRENT_BINARY_DIR}/${stem}.cpp)
+  list(TRANSFORM A_FILES PREPEND ${A_BASE}/ OUTPUT_VARIABLE deps)
+  string(REPLACE ";" "|" files "${A_FILES}")  # a list does not survive as one command argument
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DHEADER=${A_HEADER} -DFUNCTION=${A_FUNCTION} -DTYPE=${A_TYPE}
+            -DBASE=${A_BASE} "-DFILES=${files}" -P ${CMAKE_SOURCE_DIR}/cmake/embed_files.cmake
+    DEPENDS ${deps} ${CMAKE_SOURCE_DIR}/cmake/embed_files.cmake
+    COMMENT "Embedding ${A_FILES} into ${target}"
+    VERBATIM)
+  target_sources(${target} PRIVATE ${out})
+  # A few hundred KB of byte arrays: no use for the LibTorch precompiled header.
+  set_source_files_properties(${out} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+endfunction()

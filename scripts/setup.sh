@@ -14,12 +14,18 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcpp-httplib-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  # headless browser that checks the HTML report draws (qface report test)
+  # headless browser that checks the HTML report draws and drives the serve page (tests)
   chromium
   # Python side-by-side reference (benchmarks and cross-check tests only, never the product path)
   python3-torch python3-numpy
   "$@"
 )
+
+# Node.js for the serve page's browser test (tests/web; playwright-core is
+# installed below): any node >= 20 and npm on PATH will do, so
+# Debian's are installed only when there are none.
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,14 +35,27 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+  fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-  SUDO=sudo
+# The serve page's browser test (tests/web) drives chromium with playwright-core
+# (the driver only: it downloads no browser), installed from the committed
+# lockfile into tests/web/node_modules (ignored by git); again only when the
+# lockfile changed.
+web="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/web" && pwd)"
+stamp="$web/node_modules/.qface-lock.json"
+if ! cmp -s "$web/package-lock.json" "$stamp" || [[ ! -f "$web/node_modules/playwright-core/package.json" ]]; then
+  echo "setup: npm ci in $web (playwright-core for the browser test)"
+  (cd "$web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  cp "$web/package-lock.json" "$stamp"
+else
+  echo "setup: tests/web/node_modules up to date"
 fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

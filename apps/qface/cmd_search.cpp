@@ -23,7 +23,7 @@ struct SearchArgs {
   std::vector<std::string> remove;
   deploy::IndexOptions index;
   double min_quality = -1e30;
-  bool overwrite = false;
+  bool overwrite = false, no_thumbnails = false;
   int k = 5;
 };
 
@@ -35,7 +35,7 @@ deploy::EmbeddedSet inputs(const SearchArgs& a) {
     return deploy::load_embedded_features(a.features, a.name, cal);
   }
   const deploy::Pipeline p(a.pipeline.resolve());
-  return deploy::embed_images(p, deploy::list_labeled_images(a.images, a.name));
+  return deploy::embed_images(p, deploy::list_labeled_images(a.images, a.name), !a.no_thumbnails);
 }
 
 int run_enroll(const SearchArgs& a, bool create) {
@@ -71,6 +71,7 @@ int run_query(const SearchArgs& a) {
   g.set_search_options(a.index.nprobe, a.index.ef_search);
   SearchArgs in = a;
   if (in.name.empty()) in.name = "?";  // probes carry no identity
+  in.no_thumbnails = true;
   const deploy::EmbeddedSet s = inputs(in);
   const auto hits = g.query(s.embeddings, a.k);
   json results = json::array();
@@ -108,6 +109,8 @@ void add_enroll_options(CLI::App& app, SearchArgs& a) {
   app.add_option("--min-quality", a.min_quality,
                  "reject images below this quality (calibrated [0,1] with --quality-calibration, else the norm)");
   app.add_option("--out", a.out, "summary JSON (default: stdout)");
+  app.add_flag("--no-thumbnails", a.no_thumbnails,
+               "keep no JPEG thumbnails of the enrolled crops (the web page shows up to 3 per identity)");
 }
 
 const Registrar r_search{{"search", "Persistent face gallery on faiss: build, add, remove, query",

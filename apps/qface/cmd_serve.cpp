@@ -1,5 +1,6 @@
-// qface serve: the HTTP JSON service (embed / verify / quality / search) on
-// --host:--port until SIGINT or SIGTERM. Endpoints and errors: deploy/service.h.
+// qface serve: the HTTP JSON service (embed / align / verify / quality /
+// search / enroll / remove) and its web page at / on --host:--port until
+// SIGINT or SIGTERM. Endpoints and errors: deploy/service.h; the page: docs/web.md.
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -26,14 +27,17 @@ int run(const ServeArgs& a) {
   o.gallery = a.gallery;
   o.calibration = a.calibration;
   o.max_body_bytes = static_cast<std::size_t>(a.max_body_mb * (1 << 20));
-  auto pipeline = std::make_shared<const deploy::Pipeline>(a.pipeline.resolve());
-  deploy::Service service(pipeline, o);
-  // SIGINT / SIGTERM stop the server from a waiting thread (not from a signal handler).
+  // SIGINT / SIGTERM stop the server from a waiting thread (not from a signal
+  // handler). Blocked before the model is loaded: every thread started later
+  // (OpenMP's, the HTTP pool's) inherits the mask, so no signal can reach one
+  // of them and kill the process with its default action.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  auto pipeline = std::make_shared<const deploy::Pipeline>(a.pipeline.resolve());
+  deploy::Service service(pipeline, o);
   const int port = service.bind();
   std::atomic<bool> signalled{false};
   std::thread waiter([&] {
@@ -43,8 +47,9 @@ int run(const ServeArgs& a) {
     spdlog::info("serve: signal {}, stopping", sig);
     service.stop();
   });
-  spdlog::info("serve: http://{}:{} ({}; endpoints /health /embed /quality /verify /search)", o.host, port,
-               a.pipeline.options.arch);
+  spdlog::info("serve: http://{}:{} ({}; the page at /, JSON endpoints in docs/web.md; {})", o.host, port,
+               a.pipeline.options.arch,
+               o.admin_token.empty() ? "read-only: no admin token" : "enrolment and removal with the admin token");
   service.run();
   if (!signalled.exchange(true)) pthread_kill(waiter.native_handle(), SIGTERM);  // the server stopped on its own
   waiter.join();
@@ -56,18 +61,25 @@ Runner setup(CLI::App& app) {
   add_pipeline_options(app, a->pipeline);
   app.add_option("--host", a->service.host, "address to listen on")->capture_default_str();
   app.add_option("--port", a->service.port, "TCP port (0: any free port, printed)")->capture_default_str();
-  app.add_option("--gallery", a->gallery, "gallery folder for /search (`qface search build`)")->check(CLI::ExistingDirectory);
+  app.add_option("--gallery", a->gallery, "gallery folder for /search and /enroll (`qface search build`)")->check(CLI::ExistingDirectory);
   app.add_option("--calibration", a->calibration, "calibration.verify JSON for /verify match decisions")
       ->check(CLI::ExistingFile);
-  app.add_option("--far", a->service.far, "default FAR of /verify")->capture_default_str();
-  app.add_option("--min-quality", a->service.min_quality, "flag images below this quality for recapture");
+  app.add_option("--far", a->service.far, "default FAR of /verify and /search")->capture_default_str();
+  app.add_option("--min-quality", a->service.min_quality,
+                 "quality gate: flag images below it for recapture and refuse to enrol them");
+  app.add_option("--admin-token", a->service.admin_token,
+                 "allow /enroll and /remove with `Authorization: Bearer <token>` (prefer the environment variable, "
+                 "which `ps` does not show); without it the gallery is read-only")
+      ->envname("QFACE_ADMIN_TOKEN");
+  app.add_flag("--ofiq", a->service.ofiq,
+               "also report OFIQ's 0-100 unified score of the norm (meaningful for MagFace models only)");
   app.add_option("--max-body-mb", a->max_body_mb, "request size limit (413 above)")->capture_default_str();
   app.add_option("--max-pixels", a->service.max_pixels, "decoded image size limit (400 above)")->capture_default_str();
   app.add_option("--http-threads", a->service.threads, "HTTP worker threads")->capture_default_str();
   return [a] { return run(*a); };
 }
 
-const Registrar registrar{{"serve", "HTTP JSON service: /embed /verify /quality /search (cpp-httplib)", setup}};
+const Registrar registrar{{"serve", "HTTP JSON service and web page: verify, search, enroll, quality (cpp-httplib)", setup}};
 
 }  // namespace
 }  // namespace qface::cli

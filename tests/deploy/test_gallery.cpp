@@ -165,6 +165,76 @@ TEST(DeployGallery, BrokenGalleriesAreClearErrors) {
   EXPECT_THROW(g.add("a", unit(1, 9, 1), torch::ones({1})), qface::Error);
 }
 
+TEST(DeployGallery, ThumbnailsKeepTheBestAndFollowTheirIdentity) {
+  TempDir dir;
+  const torch::Tensor e = unit(8, 16, 7);
+  using jpegs = std::vector<std::string>;  // stand-in bytes: the gallery stores them, never decodes them
+  for (const std::string type : {"flat", "hnsw"}) {
+    IndexOptions o;
+    o.type = type;
+    Gallery g = Gallery::create(dir / type, 16, o, false);
+    g.add("x", e.slice(0, 0, 2), torch::tensor({1.f, 3.f}), jpegs({"x1", "x3"}));
+    g.add("y", e.slice(0, 2, 3), torch::tensor({2.f}), jpegs({"y2"}));
+    g.add("z", e.slice(0, 3, 4), torch::tensor({1.f}));  // from features: no thumbnail
+    g.add("x", e.slice(0, 4, 7), torch::tensor({2.f, 5.f, 0.5f}), jpegs({"x2", "x5", "x0.5"}));
+    auto tags = [](const Gallery& gal, const std::string& n) {
+      std::vector<std::string> out;
+      for (const Thumbnail& t : gal.thumbnails(n)) out.push_back(t.jpeg);
+      return out;
+    };
+    EXPECT_EQ(tags(g, "x"), jpegs({"x5", "x3", "x2"}));  // the kMaxThumbnails of highest norm, best first
+    EXPECT_EQ(g.thumbnails("x")[0].norm, 5.f);
+    g.save();
+    g.save();  // generation 2: the first generation's thumbnails file is gone
+    EXPECT_FALSE(fs::exists(dir / type / "thumbnails-1.cbor"));
+    EXPECT_TRUE(fs::exists(dir / type / "thumbnails-2.cbor"));
+    Gallery r = Gallery::open(dir / type);
+    EXPECT_EQ(tags(r, "x"), jpegs({"x5", "x3", "x2"}));
+    EXPECT_EQ(tags(r, "y"), jpegs({"y2"}));
+    EXPECT_TRUE(r.thumbnails("z").empty());
+    EXPECT_TRUE(r.thumbnails("nobody").empty());
+    // Removing "x" moves the last identity into its slot: the thumbnails move with it.
+    ASSERT_TRUE(r.remove("x"));
+    r.save();
+    Gallery back = Gallery::open(dir / type);
+    EXPECT_EQ(tags(back, "y"), jpegs({"y2"}));
+    EXPECT_TRUE(back.thumbnails("z").empty());
+    EXPECT_THROW(back.add("w", e.slice(0, 0, 2), torch::ones({2}), jpegs({"only one"})), qface::Error);
+  }
+}
+
+TEST(DeployGallery, GalleriesWithoutThumbnailsLoadAndBrokenOnesAreNamed) {
+  TempDir dir;
+  filled(dir.path(), "flat", unit(4, 8, 8));  // as every gallery written before thumbnails existed
+  auto meta = nlohmann::json::parse(qface::read_file(dir / "gallery.json"));
+  EXPECT_FALSE(meta.contains("thumbnails"));
+  EXPECT_TRUE(Gallery::open(dir.path()).thumbnails(name(0)).empty());
+  // With thumbnails: a missing or corrupt file is an error naming it.
+  Gallery g = Gallery::open(dir.path());
+  g.add(name(0), unit(1, 8, 9), torch::ones({1}), {"jpeg"});
+  g.save();
+  meta = nlohmann::json::parse(qface::read_file(dir / "gallery.json"));
+  const std::string file = meta["thumbnails"];
+  EXPECT_EQ(file, "thumbnails-2.cbor");
+  qface::write_file_atomic(dir / file, "not cbor");
+  try {
+    Gallery::open(dir.path());
+    FAIL();
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+  }
+  // A million nested CBOR arrays (nlohmann's reader alone recurses until the stack overflows).
+  qface::write_file_atomic(dir / file, std::string(1'000'000, '\x81') + '\x01');
+  try {
+    Gallery::open(dir.path());
+    FAIL();
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nested deeper than 16"), std::string::npos) << e.what();
+  }
+  fs::remove(dir / file);
+  EXPECT_THROW(Gallery::open(dir.path()), qface::Error);
+}
+
 TEST(DeployCalibration, VerifyThresholdsFromImpostors) {
   std::vector<float> imp;
   for (int i = 0; i < 1000; ++i) imp.push_back(static_cast<float>(i) / 1000.f);

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
 #include <algorithm>
 #include <map>
 
@@ -43,7 +46,21 @@ LabeledImages list_labeled_images(const fs::path& images, const std::string& fix
   return out;
 }
 
-EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, int batch) {
+std::string thumbnail_jpeg(const cv::Mat& crop) {
+  cv::Mat small;
+  cv::resize(crop, small, cv::Size(64, 64), 0, 0, cv::INTER_AREA);
+  std::vector<uchar> buf;
+  require(cv::imencode(".jpg", small, buf, {cv::IMWRITE_JPEG_QUALITY, 85}), "thumbnail: JPEG encoding failed");
+  return {buf.begin(), buf.end()};
+}
+
+EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, bool thumbnails) {
+  return embed_images(p, in, [&in](std::size_t i) { return read_image(in.files[i]); }, thumbnails);
+}
+
+EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, const std::function<cv::Mat(std::size_t)>& load,
+                         bool thumbnails) {
+  constexpr int batch = 16;
   EmbeddedSet s;
   s.calibrated = p.has_quality_calibration();
   std::vector<cv::Mat> crops;
@@ -56,7 +73,7 @@ EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, int batch) 
     crops.clear();
   };
   for (std::size_t i = 0; i < in.files.size(); ++i) {
-    const cv::Mat img = read_image(in.files[i]);
+    const cv::Mat img = load(i);
     if (img.empty()) {
       spdlog::warn("{}: unreadable image, skipped", in.files[i]);
       s.unreadable.push_back(in.files[i]);
@@ -68,6 +85,7 @@ EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, int batch) 
       continue;
     }
     crops.push_back(*c);
+    if (thumbnails) s.thumbnails.push_back(thumbnail_jpeg(*c));
     s.files.push_back(in.files[i]);
     s.labels.push_back(in.labels[i]);
     if (static_cast<int>(crops.size()) >= batch) flush();
@@ -111,8 +129,11 @@ json enroll(Gallery& g, const EmbeddedSet& s, double min_quality) {
   int64_t images = 0, created = 0;
   for (const auto& [label, rows] : by_label) {
     const torch::Tensor idx = torch::tensor(rows, torch::kInt64);
+    std::vector<std::string> thumbs;
+    if (!s.thumbnails.empty())
+      for (const int64_t r : rows) thumbs.push_back(s.thumbnails[static_cast<std::size_t>(r)]);
     created += !g.contains(label);
-    g.add(label, s.embeddings.index_select(0, idx), s.norms.index_select(0, idx));
+    g.add(label, s.embeddings.index_select(0, idx), s.norms.index_select(0, idx), thumbs);
     images += static_cast<int64_t>(rows.size());
   }
   return {{"identities_enrolled", by_label.size()}, {"new_identities", created},   {"images_enrolled", images},

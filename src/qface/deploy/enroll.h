@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,17 +29,28 @@ LabeledImages list_labeled_images(const std::filesystem::path& images, const std
 struct EmbeddedSet {
   torch::Tensor embeddings, norms;  // N x D normalized, N
   std::vector<std::string> files, labels;
+  std::vector<std::string> thumbnails;  // JPEG of each image's crop (thumbnail_jpeg); empty from features
   std::vector<double> quality;      // calibrated [0, 1] when a calibration is given, else the norm
   std::vector<std::string> no_face, unreadable;
   bool calibrated = false;
 };
 
-EmbeddedSet embed_images(const Pipeline& pipeline, const LabeledImages& images, int batch = 16);
+// The gallery's display copy of an aligned crop: 64 x 64 JPEG (about 2 KB).
+std::string thumbnail_jpeg(const cv::Mat& crop);
+
+// Embeds the images in batches of 16; `thumbnails`: also keep each crop's
+// thumbnail_jpeg (for enrolment).
+EmbeddedSet embed_images(const Pipeline& pipeline, const LabeledImages& images, bool thumbnails = false);
+// The same with the images from `load(i)` (an empty Mat: unreadable) instead
+// of the files, which then only name them.
+EmbeddedSet embed_images(const Pipeline& pipeline, const LabeledImages& images,
+                         const std::function<cv::Mat(std::size_t)>& load, bool thumbnails = false);
 EmbeddedSet load_embedded_features(const std::filesystem::path& features, const std::string& fixed_name,
                                    const std::optional<QualityCalibration>& calibration);
 
 // Adds every image with quality >= min_quality to its identity (template
-// fusion); returns a JSON summary (enrolled identities, images, rejected ones).
+// fusion, with its thumbnail when the set has them); returns a JSON summary
+// (enrolled identities, images, rejected ones).
 nlohmann::json enroll(Gallery& gallery, const EmbeddedSet& set, double min_quality);
 
 }  // namespace qface::deploy

@@ -26,6 +26,32 @@ json to_json(const IndexOptions& o) {
           {"ef_construction", o.ef_construction}, {"ef_search", o.ef_search}};
 }
 
+namespace {
+
+// nlohmann's CBOR reader recurses once per nesting level, so a file of a
+// million nested arrays overflows the stack; this SAX builds the same DOM and
+// stops the parse beyond `kMaxDepth` levels (the thumbnails file has 4).
+struct ShallowCbor : nlohmann::detail::json_sax_dom_parser<json> {
+  static constexpr std::size_t kMaxDepth = 16;
+  using Base = nlohmann::detail::json_sax_dom_parser<json>;
+  using Base::Base;
+  std::size_t depth = 0;
+  bool start_object(std::size_t n) { return ++depth <= kMaxDepth && Base::start_object(n); }
+  bool end_object() { return --depth, Base::end_object(); }
+  bool start_array(std::size_t n) { return ++depth <= kMaxDepth && Base::start_array(n); }
+  bool end_array() { return --depth, Base::end_array(); }
+};
+
+json parse_cbor(const std::string& bytes, const fs::path& path) {
+  json j;
+  ShallowCbor sax(j, /*allow_exceptions=*/true);
+  require(json::sax_parse(bytes, &sax, json::input_format_t::cbor) && sax.depth <= ShallowCbor::kMaxDepth,
+          "{}: CBOR nested deeper than {} levels", path.string(), ShallowCbor::kMaxDepth);
+  return j;
+}
+
+}  // namespace
+
 IndexOptions index_options_from_json(const json& j, const std::string& where) {
   IndexOptions o;
   try {
@@ -155,7 +181,36 @@ Gallery Gallery::open(const fs::path& dir) {
   require(g.index_->d == g.dim_ && g.index_->ntotal == g.size(), "{}: index holds {} vectors of {} dims, expected {} x {}",
           idx.string(), g.index_->ntotal, g.index_->d, g.size(), g.dim_);
   set_search_parameters(*g.index_, g.options_);
+  g.thumbs_.resize(g.names_.size());
+  if (j.contains("thumbnails")) g.read_thumbnails(dir / j["thumbnails"].get<std::string>());
   return g;
+}
+
+void Gallery::read_thumbnails(const fs::path& path) {
+  require(fs::exists(path), "{}: missing (gallery.json names it)", path.string());
+  try {
+    const std::string bytes = read_file(path);
+    const json t = parse_cbor(bytes, path);
+    require(t.value("kind", "") == "deploy.gallery.thumbnails", "{}: not gallery thumbnails (kind '{}')", path.string(),
+            t.value("kind", ""));
+    for (const auto& e : t.at("identities")) {
+      const int64_t id = e.at("id").get<int64_t>();
+      const auto it = id_pos_.find(id);
+      require(it != id_pos_.end(), "{}: thumbnails of identity id {}, which gallery.json does not list", path.string(), id);
+      const auto& norms = e.at("norms");
+      const auto& jpegs = e.at("jpeg");
+      require(norms.size() == jpegs.size() && norms.size() <= kMaxThumbnails,
+              "{}: identity id {}: {} norms for {} JPEGs (at most {})", path.string(), id, norms.size(), jpegs.size(),
+              kMaxThumbnails);
+      auto& dst = thumbs_[static_cast<std::size_t>(it->second)];
+      for (std::size_t k = 0; k < norms.size(); ++k) {
+        const auto& b = jpegs[k].get_binary();
+        dst.push_back({norms[k].get<float>(), std::string(b.begin(), b.end())});
+      }
+    }
+  } catch (const json::exception& e) {
+    fail("{}: {}", path.string(), e.what());
+  }
 }
 
 void Gallery::set_search_options(int nprobe, int ef_search) {
@@ -170,6 +225,12 @@ int64_t Gallery::images(const std::string& name) const {
   return it == pos_.end() ? 0 : images_[static_cast<std::size_t>(it->second)];
 }
 
+const std::vector<Thumbnail>& Gallery::thumbnails(const std::string& name) const {
+  static const std::vector<Thumbnail> none;
+  auto it = pos_.find(name);
+  return it == pos_.end() ? none : thumbs_[static_cast<std::size_t>(it->second)];
+}
+
 std::vector<float> Gallery::normalized(int64_t pos) const {
   const float* s = sums_.data() + pos * dim_;
   double n = 0;
@@ -180,11 +241,14 @@ std::vector<float> Gallery::normalized(int64_t pos) const {
   return v;
 }
 
-void Gallery::add(const std::string& name, const torch::Tensor& embeddings, const torch::Tensor& norms) {
+void Gallery::add(const std::string& name, const torch::Tensor& embeddings, const torch::Tensor& norms,
+                  const std::vector<std::string>& thumbnails) {
   require(!name.empty(), "gallery: empty identity name");
   require(embeddings.dim() == 2 && embeddings.size(1) == dim_ && norms.numel() == embeddings.size(0),
           "gallery: '{}': expected N x {} embeddings and N norms, got [{}] and {}", name, dim_,
           fmt::join(embeddings.sizes(), ", "), norms.numel());
+  require(thumbnails.empty() || static_cast<int64_t>(thumbnails.size()) == embeddings.size(0),
+          "gallery: '{}': {} thumbnails for {} images", name, thumbnails.size(), embeddings.size(0));
   if (embeddings.size(0) == 0) return;
   // Norm-weighted sum: sum_i e_i * n_i (the raw features), fused with what is enrolled.
   torch::Tensor s = (embeddings.to(torch::kFloat32) * norms.to(torch::kFloat32).reshape({-1, 1})).sum(0).contiguous();
@@ -198,6 +262,7 @@ void Gallery::add(const std::string& name, const torch::Tensor& embeddings, cons
     ids_.push_back(next_id_);
     id_pos_[next_id_++] = pos;
     images_.push_back(0);
+    thumbs_.emplace_back();
     sums_.insert(sums_.end(), sp, sp + dim_);
   } else {
     pos = it->second;
@@ -210,6 +275,11 @@ void Gallery::add(const std::string& name, const torch::Tensor& embeddings, cons
     }
   }
   images_[static_cast<std::size_t>(pos)] += embeddings.size(0);
+  auto& kept = thumbs_[static_cast<std::size_t>(pos)];
+  const torch::Tensor n = norms.to(torch::kFloat32).contiguous();
+  for (std::size_t i = 0; i < thumbnails.size(); ++i) kept.push_back({n.data_ptr<float>()[i], thumbnails[i]});
+  std::stable_sort(kept.begin(), kept.end(), [](const Thumbnail& a, const Thumbnail& b) { return a.norm > b.norm; });
+  if (kept.size() > kMaxThumbnails) kept.resize(kMaxThumbnails);
   if (!stale_) {
     const std::vector<float> v = normalized(pos);
     index_->add_with_ids(1, v.data(), &ids_[static_cast<std::size_t>(pos)]);
@@ -232,6 +302,7 @@ bool Gallery::remove(const std::string& name) {
     names_[p] = names_[l];
     ids_[p] = ids_[l];
     images_[p] = images_[l];
+    thumbs_[p] = std::move(thumbs_[l]);
     pos_[names_[p]] = pos;
     id_pos_[ids_[p]] = pos;
   }
@@ -240,6 +311,7 @@ bool Gallery::remove(const std::string& name) {
   names_.pop_back();
   ids_.pop_back();
   images_.pop_back();
+  thumbs_.pop_back();
   sums_.resize(sums_.size() - static_cast<std::size_t>(dim_));
   return true;
 }
@@ -307,21 +379,36 @@ void Gallery::save() {
                     std::string_view(reinterpret_cast<const char*>(w.data.data()), w.data.size()));
   torch::Tensor t = torch::from_blob(sums_.data(), {size(), dim_}, torch::kFloat32);
   write_npy(dir_ / fmt::format("templates-{}.npy", gen), t);
-  json ids = json::array();
-  for (int64_t i = 0; i < size(); ++i)
-    ids.push_back({{"name", names_[static_cast<std::size_t>(i)]}, {"id", ids_[static_cast<std::size_t>(i)]},
-                   {"images", images_[static_cast<std::size_t>(i)]}});
+  json ids = json::array(), thumbs = json::array();
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    ids.push_back({{"name", names_[i]}, {"id", ids_[i]}, {"images", images_[i]}});
+    if (thumbs_[i].empty()) continue;
+    json norms = json::array(), jpegs = json::array();
+    for (const Thumbnail& t : thumbs_[i]) {
+      norms.push_back(t.norm);
+      jpegs.push_back(json::binary(std::vector<std::uint8_t>(t.jpeg.begin(), t.jpeg.end())));
+    }
+    thumbs.push_back({{"id", ids_[i]}, {"norms", norms}, {"jpeg", jpegs}});
+  }
   json j{{"kind", "deploy.gallery"}, {"version", 1},           {"dim", dim_},
          {"generation", gen},        {"next_id", next_id_},     {"index", to_json(options_)},
          {"ivf_trained_on", trained_on_},
          {"fusion", "template = normalize(sum_i n_i e_i) over enrolled images (norm-weighted)"},
          {"identities", ids}};
+  if (!thumbs.empty()) {
+    const std::string file = fmt::format("thumbnails-{}.cbor", gen);
+    const std::vector<std::uint8_t> cbor =
+        json::to_cbor(json{{"kind", "deploy.gallery.thumbnails"}, {"format", "jpeg"}, {"identities", thumbs}});
+    write_file_atomic(dir_ / file, std::string_view(reinterpret_cast<const char*>(cbor.data()), cbor.size()));
+    j["thumbnails"] = file;
+  }
   write_file_atomic(dir_ / "gallery.json", j.dump(1) + "\n");
   // The new generation is committed; the previous one's files can go.
   std::error_code ec;
   for (int64_t old = std::max<int64_t>(0, generation_ - 1); old <= generation_; ++old) {
     fs::remove(dir_ / fmt::format("index-{}.faiss", old), ec);
     fs::remove(dir_ / fmt::format("templates-{}.npy", old), ec);
+    fs::remove(dir_ / fmt::format("thumbnails-{}.cbor", old), ec);
   }
   generation_ = gen;
 }

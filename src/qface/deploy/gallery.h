@@ -6,10 +6,17 @@
 // removal) and `hnsw` (IndexHNSWFlat; faiss cannot remove from it, so removals
 // and re-enrolments rebuild it from the stored templates).
 //
+// Each identity also keeps up to kMaxThumbnails small JPEGs of its enrolled
+// crops (the highest-norm ones) for display; features enrolled without
+// images have none.
+//
 // On disk (folder): gallery.json (identities, ids, options, generation),
 // templates-<g>.npy (the unnormalized template sums, so later images fuse
-// in) and index-<g>.faiss. Every file is written atomically and gallery.json,
-// written last, names the generation: a crash leaves the previous gallery.
+// in), index-<g>.faiss and, when any identity has thumbnails,
+// thumbnails-<g>.cbor (nlohmann's CBOR: per identity id, the norms and JPEG
+// bytes). Every file is written atomically and gallery.json, written last,
+// names the generation: a crash leaves the previous gallery. Galleries
+// written before thumbnails existed load with none.
 #pragma once
 
 #include <faiss/Index.h>
@@ -49,6 +56,13 @@ struct Hit {
   float score = 0;  // cosine similarity
 };
 
+// An enrolled crop kept for display.
+struct Thumbnail {
+  float norm = 0;    // the image's feature norm (quality): the best ones are kept
+  std::string jpeg;  // encoded JPEG bytes
+};
+inline constexpr std::size_t kMaxThumbnails = 3;  // per identity
+
 class Gallery {
  public:
   // A new empty gallery in `dir` (created); an existing gallery there is an error unless `overwrite`.
@@ -57,7 +71,10 @@ class Gallery {
 
   // Enrols `name` with N normalized embeddings and their norms (N x D, N),
   // fusing them into the identity's existing template if it has one.
-  void add(const std::string& name, const torch::Tensor& embeddings, const torch::Tensor& norms);
+  // `thumbnails`: none, or one JPEG per row; the identity keeps the
+  // kMaxThumbnails of highest norm among its old and new ones.
+  void add(const std::string& name, const torch::Tensor& embeddings, const torch::Tensor& norms,
+           const std::vector<std::string>& thumbnails = {});
   // Removes an identity; false when it is not enrolled.
   bool remove(const std::string& name);
   // Top-k identities per query row (Q x D normalized), best first.
@@ -73,11 +90,18 @@ class Gallery {
   void set_search_options(int nprobe, int ef_search);
   bool contains(const std::string& name) const { return pos_.count(name) > 0; }
   int64_t images(const std::string& name) const;
+  // The identity's thumbnails, best first (empty when it has none or is not enrolled).
+  const std::vector<Thumbnail>& thumbnails(const std::string& name) const;
+  // Enrolled identities in storage order.
+  const std::vector<std::string>& names() const { return names_; }
+  // The generation save() wrote last (or open() read); 0 for a new gallery.
+  int64_t generation() const { return generation_; }
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
   Gallery() = default;
   std::vector<float> normalized(int64_t pos) const;
+  void read_thumbnails(const std::filesystem::path& path);
   void rebuild();  // a fresh index from the templates (trains ivf)
   bool ivf_outgrown() const;
 
@@ -88,6 +112,7 @@ class Gallery {
   std::vector<std::string> names_;
   std::vector<int64_t> ids_, images_;
   std::vector<float> sums_;  // size() x dim_ template sums
+  std::vector<std::vector<Thumbnail>> thumbs_;  // per identity, best first
   std::unordered_map<std::string, int64_t> pos_;
   std::unordered_map<int64_t, int64_t> id_pos_;
   std::shared_ptr<faiss::Index> index_;

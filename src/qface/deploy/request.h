@@ -7,16 +7,20 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <string_view>
 
 #include "qface/core/error.h"
 
 namespace qface::deploy {
 
-// An error answered with an HTTP status (400 unless said otherwise).
+// An error answered with an HTTP status (400 unless said otherwise);
+// `details` are extra fields of the JSON error body.
 struct HttpError : Error {
   int status;
-  HttpError(int s, const std::string& m) : Error(m), status(s) {}
+  nlohmann::json details;
+  HttpError(int s, const std::string& m, nlohmann::json d = nlohmann::json::object())
+      : Error(m), status(s), details(std::move(d)) {}
 };
 
 // Base64 of JSON field `field` (dlib's decoder; characters outside the
