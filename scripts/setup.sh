@@ -18,6 +18,8 @@ PACKAGES=(
   chromium
   # Python side-by-side reference (benchmarks and cross-check tests only, never the product path)
   python3-torch python3-numpy
+  # cv2.dnn reads the ONNX export from Python (tests/infer/test_onnx_export.cpp)
+  python3-opencv
   "$@"
 )
 

@@ -4,7 +4,6 @@
 // docs/ijbs.md). Writes JSON of kind "eval.ijbs" that `qface report` reads.
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
 
 #include "apps/qface/command.h"
 #include "qface/eval/features.h"
@@ -12,7 +11,6 @@
 
 namespace qface::cli {
 namespace {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct IjbsArgs {
@@ -27,10 +25,8 @@ int run_ijbs(const IjbsArgs& a) {
   const eval::Features f = eval::load_features(a.features);
   const eval::IjbsResult r = eval::evaluate_ijbs(meta, f.embeddings, f.norms, f.files, opt);
   json j = eval::to_json(r, a.per_probe);
-  fs::path p = fs::path(a.features).lexically_normal();
-  if (p.filename().empty()) p = p.parent_path();
   j["kind"] = "eval.ijbs";
-  j["name"] = a.name.empty() ? p.filename().string() : a.name;
+  j["name"] = a.name.empty() ? eval::features_name(a.features) : a.name;
   j["meta"] = a.meta;
   for (const auto& pr : r.protocols) {
     const auto& s = pr.summary;

@@ -47,14 +47,14 @@ TEST(BinSet, ReadsPython2AndPython3Encodings) {
   const std::string py2 = "\x80\x02]q\x00(U\x02" "abq\x01U\x02" "cdq\x02" "e]q\x03\x88" "a\x86q\x04."s;
   BinSet a = parse_bin_set(py2, "py2.bin");
   EXPECT_EQ(a.images, (std::vector<std::string>{"ab", "cd"}));
-  EXPECT_EQ(a.issame, std::vector<bool>{true});
+  EXPECT_EQ(a.issame, std::vector<uint8_t>{1});
   // Python 3: pickle.dumps(([b'ab', b'cd'], [False]), 2)
   const std::string py3 =
       "\x80\x02]q\x00(c_codecs\nencode\nq\x01X\x02\x00\x00\x00" "abq\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05"
       "h\x01X\x02\x00\x00\x00" "cdq\x06h\x03\x86q\x07Rq\x08" "e]q\t\x89" "a\x86q\n."s;
   BinSet b = parse_bin_set(py3, "py3.bin");
   EXPECT_EQ(b.images, (std::vector<std::string>{"ab", "cd"}));
-  EXPECT_EQ(b.issame, std::vector<bool>{false});
+  EXPECT_EQ(b.issame, std::vector<uint8_t>{0});
 }
 
 TEST(BinSet, BadFilesNameTheProblem) {
@@ -125,7 +125,7 @@ else:
     for (std::size_t i = 0; i < s.images[k].size(); ++i)
       ASSERT_EQ(static_cast<unsigned char>(s.images[k][i]), (k * 37 + i) % 256);
   }
-  EXPECT_EQ(s.issame, (std::vector<bool>{true, false, false, true}));
+  EXPECT_EQ(s.issame, (std::vector<uint8_t>{1, 0, 0, 1}));
   write_bin_set(dir / "qface.bin", s);
   auto r = qface::testing::run_program(py, {(dir / "t.py").string(), "read", (dir / "qface.bin").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -96,6 +96,34 @@ TEST(EvalCli, VerifyOnBinWithFlipFusion) {
   EXPECT_FALSE(fs::exists(tmp / "bad.json"));
 }
 
+// A .bin whose issame list is a NumPy bool array (as pickle.dump of a NumPy
+// array writes it, protocol 4), which `eval verify` reads like a list.
+TEST(EvalCli, VerifyReadsNumpyIssameArrays) {
+  const std::string& py = qface::testing::python_with_torch();
+  if (py.empty()) GTEST_SKIP() << "no /usr/bin/python3 with torch and numpy";
+  TempDir tmp;
+  std::vector<uint8_t> same;
+  for (int i = 0; i < 20; ++i) same.push_back(i % 3 == 0);
+  std::string flags;
+  for (uint8_t v : same) flags += v ? "1" : "0";
+  write_text(tmp / "w.py", "import pickle, sys, numpy as np\n"
+                           "issame = np.array([c == '1' for c in sys.argv[2]], dtype=bool)\n"
+                           "bins = [bytes([k % 256]) * 50 for k in range(2 * len(issame))]\n"
+                           "pickle.dump((bins, issame), open(sys.argv[1], 'wb'), protocol=4)\n");
+  auto w = qface::testing::run_program(py, {(tmp / "w.py").string(), (tmp / "np.bin").string(), flags});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  torch::Tensor e, n;
+  bin_features(same, e, n);
+  write_features(tmp / "feat", e, n, std::vector<std::string>(40, "x.jpg"));
+  auto r = run_qface({"eval", "verify", "--bin", (tmp / "np.bin").string(), "--features", (tmp / "feat").string(),
+                      "--folds", "5", "--out", (tmp / "v.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json m = read_json(tmp / "v.json")["sets"][0]["modes"]["plain"];
+  EXPECT_EQ(m["pairs"].get<int>(), 20);
+  EXPECT_EQ(m["genuine"].get<int>(), 7);  // i % 3 == 0 for i < 20
+  EXPECT_DOUBLE_EQ(m["accuracy_mean"].get<double>(), 1.0);
+}
+
 TEST(EvalCli, FeaturesFilesCountMismatchIsAClearError) {
   TempDir tmp;
   write_features(tmp / "f", qface::eval::l2_normalize(torch::randn({5, 8})), torch::ones({5}), {"a_1.jpg", "a_2.jpg", "b_1.jpg"});

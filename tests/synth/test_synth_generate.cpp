@@ -241,7 +241,7 @@ TEST(SynthGenerate, HandcraftedBaselineIsFarFromPerfectAndFallsWithQuality) {
 TEST(SynthBaseline, FoldAccuracyOnHandMadeScores) {
   // Perfectly separable scores: 100 %.
   std::vector<double> s;
-  std::vector<bool> same;
+  std::vector<uint8_t> same;
   for (int i = 0; i < 40; ++i) {
     same.push_back(i % 2 == 0);
     s.push_back(i % 2 == 0 ? 0.9 + i * 1e-3 : 0.1 + i * 1e-3);

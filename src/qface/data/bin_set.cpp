@@ -41,8 +41,8 @@ std::string image_bytes(const PyRef& v, const std::string& name, std::size_t i) 
   fail("{}: bins[{}] is {}, expected bytes (an encoded image)", name, i, v->describe());
 }
 
-std::vector<bool> issame_list(const PyRef& v, const std::string& name) {
-  std::vector<bool> out;
+std::vector<uint8_t> issame_list(const PyRef& v, const std::string& name) {
+  std::vector<uint8_t> out;
   if (v->kind == Kind::kList || v->kind == Kind::kTuple) {
     out.reserve(v->items.size());
     for (std::size_t i = 0; i < v->items.size(); ++i) {
@@ -99,7 +99,7 @@ std::string encode_bin_set(const BinSet& set) {
   bins.reserve(set.images.size());
   for (const auto& im : set.images) bins.push_back(PyValue::bytes(im));
   same.reserve(set.issame.size());
-  for (bool b : set.issame) same.push_back(PyValue::boolean(b));
+  for (uint8_t b : set.issame) same.push_back(PyValue::boolean(b != 0));
   return io::pickle_protocol2(PyValue::tuple({PyValue::list(std::move(bins)), PyValue::list(std::move(same))}));
 }
 

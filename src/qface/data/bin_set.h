@@ -8,6 +8,7 @@
 // pickle.load(f, encoding='bytes').
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -17,7 +18,7 @@ namespace qface::data {
 
 struct BinSet {
   std::vector<std::string> images;  // encoded images (JPEG/PNG bytes)
-  std::vector<bool> issame;         // one per pair (images 2i, 2i+1)
+  std::vector<uint8_t> issame;      // one per pair (images 2i, 2i+1): 1 = the same identity
   std::size_t pairs() const { return issame.size(); }
 };
 

@@ -9,7 +9,6 @@
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
-#include "qface/io/pickle.h"
 
 namespace qface::eval {
 namespace fs = std::filesystem;
@@ -81,42 +80,10 @@ std::string label_from_name(const std::string& path) {
   return us == std::string::npos ? stem : stem.substr(0, us);
 }
 
-BinPairs read_bin_pairs(const fs::path& bin, bool keep_images) {
-  const std::string bytes = read_file(bin);
-  io::PyRef root = io::unpickle(bytes, bin.string());
-  require((root->is(io::PyValue::Kind::kTuple) || root->is(io::PyValue::Kind::kList)) && root->items.size() == 2,
-          "{}: expected a pickled (bins, issame_list) pair, got {}", bin.string(), root->describe());
-  const io::PyRef& bins = root->items[0];
-  const io::PyRef& same = root->items[1];
-  require(bins->is(io::PyValue::Kind::kList) || bins->is(io::PyValue::Kind::kTuple),
-          "{}: bins is {}, expected a list of encoded images", bin.string(), bins->describe());
-  BinPairs out;
-  out.images = static_cast<int64_t>(bins->items.size());
-  // issame may be a list of bools or a numpy array (an object we cannot read): lists only.
-  require(same->is(io::PyValue::Kind::kList) || same->is(io::PyValue::Kind::kTuple),
-          "{}: issame_list is {}, expected a list of bools", bin.string(), same->describe());
-  for (size_t i = 0; i < same->items.size(); ++i) {
-    const io::PyRef& v = same->items[i];
-    require(v->is(io::PyValue::Kind::kBool) || v->is(io::PyValue::Kind::kInt),
-            "{}: issame_list[{}] is {}, expected a bool", bin.string(), i, v->describe());
-    out.issame.push_back(v->is(io::PyValue::Kind::kBool) ? v->b : v->i != 0);
-  }
-  require(out.images == 2 * static_cast<int64_t>(out.issame.size()),
-          "{}: {} images for {} pairs (expected two images per pair)", bin.string(), out.images, out.issame.size());
-  if (keep_images) {
-    uint64_t total = 0;
-    for (size_t i = 0; i < bins->items.size(); ++i) {
-      const io::PyRef& v = bins->items[i];
-      require(v->is(io::PyValue::Kind::kBytes) || v->is(io::PyValue::Kind::kStr),
-              "{}: bins[{}] is {}, expected encoded image bytes", bin.string(), i, v->describe());
-      // The memo can list one bytes object many times; real sets hold each image once.
-      total += v->s.size();
-      require(total <= bytes.size(), "{}: bins[{}]: the images add up to more bytes than the {}-byte file holds "
-              "(the same bytes listed repeatedly?)", bin.string(), i, bytes.size());
-      out.images_bytes.push_back(v->s);
-    }
-  }
-  return out;
+std::string features_name(const fs::path& dir) {
+  fs::path p = dir.lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
 }
 
 void write_json(const fs::path& path, const nlohmann::json& j) {

@@ -1,6 +1,6 @@
 // Precomputed features (the layout `qface embed` writes) and small helpers
 // shared by every `qface eval` verb: loading with validation, labels taken
-// from file names, the .bin pair list, atomic JSON output.
+// from file names, atomic JSON output. (.bin sets: data::read_bin_set.)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -42,14 +42,8 @@ torch::Tensor l2_normalize(const torch::Tensor& x);
 // the first '_' ("gallery/0042_3.jpg" -> "0042"). The whole stem when there is no '_'.
 std::string label_from_name(const std::string& path);
 
-// The issame list of a verification .bin (pickle of (bins, issame)); also
-// returns the image count, which must be twice the pair count.
-struct BinPairs {
-  std::vector<uint8_t> issame;
-  int64_t images = 0;
-  std::vector<std::string> images_bytes;  // filled only when keep_images is true
-};
-BinPairs read_bin_pairs(const std::filesystem::path& bin, bool keep_images = false);
+// A features folder's name (its last component): the default run name of reports.
+std::string features_name(const std::filesystem::path& dir);
 
 // Writes pretty JSON atomically; "-" or empty path prints to stdout.
 void write_json(const std::filesystem::path& path, const nlohmann::json& j);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "qface/core/error.h"
+#include "qface/core/tensor_util.h"
 
 namespace qface::eval {
 namespace {
@@ -243,6 +244,21 @@ nlohmann::json verify_report_json(const std::string& name, const std::vector<Ver
     j["sets"].push_back(js);
   }
   return j;
+}
+
+VerifySet verify_modes(const std::string& set, const ModeInput& f, std::span<const uint8_t> issame,
+                       const VerifyOptions& options, torch::Tensor* fused, torch::Tensor* fused_norms) {
+  VerifySet out{.set = set};
+  out.modes.push_back({"plain", verify_embeddings(f.plain, issame, options)});
+  if (f.flipped.defined()) {
+    require(f.flipped.sizes() == f.plain.sizes(), "{}: {} flipped embeddings for {} plain ones", set, f.flipped.size(0),
+            f.plain.size(0));
+    auto [e, n] = qface::fuse_flip(f.plain, f.plain_norms, f.flipped, f.flipped_norms);
+    out.modes.push_back({"flip_fused", verify_embeddings(e, issame, options)});
+    if (fused) *fused = e;
+    if (fused_norms) *fused_norms = n;
+  }
+  return out;
 }
 
 }  // namespace qface::eval

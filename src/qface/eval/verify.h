@@ -76,6 +76,20 @@ struct VerifySet {
   std::vector<std::pair<std::string, VerifyResult>> modes;
 };
 nlohmann::json verify_report_json(const std::string& name, const std::vector<VerifySet>& sets);
+
+// The protocol on a .bin set in the feature modes of SPEC §5: "plain" on
+// `plain` (N x D normalized), then, when `flipped` is defined (the flipped
+// images' embeddings), "flip_fused" on qface::fuse_flip of both, which is
+// also returned in `fused` / `fused_norms` when they are given. The one
+// implementation behind `qface eval verify`, training-time validation and the
+// main job.
+struct ModeInput {
+  torch::Tensor plain, plain_norms;      // N x D, N
+  torch::Tensor flipped, flipped_norms;  // undefined: plain mode only
+};
+VerifySet verify_modes(const std::string& set, const ModeInput& features, std::span<const uint8_t> issame,
+                       const VerifyOptions& options = {}, torch::Tensor* fused = nullptr,
+                       torch::Tensor* fused_norms = nullptr);
 nlohmann::json to_json(const RocResult& r);
 
 }  // namespace qface::eval

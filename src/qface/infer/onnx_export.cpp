@@ -195,10 +195,19 @@ void export_onnx(bb::BackboneImpl& model, const std::filesystem::path& out) {
   } else {
     fail("export: no ONNX writer for backbone '{}'", model.arch());
   }
-  auto* norm = b.node("ReduceL2", {features}, "norm");
-  GraphBuilder::ints(norm, "axes", {1});
-  GraphBuilder::integer(norm, "keepdims", 1);
-  b.node("Div", {features, "norm"}, "embedding");
+  // Outputs "embedding" (features / ||features||) and "norm" (N x 1, the
+  // quality score). OpenCV DNN 4.6, the runtime Debian users have, fuses
+  // ReduceL2 -> Div into its L2-normalize layer (the ReduceL2's output then
+  // no longer exists) and cannot reshape a standalone ReduceL2 with a dynamic
+  // batch, so the norm is computed beside it as Sqrt(MatMul(f * f, ones)),
+  // which every runtime reads by name.
+  auto* divisor = b.node("ReduceL2", {features}, "divisor");
+  GraphBuilder::ints(divisor, "axes", {1});
+  GraphBuilder::integer(divisor, "keepdims", 1);
+  const std::string squares = b.node("Mul", {features, features})->output(0);
+  const std::string sum = b.node("MatMul", {squares, b.weight(torch::ones({model.embedding_size(), 1}))})->output(0);
+  b.node("Sqrt", {sum}, "norm");
+  b.node("Div", {features, "divisor"}, "embedding");
   value_info(g->add_input(), "input", {-1, 3, 112, 112});
   value_info(g->add_output(), "embedding", {-1, model.embedding_size()});
   value_info(g->add_output(), "norm", {-1, 1});

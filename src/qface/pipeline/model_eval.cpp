@@ -18,6 +18,7 @@
 #include "qface/eval/roc.h"
 #include "qface/eval/verify.h"
 #include "qface/infer/embed.h"
+#include "qface/infer/verify_bin.h"
 #include "qface/io/checkpoint.h"
 #include "qface/pipeline/stage.h"
 
@@ -68,7 +69,7 @@ EvalData load_eval_data(const fs::path& dir) {
     const fs::path bin = dir / (s.name + ".bin");
     data::BinSet set = data::read_bin_set(bin);
     s.images = std::move(set.images);
-    for (bool b : set.issame) s.issame.push_back(b ? 1 : 0);
+    s.issame = std::move(set.issame);
     const json side = json::parse(read_file(dir / (s.name + ".json")));
     const json& ids = side.at("identity");
     require(ids.size() == s.issame.size(), "{}: {} identity entries for {} pairs", (dir / (s.name + ".json")).string(),
@@ -264,27 +265,25 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
   for (const Stratum& st : data.strata) {
     const std::string source = (data.dir / (st.name + ".bin")).string();
     spdlog::info("demo: evaluating {} on {} ({} pairs{})", name, st.name, st.issame.size(), settings.flip ? ", plain and flip-fused" : "");
-    const infer::PlainAndFlipped f = infer::embed_encoded(*net, st.images, source, settings.batch, io, settings.flip);
-    StratumResult r;
-    r.name = st.name;
     eval::VerifyOptions vo;
     vo.val_fars = kFars;
-    const eval::VerifyResult plain = eval::verify_embeddings(f.plain.embeddings, st.issame, vo);
+    const infer::BinVerification v =
+        infer::verify_encoded(*net, st.name, st.images, st.issame, source, settings.batch, io, vo, settings.flip);
+    const infer::PlainAndFlipped& f = v.features;
+    StratumResult r;
+    r.name = st.name;
+    const eval::VerifyResult& plain = v.plain();
     r.acc = plain.accuracy_mean;
     r.acc_std = plain.accuracy_std;
     for (double far : kFars) r.tar[far_key(far)] = plain.tar_json(far);
     r.correct.assign(plain.pair_correct.begin(), plain.pair_correct.end());
-    eval::VerifySet vs{.set = st.name};
-    vs.modes.push_back({"plain", plain});
     if (settings.flip) {
-      auto [fused, fused_norms] = qface::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms);
-      const eval::VerifyResult flip = eval::verify_embeddings(fused, st.issame, vo);
+      const eval::VerifyResult& flip = v.result.modes.at(1).second;
       r.acc_flip = flip.accuracy_mean;
       r.acc_flip_std = flip.accuracy_std;
       r.correct_flip.assign(flip.pair_correct.begin(), flip.pair_correct.end());
-      vs.modes.push_back({"flip_fused", flip});
     }
-    sets.push_back(std::move(vs));
+    sets.push_back(v.result);
     r.norm = to_vec(f.plain.norms);
     torch::Tensor ids = torch::tensor(st.identity, torch::kInt64);
     require(ids.max().item<int64_t>() < n_ids, "{}: an identity has no clean reference render", source);

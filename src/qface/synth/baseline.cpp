@@ -83,7 +83,7 @@ std::vector<float> lbp_feature(const cv::Mat& bgr) {
   return h;
 }
 
-FoldAccuracy verification_accuracy(const std::vector<double>& scores, const std::vector<bool>& issame, int folds) {
+FoldAccuracy verification_accuracy(const std::vector<double>& scores, const std::vector<uint8_t>& issame, int folds) {
   require(scores.size() == issame.size() && !scores.empty(), "baseline: {} scores for {} labels", scores.size(),
           issame.size());
   const std::size_t n = scores.size();
@@ -92,7 +92,7 @@ FoldAccuracy verification_accuracy(const std::vector<double>& scores, const std:
     std::size_t ok = 0, total = 0;
     for (std::size_t i = 0; i < n; ++i) {
       if ((i >= lo && i < hi) != inside) continue;
-      ok += (scores[i] >= thr) == issame[i];
+      ok += (scores[i] >= thr) == (issame[i] != 0);
       ++total;
     }
     return total ? static_cast<double>(ok) / static_cast<double>(total) : 0.0;

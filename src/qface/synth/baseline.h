@@ -8,6 +8,7 @@
 // (SPEC §5's protocol, on similarity instead of distance).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,7 +25,7 @@ struct FoldAccuracy {
   double mean = 0, std = 0;
 };
 // Accuracy of "same when score >= threshold" with the 10-fold protocol.
-FoldAccuracy verification_accuracy(const std::vector<double>& scores, const std::vector<bool>& issame, int folds = 10);
+FoldAccuracy verification_accuracy(const std::vector<double>& scores, const std::vector<uint8_t>& issame, int folds = 10);
 
 struct BaselineRow {
   std::string set;

@@ -266,7 +266,7 @@ int64_t write_val(const fs::path& out, const SynthOptions& o, json& manifest) {
       }
     }
     data::BinSet bin;
-    bin.issame = issame;
+    bin.issame.assign(issame.begin(), issame.end());
     bin.images.resize(jobs.size());
     json images = json::array();
     render_jobs(jobs, o, names[set], [&](std::size_t k, Done&& d) {

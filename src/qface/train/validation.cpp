@@ -9,39 +9,26 @@
 #include <thread>
 
 #include "qface/core/error.h"
-#include "qface/eval/features.h"
+#include "qface/data/bin_set.h"
 #include "qface/eval/verify.h"
 #include "qface/infer/embed.h"
 #include "qface/train/sharded_classifier.h"
 
 namespace qface::train {
 
-BinVerification verify_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& images,
-                               const std::vector<uint8_t>& issame, const std::string& source, int64_t batch,
-                               const infer::InferenceOptions& options) {
-  BinVerification v;
-  v.features = infer::embed_encoded(model, images, source, static_cast<int>(batch), options);
-  const infer::PlainAndFlipped& e = v.features;
-  auto [fused, fused_norms] = qface::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
-  v.plain = eval::verify_embeddings(e.plain.embeddings, issame);
-  v.flip_fused = eval::verify_embeddings(fused, issame);
-  return v;
-}
-
 Validator::Validator(const std::vector<std::string>& bin_paths, int64_t batch, std::shared_ptr<Dist> dist)
     : batch_(batch), dist_(std::move(dist)) {
   require(batch > 0, "validation.batch_size must be positive, got {}", batch);
   if (const char* d = std::getenv("QFACE_TEST_VALIDATION_DELAY_MS"); d && *d) test_delay_ms_ = std::atoll(d);
   for (const auto& path : bin_paths) {
-    eval::BinPairs pairs = eval::read_bin_pairs(path, true);
+    data::BinSet bin = data::read_bin_set(path);
     Set s{.name = std::filesystem::path(path).stem().string(),
           .path = path,
-          .num_images = static_cast<int64_t>(pairs.images_bytes.size()),
-          .issame = std::move(pairs.issame)};
+          .num_images = static_cast<int64_t>(bin.images.size()),
+          .issame = std::move(bin.issame)};
     const auto [first, count] = shard_range(s.num_images, dist_->rank(), dist_->world_size());
     s.first = first;
-    std::move(pairs.images_bytes.begin() + first, pairs.images_bytes.begin() + first + count,
-              std::back_inserter(s.images));
+    std::move(bin.images.begin() + first, bin.images.begin() + first + count, std::back_inserter(s.images));
     sets_.push_back(std::move(s));
   }
 }
@@ -99,21 +86,19 @@ nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
         shares.push_back(all.narrow(0, r * largest, shard_range(s.num_images, r, world).second));
       rows = torch::cat(shares);
     }
-    BinVerification v;
-    v.features.plain = {rows.narrow(1, 0, dim).contiguous(), rows.select(1, dim).contiguous()};
-    v.features.flipped = {rows.narrow(1, dim + 1, dim).contiguous(), rows.select(1, 2 * dim + 1).contiguous()};
-    const infer::PlainAndFlipped& e = v.features;
-    auto [fused, fused_norms] =
-        qface::fuse_flip(e.plain.embeddings, e.plain.norms, e.flipped.embeddings, e.flipped.norms);
-    v.plain = eval::verify_embeddings(e.plain.embeddings, s.issame);
-    v.flip_fused = eval::verify_embeddings(fused, s.issame);
-    out[s.name] = {{"pairs", v.plain.pairs},
-                   {"acc", v.plain.accuracy_mean},
-                   {"acc_std", v.plain.accuracy_std},
-                   {"acc_flip", v.flip_fused.accuracy_mean},
-                   {"tar_far_1e-3", v.plain.tar_json(1e-3)},
-                   {"tar_far_1e-2", v.plain.tar_json(1e-2)},
-                   {"norm_mean", v.features.plain.norms.mean().item<double>()}};
+    const eval::ModeInput f{.plain = rows.narrow(1, 0, dim).contiguous(),
+                            .plain_norms = rows.select(1, dim).contiguous(),
+                            .flipped = rows.narrow(1, dim + 1, dim).contiguous(),
+                            .flipped_norms = rows.select(1, 2 * dim + 1).contiguous()};
+    const eval::VerifySet v = eval::verify_modes(s.name, f, s.issame);
+    const eval::VerifyResult &plain = v.modes[0].second, &flip_fused = v.modes[1].second;
+    out[s.name] = {{"pairs", plain.pairs},
+                   {"acc", plain.accuracy_mean},
+                   {"acc_std", plain.accuracy_std},
+                   {"acc_flip", flip_fused.accuracy_mean},
+                   {"tar_far_1e-3", plain.tar_json(1e-3)},
+                   {"tar_far_1e-2", plain.tar_json(1e-2)},
+                   {"norm_mean", f.plain_norms.mean().item<double>()}};
   }
   model.train(was_training);
   return out;

@@ -25,17 +25,6 @@
 
 namespace qface::train {
 
-// One .bin set through a model: its images embedded plain and flipped, and the
-// 10-fold protocol on the plain and on the flip-fused features. Shared by the
-// training-time Validator and the main job's final evaluation.
-struct BinVerification {
-  infer::PlainAndFlipped features;
-  eval::VerifyResult plain, flip_fused;
-};
-BinVerification verify_encoded(backbones::BackboneImpl& model, const std::vector<std::string>& images,
-                               const std::vector<uint8_t>& issame, const std::string& source, int64_t batch,
-                               const infer::InferenceOptions& options);
-
 class Validator {
  public:
   // Reads every set once (errors name the file) and keeps this rank's share
