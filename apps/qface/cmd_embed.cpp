@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apps/qface/command.h"
+#include "apps/qface/flip_option.h"
 #include "qface/backbones/backbone.h"
 #include "qface/infer/embed.h"
 
@@ -20,7 +21,8 @@ Runner setup(CLI::App& app) {
   app.add_option("--images", *images, "folder of aligned 112x112 images, or a text file with one path per line")
       ->required();
   app.add_option("--out", *out, "output folder: embeddings.npy, norms.npy, files.txt (skipped.txt)")->required();
-  app.add_flag("--flip-fuse", a->flip_fuse, "fuse each image with its horizontal flip, weighted by norm (SPEC §5)");
+  add_flip_fuse_option(app, a->flip_fuse,
+                       "embeddings fused with the flipped image's, norms of the fused features (SPEC §5)");
   app.add_option("--batch", a->batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", a->threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
   app.add_flag("--resize", a->resize, "resize images of other sizes to 112x112 instead of rejecting them");

@@ -29,6 +29,10 @@ struct QualityArgs {
 
 int run_quality(const QualityArgs& a) {
   eval::Features f = eval::load_features(a.features);
+  // The deployment commands score quality by the plain image's norm.
+  require(a.calibration_out.empty() || f.mode == "plain",
+          "{}: flip-fused features (features.json); calibrate quality on plain ones (qface embed --no-flip-fuse), "
+          "whose norms are what verify / quality / search / serve score", a.features);
   const int64_t n = f.size();
   eval::Comparisons cmp;
   data::BinSet bin;

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "apps/qface/command.h"
+#include "apps/qface/flip_option.h"
 #include "qface/core/error.h"
 #include "qface/backbones/backbone.h"
 #include "qface/data/bin_set.h"
@@ -23,7 +24,7 @@ using nlohmann::json;
 struct VerifyArgs {
   std::vector<std::string> bins, features, features_flip;
   std::string out, name, arch, weights, calibration_out;
-  bool random_weights = false;
+  bool random_weights = false, flip_fuse = true;
   int batch = 32;
   int folds = 10;
 };
@@ -84,8 +85,8 @@ int run_verify(const VerifyArgs& a) {
     eval::VerifySet set;
     torch::Tensor plain, fused;
     if (with_model) {
-      infer::BinVerification v =
-          infer::verify_encoded(*model, name, bin.images, bin.issame, a.bins[i], a.batch, infer::InferenceOptions{}, opt);
+      infer::BinVerification v = infer::verify_encoded(*model, name, bin.images, bin.issame, a.bins[i], a.batch,
+                                                       infer::InferenceOptions{}, opt, a.flip_fuse);
       set = std::move(v.result);
       plain = v.features.plain.embeddings;
       fused = v.fused;
@@ -94,8 +95,10 @@ int run_verify(const VerifyArgs& a) {
       require(static_cast<std::size_t>(f.size()) == bin.images.size(),
               "{}: {} feature rows but {} has {} images (pairs are rows 2i, 2i+1)", a.features[i], f.size(), a.bins[i],
               bin.images.size());
-      eval::ModeInput in{.plain = f.embeddings, .plain_norms = f.norms};
+      eval::ModeInput in{.plain = f.embeddings, .plain_norms = f.norms, .mode = f.mode};
       if (!a.features_flip.empty()) {
+        require(f.mode == "plain", "{}: features already flip-fused (features.json); --features-flip needs plain ones "
+                "(qface embed --no-flip-fuse)", a.features[i]);
         const eval::Features ff = eval::load_features(a.features_flip[i]);
         require(ff.size() == f.size(), "{}: {} flipped rows but {} has {}", a.features_flip[i], ff.size(),
                 a.features[i], f.size());
@@ -107,7 +110,7 @@ int run_verify(const VerifyArgs& a) {
     }
     // The thresholds for `qface verify`: flip-fused when there is that mode.
     if (fused.defined()) pool.add(fused, bin.issame, "flip_fused");
-    else pool.add(plain, bin.issame, "plain");
+    else pool.add(plain, bin.issame, set.modes[0].first);
     for (const auto& [mode, r] : set.modes)
       spdlog::info("verify {} [{}]: accuracy {:.2f} ± {:.2f} %, threshold {:.2f}, TAR@FAR=1e-3 {}, TAR@FAR=1e-2 {}",
                    set.set, mode, 100 * r.accuracy_mean, 100 * r.accuracy_std, r.best_threshold_mean,
@@ -131,6 +134,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--arch", a->arch, "embed the .bin images with this backbone (plain and flip-fused)");
   app.add_option("--weights", a->weights, "checkpoint for --arch (AdaFace .ckpt, MagFace .pth, qface)")->check(CLI::ExistingFile);
   app.add_flag("--random-weights", a->random_weights, "--arch without a checkpoint (pipeline tests only)");
+  add_flip_fuse_option(app, a->flip_fuse, "with --arch: also the flip-fused mode (SPEC §5) beside the plain one");
   app.add_option("--batch", a->batch, "batch size with --arch")->capture_default_str();
   app.add_option("--folds", a->folds, "folds of the protocol")->capture_default_str();
   app.add_option("--name", a->name, "model / run name in the report (default: the features folder name)");

@@ -55,7 +55,7 @@ int run(const QualityArgs& a) {
   }
   for (const auto& f : s.no_face) std::cout << f << "\tno face: RECAPTURE\n";
   for (const auto& f : s.unreadable) std::cout << f << "\tunreadable\n";
-  json j{{"kind", "deploy.quality"}, {"arch", a.pipeline.options.arch}, {"flip_fused", !a.pipeline.no_flip},
+  json j{{"kind", "deploy.quality"}, {"arch", a.pipeline.options.arch}, {"flip_fused", a.pipeline.flip_fuse},
          {"quality_scale", ofiq ? "OFIQ unified score [0,100] of the magnitude" : s.calibrated ? "calibrated [0,1]" : "feature norm"},
          {"images", rows}, {"no_face", s.no_face}, {"unreadable", s.unreadable}};
   if (a.min_quality >= 0) {

@@ -1,5 +1,7 @@
 #include "apps/qface/deploy_options.h"
 
+#include "apps/qface/flip_option.h"
+
 #include "qface/backbones/backbone.h"
 
 namespace qface::cli {
@@ -7,7 +9,7 @@ namespace qface::cli {
 deploy::PipelineOptions PipelineArgs::resolve() const {
   deploy::PipelineOptions o = options;
   o.weights = weights;
-  o.flip_fuse = !no_flip;
+  o.flip_fuse = flip_fuse;
   o.align = deploy::parse_align_mode(align);
   o.detector.landmark_model = landmark_model;
   o.quality_calibration = quality_calibration;
@@ -22,7 +24,8 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
                  "unless --random-weights")->check(CLI::ExistingFile);
   app.add_flag("--random-weights", a.options.random_weights,
                "no checkpoint: random weights (pipeline tests and benchmarks only; the scores mean nothing)");
-  app.add_flag("--no-flip-fuse", a.no_flip, "plain embeddings instead of AdaFace's norm-weighted flip fusion");
+  add_flip_fuse_option(app, a.flip_fuse, "match embeddings fused with the flipped image's (SPEC §5); the quality "
+                       "stays the plain image's norm");
   app.add_option("--align", a.align, "auto: 112x112 inputs are aligned crops, others are detected and aligned; "
                  "detect: always detect; aligned: inputs must be crops")->capture_default_str()
       ->check(CLI::IsMember({"auto", "detect", "aligned"}));

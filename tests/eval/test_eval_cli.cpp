@@ -85,6 +85,29 @@ TEST(EvalCli, VerifyOnBinWithFlipFusion) {
   EXPECT_DOUBLE_EQ(m["flip_fused"]["accuracy_mean"].get<double>(), 1.0);
   EXPECT_EQ(m["plain"]["fold_threshold"].size(), 10u);
 
+  // Features that `qface embed` flip-fused (features.json) are reported as that mode, take no
+  // --features-flip, and cannot calibrate quality (the deployment scores the plain norm).
+  write_features(tmp / "fused", e, n, files);
+  write_text(tmp / "fused" / "features.json", R"({"kind": "features", "mode": "flip_fused"})");
+  r = run_qface({"eval", "verify", "--bin", (tmp / "lfw.bin").string(), "--features", (tmp / "fused").string(), "--out",
+                 (tmp / "out/fused.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json fm = read_json(tmp / "out/fused.json")["sets"][0]["modes"];
+  EXPECT_TRUE(fm.contains("flip_fused") && !fm.contains("plain")) << fm.dump();
+  r = run_qface({"eval", "verify", "--bin", (tmp / "lfw.bin").string(), "--features", (tmp / "fused").string(),
+                 "--features-flip", (tmp / "feat_flip").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("already flip-fused"), std::string::npos) << r.err;
+  r = run_qface({"eval", "quality", "--features", (tmp / "fused").string(), "--bin", (tmp / "lfw.bin").string(),
+                 "--calibration-out", (tmp / "qcal.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("calibrate quality on plain ones"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp / "qcal.json"));
+  write_text(tmp / "fused" / "features.json", R"({"mode": "mirrored"})");
+  r = run_qface({"eval", "verify", "--bin", (tmp / "lfw.bin").string(), "--features", (tmp / "fused").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("mode 'mirrored'"), std::string::npos) << r.err;
+
   // Features / images count mismatch: one clear line, no output written.
   write_features(tmp / "short", e.slice(0, 0, 100), n.slice(0, 0, 100),
                  std::vector<std::string>(files.begin(), files.begin() + 100));

@@ -12,6 +12,7 @@
 #include "qface/backbones/backbone.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
+#include "qface/eval/features.h"
 #include "qface/infer/embed.h"
 #include "qface/io/checkpoint.h"
 #include "tests/support/testing.h"
@@ -117,8 +118,10 @@ TEST(Infer, EmbedCommandWritesAlignedOutputs) {
   qface::io::save_checkpoint(tmp / "mfn.pt", *model, "mobilefacenet");
 
   auto r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
-                          imgs.string(), "--out", (tmp / "out").string(), "--batch", "2", "--threads", "1"});
+                          imgs.string(), "--out", (tmp / "out").string(), "--batch", "2", "--threads", "1",
+                          "--no-flip-fuse"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(qface::eval::load_features(tmp / "out").mode, "plain");
   torch::Tensor e = qface::read_npy(tmp / "out" / "embeddings.npy"), n = qface::read_npy(tmp / "out" / "norms.npy");
   EXPECT_EQ(e.sizes(), (std::vector<int64_t>{3, 512}));
   EXPECT_EQ(e.scalar_type(), torch::kFloat32);
@@ -136,10 +139,15 @@ TEST(Infer, EmbedCommandWritesAlignedOutputs) {
   EXPECT_GT((pe * e).sum(1).min().item<double>(), 0.99999);
   EXPECT_LT(((pn.squeeze(1) - n).abs() / n).max().item<double>(), 1e-4);
 
-  // --flip-fuse gives different, still normalized embeddings.
+  // Flip fusion (the default, as --flip-fuse) gives different, still normalized embeddings.
   r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
-                     imgs.string(), "--out", (tmp / "flip").string(), "--flip-fuse"});
+                     imgs.string(), "--out", (tmp / "flip").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(qface::eval::load_features(tmp / "flip").mode, "flip_fused");
+  r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                     imgs.string(), "--out", (tmp / "flip2").string(), "--flip-fuse"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(torch::equal(qface::read_npy(tmp / "flip2" / "embeddings.npy"), qface::read_npy(tmp / "flip" / "embeddings.npy")));
   torch::Tensor ef = qface::read_npy(tmp / "flip" / "embeddings.npy"), nf = qface::read_npy(tmp / "flip" / "norms.npy");
   EXPECT_TRUE(torch::allclose(ef.norm(2, 1), torch::ones({3}), 1e-5, 1e-5));
   torch::Tensor x = qf::preprocess({random_face(0), random_face(1), random_face(2)}, model->preprocessing());

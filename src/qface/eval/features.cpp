@@ -58,6 +58,15 @@ Features load_features(const fs::path& dir) {
     require(!files[i].empty(), "{}:{}: empty file name", files_path.string(), i + 1);
   Features f = make_features(emb, norms, std::move(files));
   f.dir = dir;
+  if (const fs::path meta = dir / "features.json"; fs::exists(meta)) {
+    try {
+      f.mode = nlohmann::json::parse(read_file(meta)).at("mode").get<std::string>();
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: {}", meta.string(), e.what());
+    }
+    require(f.mode == "plain" || f.mode == "flip_fused", "{}: mode '{}' is neither 'plain' nor 'flip_fused'",
+            meta.string(), f.mode);
+  }
   // Rows must be unit vectors: warn (and renormalize) when they are not.
   torch::Tensor len = f.embeddings.norm(2, 1);
   const double worst = n ? (len - 1).abs().max().item<double>() : 0.0;

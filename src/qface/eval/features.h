@@ -17,10 +17,12 @@
 namespace qface::eval {
 
 // A features folder: embeddings.npy (N x D float32, L2-normalized rows),
-// norms.npy (N float32 raw norms, optional: absent means all 1) and files.txt
-// (N lines, the image each row came from).
+// norms.npy (N float32 raw norms, optional: absent means all 1), files.txt
+// (N lines, the image each row came from) and features.json (optional:
+// {"mode": "plain" | "flip_fused"}; absent means plain).
 struct Features {
   std::filesystem::path dir;
+  std::string mode = "plain";  // "flip_fused": each row already fused with its flipped image's (SPEC §5)
   torch::Tensor embeddings;  // N x D float32, contiguous
   torch::Tensor norms;       // N float32
   std::vector<std::string> files;

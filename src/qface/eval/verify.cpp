@@ -249,8 +249,9 @@ nlohmann::json verify_report_json(const std::string& name, const std::vector<Ver
 VerifySet verify_modes(const std::string& set, const ModeInput& f, std::span<const uint8_t> issame,
                        const VerifyOptions& options, torch::Tensor* fused, torch::Tensor* fused_norms) {
   VerifySet out{.set = set};
-  out.modes.push_back({"plain", verify_embeddings(f.plain, issame, options)});
+  out.modes.push_back({f.mode, verify_embeddings(f.plain, issame, options)});
   if (f.flipped.defined()) {
+    require(f.mode == "plain", "{}: flipped features given for features that are already {}", set, f.mode);
     require(f.flipped.sizes() == f.plain.sizes(), "{}: {} flipped embeddings for {} plain ones", set, f.flipped.size(0),
             f.plain.size(0));
     auto [e, n] = qface::fuse_flip(f.plain, f.plain_norms, f.flipped, f.flipped_norms);

@@ -86,6 +86,7 @@ nlohmann::json verify_report_json(const std::string& name, const std::vector<Ver
 struct ModeInput {
   torch::Tensor plain, plain_norms;      // N x D, N
   torch::Tensor flipped, flipped_norms;  // undefined: plain mode only
+  std::string mode = "plain";            // the name of `plain`'s mode: "flip_fused" when fused upstream (no `flipped` then)
 };
 VerifySet verify_modes(const std::string& set, const ModeInput& features, std::span<const uint8_t> issame,
                        const VerifyOptions& options = {}, torch::Tensor* fused = nullptr,

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -234,6 +235,10 @@ EmbedSummary run_embed(const EmbedOptions& o) {
   write_npy(o.out / "embeddings.npy", torch::cat(embs));
   write_npy(o.out / "norms.npy", torch::cat(norms));
   write_file_atomic(o.out / "files.txt", list);
+  write_file_atomic(o.out / "features.json",
+                    nlohmann::json{{"kind", "features"}, {"mode", o.flip_fuse ? "flip_fused" : "plain"}, {"arch", o.arch}}
+                            .dump(1) +
+                        "\n");
   if (!summary.skipped.empty()) {
     write_file_atomic(o.out / "skipped.txt", skipped);
   } else {

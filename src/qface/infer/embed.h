@@ -87,7 +87,7 @@ struct EmbedOptions {
   bool random_weights = false;    // no checkpoint (testing pipelines only)
   std::filesystem::path images;   // a folder (its image files, sorted) or a text file with one path per line
   std::filesystem::path out;
-  bool flip_fuse = false;
+  bool flip_fuse = true;  // SPEC §5: embeddings fused with the flipped image's (norms of the fused features)
   bool resize = false;   // resize other sizes to 112x112 instead of rejecting them
   bool strict = false;   // unreadable images are fatal instead of skipped
   bool bf16 = false;
@@ -101,6 +101,7 @@ struct EmbedSummary {
 };
 
 // Writes out/embeddings.npy (N x D float32), out/norms.npy (N float32),
+// out/features.json ({"mode": "flip_fused" | "plain", "arch"}),
 // out/files.txt (the N inputs in order) and, when some were skipped,
 // out/skipped.txt. Throws qface::Error on bad input.
 EmbedSummary run_embed(const EmbedOptions& options);
