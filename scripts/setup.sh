@@ -18,7 +18,8 @@ PACKAGES=(
   chromium
   # Python side-by-side reference (benchmarks and cross-check tests only, never the product path)
   python3-torch python3-numpy
-  # cv2.dnn reads the ONNX export from Python (tests/infer/test_onnx_export.cpp)
+  # the Python module (python/): pybind11, the headers, pytest; cv2.dnn reads the ONNX export in a test
+  pybind11-dev python3-dev python3-pytest
   python3-opencv
   "$@"
 )

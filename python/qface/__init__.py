@@ -1,0 +1,34 @@
+"""qface: quality-aware face recognition (AdaFace, MagFace) from Python.
+
+The C++ library behind the `qface` command, on numpy arrays:
+
+    import qface
+    model = qface.load_model("adaface_ir50_ms1mv2.ckpt", arch="ir_50")
+    face = model.align(rgb_photo)                  # None when no face
+    emb, norms = model.embed(face["crop"])         # norms: the quality score
+    rec = qface.RecordIO("faces_emore/train.rec")  # InsightFace .rec without MXNet
+    images, issame = qface.read_bin("lfw.bin")
+    qface.eval.verify(embeddings, issame)          # the dict `qface eval verify` writes
+
+Images are uint8 H x W x 3 (or N x H x W x 3) arrays in RGB order, as PIL and
+torchvision give them; pass bgr=True for arrays from OpenCV. Errors raise
+qface.Error (a ValueError) with the library's one-line message.
+"""
+from ._qface import (  # noqa: F401
+    Error,
+    Gallery,
+    Model,
+    RecordIO,
+    RecordIOWriter,
+    __version__,
+    backbones,
+    eval,
+    load_model,
+    read_bin,
+    set_log_level,
+    synth,
+    write_bin,
+)
+
+__all__ = ["Error", "Gallery", "Model", "RecordIO", "RecordIOWriter", "backbones", "eval", "load_model",
+           "read_bin", "set_log_level", "synth", "write_bin"]

@@ -1,0 +1,157 @@
+// qface.load_model / qface.Model: a backbone with its weights (qface's own,
+// official AdaFace .ckpt, MagFace .pth), the preprocessing of its family, flip
+// fusion and the detector + 5-point alignment of the deployment pipeline.
+#include <pybind11/stl.h>
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "bindings.h"
+#include "convert.h"
+#include "qface/backbones/backbone.h"
+#include "qface/core/error.h"
+#include "qface/deploy/pipeline.h"
+#include "qface/io/checkpoint.h"
+#include "qface/version.h"
+
+namespace qface::py {
+namespace {
+
+using deploy::Pipeline;
+
+pyb::dict face_dict(const std::optional<deploy::Face>& face, const cv::Mat& crop, bool bgr) {
+  pyb::dict d;
+  d["crop"] = image_to_numpy(crop, bgr);
+  if (face) {
+    pyb::array_t<float> pts({5, 2});
+    for (int i = 0; i < 5; ++i) {
+      pts.mutable_at(i, 0) = static_cast<float>(face->landmarks[static_cast<std::size_t>(i)].x);
+      pts.mutable_at(i, 1) = static_cast<float>(face->landmarks[static_cast<std::size_t>(i)].y);
+    }
+    d["points"] = pts;
+    d["box"] = pyb::make_tuple(face->box.x, face->box.y, face->box.width, face->box.height);
+  } else {
+    d["points"] = pyb::none();  // the input was taken as an aligned crop
+    d["box"] = pyb::none();
+  }
+  return d;
+}
+
+std::shared_ptr<Pipeline> load_model(const std::string& weights, const std::string& arch, bool flip_fuse,
+                                     const std::string& quality_calibration, int threads) {
+  deploy::PipelineOptions o;
+  o.arch = arch;
+  o.weights = weights;
+  o.flip_fuse = flip_fuse;
+  o.threads = threads;
+  o.quality_calibration = quality_calibration;
+  require(!weights.empty(), "load_model: weights are required");
+  pyb::gil_scoped_release release;
+  return std::make_shared<Pipeline>(o);
+}
+
+}  // namespace
+
+std::string version() { return kVersion; }
+
+void bind_model(pyb::module_& m) {
+  pyb::class_<Pipeline, std::shared_ptr<Pipeline>>(m, "Model", R"(A face recognition model ready for inference.
+
+Made by qface.load_model(). Thread-safe: calls are serialized on the model.)")
+      .def_property_readonly("arch", [](const Pipeline& p) { return p.options().arch; }, "backbone name")
+      .def_property_readonly("dim", &Pipeline::dim, "embedding size")
+      .def_property_readonly("flip_fuse", [](const Pipeline& p) { return p.options().flip_fuse; },
+                             "whether embeddings are fused with the flipped image's (SPEC §5)")
+      .def(
+          "embed",
+          [](const Pipeline& p, const pyb::object& images, bool bgr) {
+            std::vector<cv::Mat> crops = images_from_numpy(images, bgr, "images");
+            for (std::size_t i = 0; i < crops.size(); ++i)
+              require(crops[i].rows == 112 && crops[i].cols == 112,
+                      "images[{}]: {} x {}, expected an aligned 112 x 112 crop (qface.Model.align makes one)", i,
+                      crops[i].rows, crops[i].cols);
+            std::pair<torch::Tensor, torch::Tensor> r;
+            {
+              pyb::gil_scoped_release release;
+              r = p.embed_crops(crops);
+            }
+            return pyb::make_tuple(to_numpy(r.first), to_numpy(r.second));
+          },
+          pyb::arg("images"), pyb::arg("bgr") = false,
+          R"(Embeddings and norms of aligned 112 x 112 face crops.
+
+images: uint8 array, H x W x 3 (one crop) or N x H x W x 3, RGB (as PIL and
+torchvision give them) unless bgr=True (OpenCV). The model family's own
+preprocessing (AdaFace BGR in [-1, 1], MagFace BGR in [0, 1], ...) is applied.
+Returns (embeddings N x D float32, L2-normalized and flip-fused when the model
+is; norms N float32, the plain image's feature norm: the quality score).)")
+      .def(
+          "align",
+          [](const Pipeline& p, const pyb::object& image, bool bgr) -> pyb::object {
+            std::vector<cv::Mat> imgs = images_from_numpy(image, bgr, "image");
+            require(imgs.size() == 1, "image: expected one H x W x 3 image, got a batch of {}", imgs.size());
+            std::optional<deploy::Face> face;
+            std::optional<cv::Mat> crop;
+            {
+              pyb::gil_scoped_release release;
+              crop = p.crop(imgs[0], &face);
+            }
+            if (!crop) return pyb::none();
+            return face_dict(face, *crop, bgr);
+          },
+          pyb::arg("image"), pyb::arg("bgr") = false,
+          R"(Detects the largest face (dlib HOG + 68 landmarks) and aligns it to the
+112 x 112 ArcFace template by its five points.
+
+A 112 x 112 input is taken as an already aligned crop. Returns None when no
+face is found, else {"crop": 112 x 112 x 3 uint8 (RGB unless bgr), "points":
+5 x 2 float32 (eyes, nose, mouth corners, in the input image) or None for an
+aligned input, "box": (x, y, w, h) or None}.)")
+      .def(
+          "probe",
+          [](const Pipeline& p, const pyb::object& image, bool bgr) -> pyb::object {
+            std::vector<cv::Mat> imgs = images_from_numpy(image, bgr, "image");
+            require(imgs.size() == 1, "image: expected one H x W x 3 image, got a batch of {}", imgs.size());
+            deploy::Probe r;
+            {
+              pyb::gil_scoped_release release;
+              r = p.probe(imgs[0]);
+            }
+            if (!r.found) return pyb::none();
+            pyb::dict d = face_dict(r.face, r.crop, bgr);
+            d["embedding"] = to_numpy(r.embedding);
+            d["norm"] = r.norm;
+            d["quality"] = r.quality ? pyb::cast(*r.quality) : pyb::none();
+            return d;
+          },
+          pyb::arg("image"), pyb::arg("bgr") = false,
+          R"(align + embed + quality of one photo, as `qface verify` / `qface serve` do.
+
+Returns None when no face is found, else align()'s dict plus "embedding" (D
+float32), "norm" (the quality proxy) and "quality" (calibrated [0, 1] when the
+model was loaded with a quality calibration, else None).)");
+
+  m.def("load_model", &load_model, pyb::arg("weights"), pyb::arg("arch") = "ir_50", pyb::arg("flip_fuse") = true,
+        pyb::arg("quality_calibration") = "", pyb::arg("threads") = 0,
+        R"(Loads a backbone and its weights for inference.
+
+weights: a qface checkpoint, an official AdaFace Lightning .ckpt, a MagFace
+.pth or a torch state dict (read without Python's torch).
+arch: ir_18 / ir_50 / ir_101 / ir_se_50 / iresnet18..100 / mobilefacenet.
+flip_fuse: embeddings fused with the flipped image's, weighted by norm (SPEC §5).
+quality_calibration: a calibration.quality JSON (`qface eval quality
+--calibration-out`) to map norms to [0, 1].
+threads: CPU threads (0: every logical core).
+Raises qface.Error naming the file on a missing or unreadable checkpoint.)");
+  m.def("backbones", &backbones::backbone_names, "The backbone names load_model accepts.");
+  m.def(
+      "_random_weights",
+      [](const std::string& path, const std::string& arch, uint64_t seed) {
+        torch::manual_seed(seed);
+        io::save_checkpoint(path, *backbones::make_backbone(arch), arch);
+      },
+      pyb::arg("path"), pyb::arg("arch") = "mobilefacenet", pyb::arg("seed") = 0,
+      "For tests and examples only: a qface checkpoint of seeded random weights (the scores mean nothing).");
+}
+
+}  // namespace qface::py
