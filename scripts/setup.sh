@@ -25,7 +25,7 @@ PACKAGES=(
 )
 
 # Node.js for the serve page's browser test (tests/web; playwright-core is
-# installed below): any node >= 20 and npm on PATH will do, so
+# installed below): any node >= 18 (Debian 12 has 18.20) and npm on PATH will do, so
 # Debian's are installed only when there are none.
 command -v node >/dev/null || PACKAGES+=(nodejs)
 command -v npm >/dev/null || PACKAGES+=(npm)
