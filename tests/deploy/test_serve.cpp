@@ -325,6 +325,9 @@ TEST_F(ServeTest, CalibrationGalleryAndThumbnails) {
   EXPECT_EQ(g["identities"][0], json({{"name", "person0"}, {"images", 1}, {"thumbnails", 1}}));
   EXPECT_EQ(body(get("/gallery?offset=1&limit=1"))["identities"][0]["name"], "person1");
   EXPECT_EQ(get("/gallery?limit=-3")->status, 400);
+  const json far_out = body(get("/gallery?offset=9223372036854775807&limit=9223372036854775807"));
+  EXPECT_EQ(far_out["size"], 3);
+  EXPECT_TRUE(far_out["identities"].empty());
 
   auto t = get("/thumbnail?name=person1&index=0");
   ASSERT_EQ(t->status, 200) << t->body;

@@ -330,7 +330,8 @@ struct Service::Impl {
     std::sort(names.begin(), names.end());
     json ids = json::array();
     const auto n = static_cast<int64_t>(names.size());
-    for (int64_t i = std::min(offset, n); i < std::min(n, offset + limit); ++i) {
+    const int64_t first = std::min(offset, n), end = first + std::min(limit, n - first);  // no offset + limit overflow
+    for (int64_t i = first; i < end; ++i) {
       const std::string& name = names[static_cast<std::size_t>(i)];
       ids.push_back({{"name", name}, {"images", gallery->images(name)}, {"thumbnails", gallery->thumbnails(name).size()}});
     }
