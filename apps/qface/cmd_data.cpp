@@ -2,11 +2,11 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
-#include <opencv2/imgcodecs.hpp>
 
 #include "apps/qface/command.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/data/image.h"
 #include "qface/data/loader.h"
 #include "qface/data/tools.h"
 
@@ -103,9 +103,7 @@ Runner setup_preview(CLI::App& app) {
     const cv::Mat grid = data::preview_grid(loader, a->n, a->epoch);
     std::string ext = fs::path(a->out).extension().string();
     require(ext == ".png" || ext == ".jpg" || ext == ".jpeg", "{}: output must be .png or .jpg", a->out);
-    std::vector<uchar> buf;
-    require(cv::imencode(ext, grid, buf), "{}: cannot encode the grid", a->out);
-    write_file_atomic(a->out, std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+    write_file_atomic(a->out, data::encode_image(grid, ext, a->out));
     spdlog::info("preview: {} samples of {} -> {} ({}x{})", std::min<int64_t>(a->n, loader.num_images()), a->rec,
                  a->out, grid.cols, grid.rows);
     return 0;

@@ -1,13 +1,13 @@
 // qface synth: synthetic face identities with ground-truth quality (issue 6).
 #include <spdlog/spdlog.h>
 
-#include <opencv2/imgcodecs.hpp>
 
 #include <iostream>
 
 #include "apps/qface/command.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/data/image.h"
 #include "qface/synth/baseline.h"
 #include "qface/synth/generate.h"
 
@@ -51,9 +51,7 @@ int run_synth(const SynthArgs& a) {
   if (a.unrecognizable >= 0) o.nuisance.unrecognizable = a.unrecognizable;
   if (a.preview > 0) {
     const cv::Mat sheet = synth::preview_sheet(a.preview, o);
-    std::vector<uchar> png;
-    require(cv::imencode(".png", sheet, png), "synth: PNG encoding failed");
-    write_file_atomic(a.out, std::string(png.begin(), png.end()));
+    write_file_atomic(a.out, data::encode_image(sheet, ".png", a.out));
     spdlog::info("synth: preview of {} identities x 7 quality bands -> {}", a.preview, a.out);
     return 0;
   }

@@ -3,7 +3,6 @@
 // write_bin: the verification .bin sets (lfw.bin, cfp_fp.bin, ...).
 #include <pybind11/stl.h>
 
-#include <opencv2/imgcodecs.hpp>
 
 #include <memory>
 
@@ -101,9 +100,7 @@ The .rec and .idx appear atomically when the block ends without an error
             } else {
               std::vector<cv::Mat> imgs = images_from_numpy(image, bgr, "image");
               require(imgs.size() == 1, "image: expected one H x W x 3 image");
-              std::vector<uchar> buf;
-              require(cv::imencode(".jpg", imgs[0], buf, {cv::IMWRITE_JPEG_QUALITY, quality}), "image: JPEG encoding failed");
-              encoded.assign(buf.begin(), buf.end());
+              encoded = data::encode_image(imgs[0], ".jpg", "image", quality);
             }
             return w.add_image(encoded, label);
           },

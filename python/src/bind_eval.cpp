@@ -3,8 +3,6 @@
 #include <pybind11/stl.h>
 #include <torch/torch.h>
 
-#include <cmath>
-
 #include "bindings.h"
 #include "convert.h"
 #include "qface/core/error.h"
@@ -20,14 +18,12 @@
 namespace qface::py {
 namespace {
 
-// N x D float32 rows, renormalized only when some row is not a unit vector,
-// as the CLI's feature loader does (so the numbers are the CLI's exactly).
+// N x D float32 rows, renormalized as the CLI's feature loader does
+// (eval::unit_rows), so the numbers are the CLI's exactly.
 torch::Tensor rows(const pyb::handle& a, const std::string& what, pyb::object& keep) {
   torch::Tensor t = float_tensor(a, what, 2, keep);
   require(t.size(0) > 0, "{}: no rows", what);
-  const double worst = (t.norm(2, 1) - 1).abs().max().item<double>();
-  require(std::isfinite(worst), "{}: NaN or Inf", what);
-  return worst > 1e-3 ? eval::l2_normalize(t) : t;
+  return eval::unit_rows(t, what);
 }
 
 std::vector<double> doubles(const pyb::handle& a, const std::string& what, int64_t n) {

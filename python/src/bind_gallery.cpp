@@ -7,6 +7,7 @@
 #include "convert.h"
 #include "qface/core/error.h"
 #include "qface/deploy/gallery.h"
+#include "qface/eval/features.h"
 
 namespace qface::py {
 
@@ -38,7 +39,7 @@ search after add / remove needs a save() first (qface.Error otherwise).)")
             if (e.dim() == 1) e = e.reshape({1, -1});
             n = n.reshape({-1});
             require(e.size(0) == n.size(0), "add: {} embeddings but {} norms", e.size(0), n.size(0));
-            e = e / e.norm(2, 1, true).clamp_min(1e-12);
+            e = eval::l2_normalize(e);
             g.add(name, e, n);
           },
           pyb::arg("name"), pyb::arg("embeddings"), pyb::arg("norms"),
@@ -50,7 +51,7 @@ search after add / remove needs a save() first (qface.Error otherwise).)")
             pyb::object keep;
             torch::Tensor q = float_tensor(queries, "queries", 0, keep);
             if (q.dim() == 1) q = q.reshape({1, -1});
-            q = q / q.norm(2, 1, true).clamp_min(1e-12);
+            q = eval::l2_normalize(q);
             std::vector<std::vector<deploy::Hit>> hits;
             {
               pyb::gil_scoped_release release;

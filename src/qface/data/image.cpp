@@ -132,4 +132,10 @@ ImageInfo probe_image(std::string_view bytes, const std::string& where) {
   return info;
 }
 
+std::string encode_image(const cv::Mat& image, const std::string& ext, const std::string& where, int jpeg_quality) {
+  std::vector<uchar> buf;
+  require(cv::imencode(ext, image, buf, {cv::IMWRITE_JPEG_QUALITY, jpeg_quality}), "{}: cannot encode as {}", where, ext);
+  return {buf.begin(), buf.end()};
+}
+
 }  // namespace qface::data

@@ -24,6 +24,10 @@ const char* format_extension(ImageFormat format);  // ".jpg", ".png", ... (".bin
 // photos that a decision is taken on (deploy).
 cv::Mat decode_bgr(std::string_view bytes, const std::string& where, bool strict = false);
 
+// Encodes an 8-bit image with OpenCV for the extension `ext` (".png", ".jpg",
+// ...; JPEG at `jpeg_quality`). Throws "<where>: cannot encode as <ext>".
+std::string encode_image(const cv::Mat& image, const std::string& ext, const std::string& where, int jpeg_quality = 95);
+
 struct ImageInfo {
   ImageFormat format = ImageFormat::kUnknown;
   int width = 0, height = 0, channels = 0;

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <fstream>
 #include <map>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "qface/core/error.h"
@@ -282,11 +281,9 @@ cv::Mat draw_test_face(int64_t identity, int64_t sample, int size) {
 void write_test_rec(const fs::path& rec, int64_t images, int64_t identities, int size) {
   require(images > 0 && identities > 0, "test set: need images and identities, got {} and {}", images, identities);
   FaceRecordWriter writer(rec);
-  std::vector<uchar> buf;
   for (int64_t i = 0; i < images; ++i) {
     const int64_t label = i * identities / images;  // contiguous, non-decreasing
-    cv::imencode(".jpg", draw_test_face(label, i, size), buf, {cv::IMWRITE_JPEG_QUALITY, 90});
-    writer.add_image(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()), label);
+    writer.add_image(encode_image(draw_test_face(label, i, size), ".jpg", rec.string(), 90), label);
   }
   writer.finish(identities);
 }

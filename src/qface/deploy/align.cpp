@@ -14,6 +14,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/data/image.h"
 #include "qface/deploy/request.h"
 #include "qface/core/text.h"
 #include "qface/infer/embed.h"
@@ -158,9 +159,7 @@ json points_json(const Points5& p) {
 }
 
 void write_png(const fs::path& path, const cv::Mat& img) {
-  std::vector<uchar> buf;
-  require(cv::imencode(".png", img, buf), "{}: PNG encoding failed", path.string());
-  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+  write_file_atomic(path, data::encode_image(img, ".png", path.string()));
 }
 
 }  // namespace

@@ -3,13 +3,13 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <map>
 
 #include "qface/core/error.h"
+#include "qface/data/image.h"
 #include "qface/eval/features.h"
 #include "qface/infer/embed.h"
 
@@ -49,9 +49,7 @@ LabeledImages list_labeled_images(const fs::path& images, const std::string& fix
 std::string thumbnail_jpeg(const cv::Mat& crop) {
   cv::Mat small;
   cv::resize(crop, small, cv::Size(64, 64), 0, 0, cv::INTER_AREA);
-  std::vector<uchar> buf;
-  require(cv::imencode(".jpg", small, buf, {cv::IMWRITE_JPEG_QUALITY, 85}), "thumbnail: JPEG encoding failed");
-  return {buf.begin(), buf.end()};
+  return data::encode_image(small, ".jpg", "thumbnail", 85);
 }
 
 EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, bool thumbnails) {

@@ -15,6 +15,7 @@
 
 #include "qface/core/error.h"
 #include "qface/data/alignment.h"
+#include "qface/data/image.h"
 #include "qface/deploy/enroll.h"
 #include "qface/deploy/request.h"
 #include "qface/deploy/web_files.h"
@@ -36,15 +37,12 @@ std::string encode_base64(const std::string& bytes) {
   return s;
 }
 
-std::string png(const cv::Mat& image) {
-  std::vector<uchar> buf;
-  require(cv::imencode(".png", image, buf), "PNG encoding failed");
-  return {buf.begin(), buf.end()};
-}
-
-bool raw_image(const httplib::Request& req) {
+// The JSON body, or none when the body is the raw image itself (Content-Type
+// image/* or application/octet-stream).
+std::optional<json> body_unless_raw(const httplib::Request& req) {
   const std::string type = req.get_header_value("Content-Type");
-  return type.rfind("image/", 0) == 0 || type.rfind("application/octet-stream", 0) == 0;
+  if (type.rfind("image/", 0) == 0 || type.rfind("application/octet-stream", 0) == 0) return std::nullopt;
+  return parse_json_body(req.body);
 }
 
 template <class T>
@@ -169,7 +167,7 @@ struct Service::Impl {
       j["box"] = {0, 0, image.cols, image.rows};
       j["landmarks"] = points(data::face_template());
     }
-    j["crop"] = encode_base64(png(p.crop));
+    j["crop"] = encode_base64(data::encode_image(p.crop, ".png", "crop"));
     return j;
   }
 
@@ -196,8 +194,7 @@ struct Service::Impl {
   }
 
   json embed(const httplib::Request& req) {
-    std::optional<json> body;
-    if (!raw_image(req)) body = parse_json_body(req.body);
+    const std::optional<json> body = body_unless_raw(req);
     const Probe p = probe_of(image_of(req, body ? &*body : nullptr, "image"), "image");
     json j = quality_json(p);
     j["embedding"] = vec(p.embedding);
@@ -205,14 +202,12 @@ struct Service::Impl {
   }
 
   json quality(const httplib::Request& req) {
-    std::optional<json> body;
-    if (!raw_image(req)) body = parse_json_body(req.body);
+    const std::optional<json> body = body_unless_raw(req);
     return quality_json(probe_of(image_of(req, body ? &*body : nullptr, "image"), "image"));
   }
 
   json align(const httplib::Request& req) {
-    std::optional<json> body;
-    if (!raw_image(req)) body = parse_json_body(req.body);
+    const std::optional<json> body = body_unless_raw(req);
     const cv::Mat img = image_of(req, body ? &*body : nullptr, "image");
     return crop_json(probe_of(img, "image"), img);
   }
@@ -239,8 +234,7 @@ struct Service::Impl {
 
   json search(const httplib::Request& req) {
     need_gallery();
-    std::optional<json> body;
-    if (!raw_image(req)) body = parse_json_body(req.body);
+    const std::optional<json> body = body_unless_raw(req);
     const int k = body ? field<int>(*body, "k", 5) : 5;
     if (k < 1 || k > 1000) throw HttpError(400, fmt::format("field 'k' must be 1..1000, got {}", k));
     const double far = body ? field<double>(*body, "far", o.far) : o.far;

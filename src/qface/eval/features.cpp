@@ -67,15 +67,16 @@ Features load_features(const fs::path& dir) {
     require(f.mode == "plain" || f.mode == "flip_fused", "{}: mode '{}' is neither 'plain' nor 'flip_fused'",
             meta.string(), f.mode);
   }
-  // Rows must be unit vectors: warn (and renormalize) when they are not.
-  torch::Tensor len = f.embeddings.norm(2, 1);
-  const double worst = n ? (len - 1).abs().max().item<double>() : 0.0;
-  require(std::isfinite(worst), "{}: embeddings contain NaN or Inf", emb_path.string());
-  if (worst > 1e-3) {
-    spdlog::warn("{}: rows are not L2-normalized (max |norm-1| = {:.3g}); normalizing", emb_path.string(), worst);
-    f.embeddings = l2_normalize(f.embeddings);
-  }
+  f.embeddings = unit_rows(f.embeddings, emb_path.string());
   return f;
+}
+
+torch::Tensor unit_rows(const torch::Tensor& x, const std::string& what) {
+  const double worst = x.size(0) ? (x.norm(2, 1) - 1).abs().max().item<double>() : 0.0;
+  require(std::isfinite(worst), "{}: embeddings contain NaN or Inf", what);
+  if (worst <= 1e-3) return x;
+  spdlog::warn("{}: rows are not L2-normalized (max |norm-1| = {:.3g}); normalizing", what, worst);
+  return l2_normalize(x);
 }
 
 torch::Tensor l2_normalize(const torch::Tensor& x) {

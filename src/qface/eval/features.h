@@ -40,6 +40,11 @@ Features make_features(torch::Tensor embeddings, torch::Tensor norms, std::vecto
 // L2-normalizes rows (float32).
 torch::Tensor l2_normalize(const torch::Tensor& x);
 
+// Embeddings that should already be unit rows: returned as they are when
+// every row's norm is within 1e-3 of 1, else renormalized with a warning
+// naming `what`; NaN or Inf is a qface::Error naming it.
+torch::Tensor unit_rows(const torch::Tensor& x, const std::string& what);
+
 // Identity label of a TinyFace-style file name: the base name's prefix before
 // the first '_' ("gallery/0042_3.jpg" -> "0042"). The whole stem when there is no '_'.
 std::string label_from_name(const std::string& path);
