@@ -27,7 +27,7 @@ torch::Tensor rows(const pyb::handle& a, const std::string& what, pyb::object& k
 }
 
 std::vector<double> doubles(const pyb::handle& a, const std::string& what, int64_t n) {
-  auto arr = pyb::array_t<double, pyb::array::c_style | pyb::array::forcecast>::ensure(a);
+  auto arr = pyb::array_t<double, pyb::array::c_style | pyb::array::forcecast>::ensure(numpy_view(a));
   require(static_cast<bool>(arr) && arr.ndim() == 1 && arr.shape(0) == n, "{}: expected {} values", what, n);
   return {arr.data(), arr.data() + n};
 }
@@ -66,10 +66,10 @@ resolve it), roc, ...)");
         pyb::object k1, k2, k3, k4;
         auto [fe, fn] = qface::fuse_flip(float_tensor(e, "embeddings", 2, k1), float_tensor(n, "norms", 1, k2),
                                          float_tensor(ef, "flipped", 2, k3), float_tensor(nf, "flipped_norms", 1, k4));
-        return pyb::make_tuple(to_numpy(fe), to_numpy(fn));
+        return pyb::make_tuple(like_input(to_numpy(fe), e), like_input(to_numpy(fn), e));
       },
       pyb::arg("embeddings"), pyb::arg("norms"), pyb::arg("flipped"), pyb::arg("flipped_norms"),
-      "AdaFace's flip fusion (SPEC §5): f = e n + e_f n_f; returns (f / |f|, |f|).");
+      "AdaFace's flip fusion (SPEC §5): f = e n + e_f n_f; returns (f / |f|, |f|) (torch tensors for torch input).");
 
   m.def(
       "rank",

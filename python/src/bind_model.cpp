@@ -19,24 +19,6 @@ namespace {
 
 using deploy::Pipeline;
 
-pyb::dict face_dict(const std::optional<deploy::Face>& face, const cv::Mat& crop, bool bgr) {
-  pyb::dict d;
-  d["crop"] = image_to_numpy(crop, bgr);
-  if (face) {
-    pyb::array_t<float> pts({5, 2});
-    for (int i = 0; i < 5; ++i) {
-      pts.mutable_at(i, 0) = static_cast<float>(face->landmarks[static_cast<std::size_t>(i)].x);
-      pts.mutable_at(i, 1) = static_cast<float>(face->landmarks[static_cast<std::size_t>(i)].y);
-    }
-    d["points"] = pts;
-    d["box"] = pyb::make_tuple(face->box.x, face->box.y, face->box.width, face->box.height);
-  } else {
-    d["points"] = pyb::none();  // the input was taken as an aligned crop
-    d["box"] = pyb::none();
-  }
-  return d;
-}
-
 std::shared_ptr<Pipeline> load_model(const std::string& weights, const std::string& arch, bool flip_fuse,
                                      const std::string& quality_calibration, int threads) {
   deploy::PipelineOptions o;
@@ -75,16 +57,19 @@ Made by qface.load_model(). Thread-safe: calls are serialized on the model.)")
               pyb::gil_scoped_release release;
               r = p.embed_crops(crops);
             }
-            return pyb::make_tuple(to_numpy(r.first), to_numpy(r.second));
+            return pyb::make_tuple(like_input(to_numpy(r.first), images), like_input(to_numpy(r.second), images));
           },
           pyb::arg("images"), pyb::arg("bgr") = false,
           R"(Embeddings and norms of aligned 112 x 112 face crops.
 
 images: uint8 array, H x W x 3 (one crop) or N x H x W x 3, RGB (as PIL and
-torchvision give them) unless bgr=True (OpenCV). The model family's own
-preprocessing (AdaFace BGR in [-1, 1], MagFace BGR in [0, 1], ...) is applied.
-Returns (embeddings N x D float32, L2-normalized and flip-fused when the model
-is; norms N float32, the plain image's feature norm: the quality score).)")
+torchvision give them) unless bgr=True (OpenCV); or a torch uint8 tensor in
+that layout or torchvision's channels-first one (C x H x W, N x C x H x W).
+The model family's own preprocessing (AdaFace BGR in [-1, 1], MagFace BGR in
+[0, 1], ...) is applied. Returns (embeddings N x D float32, L2-normalized and
+flip-fused when the model is; norms N float32, the plain image's feature
+norm: the quality score): numpy arrays, or torch tensors over the same memory
+(no copy) when `images` is a torch tensor.)")
       .def(
           "align",
           [](const Pipeline& p, const pyb::object& image, bool bgr) -> pyb::object {

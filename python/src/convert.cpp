@@ -1,16 +1,34 @@
 #include "convert.h"
 
 #include <opencv2/imgproc.hpp>
+#include <pybind11/stl.h>
 #include <torch/torch.h>
 
 #include <cstring>
 
 #include "qface/core/error.h"
+#include "qface/deploy/align.h"
 
 namespace qface::py {
 
+bool is_torch(const pyb::handle& a) {
+  pyb::dict modules = pyb::module_::import("sys").attr("modules");
+  if (!modules.contains("torch")) return false;
+  return pyb::isinstance(a, modules["torch"].attr("Tensor"));
+}
+
+pyb::object numpy_view(const pyb::handle& a) {
+  if (!is_torch(a)) return pyb::reinterpret_borrow<pyb::object>(a);
+  return a.attr("detach")().attr("cpu")().attr("numpy")();
+}
+
+pyb::object like_input(const pyb::array& result, const pyb::handle& input) {
+  if (!is_torch(input)) return result;
+  return pyb::module_::import("torch").attr("from_numpy")(result);
+}
+
 torch::Tensor float_tensor(const pyb::handle& a, const std::string& what, int dims, pyb::object& keep) {
-  auto arr = pyb::array_t<float, pyb::array::c_style | pyb::array::forcecast>::ensure(a);
+  auto arr = pyb::array_t<float, pyb::array::c_style | pyb::array::forcecast>::ensure(numpy_view(a));
   require(static_cast<bool>(arr), "{}: expected a numeric array", what);
   require(dims <= 0 || arr.ndim() == dims, "{}: expected {} dimensions, got {}", what, dims, arr.ndim());
   std::vector<int64_t> shape(arr.shape(), arr.shape() + arr.ndim());
@@ -28,7 +46,15 @@ pyb::array_t<float> to_numpy(const torch::Tensor& t) {
 }
 
 std::vector<cv::Mat> images_from_numpy(const pyb::handle& a, bool bgr, const std::string& what) {
-  auto arr = pyb::array::ensure(a);
+  pyb::object in = pyb::reinterpret_borrow<pyb::object>(a);
+  if (is_torch(a)) {
+    // torchvision's uint8 layout is channels first: make it H x W x 3 (one copy).
+    const auto shape = a.attr("shape").cast<std::vector<int64_t>>();
+    const std::size_t d = shape.size();
+    if ((d == 3 || d == 4) && shape[d - 3] == 3 && shape[d - 1] != 3)
+      in = a.attr("permute")(*(d == 3 ? pyb::make_tuple(1, 2, 0) : pyb::make_tuple(0, 2, 3, 1))).attr("contiguous")();
+  }
+  auto arr = pyb::array::ensure(numpy_view(in));
   require(static_cast<bool>(arr), "{}: expected a numpy array of images", what);
   require(arr.dtype().is(pyb::dtype::of<uint8_t>()), "{}: expected uint8 pixels, got dtype {}", what,
           std::string(pyb::str(arr.dtype())));
@@ -61,13 +87,33 @@ pyb::array_t<uint8_t> image_to_numpy(const cv::Mat& bgr_image, bool bgr) {
   return out;
 }
 
+pyb::dict face_dict(const std::optional<deploy::Face>& face, const cv::Mat& crop, bool bgr) {
+  pyb::dict d;
+  d["crop"] = image_to_numpy(crop, bgr);
+  if (face) {
+    pyb::array_t<float> pts({5, 2});
+    for (int i = 0; i < 5; ++i) {
+      pts.mutable_at(i, 0) = static_cast<float>(face->landmarks[static_cast<std::size_t>(i)].x);
+      pts.mutable_at(i, 1) = static_cast<float>(face->landmarks[static_cast<std::size_t>(i)].y);
+    }
+    d["points"] = pts;
+    d["box"] = pyb::make_tuple(face->box.x, face->box.y, face->box.width, face->box.height);
+    d["score"] = face->score;
+  } else {
+    d["points"] = pyb::none();  // the input was taken as an aligned crop
+    d["box"] = pyb::none();
+    d["score"] = pyb::none();
+  }
+  return d;
+}
+
 pyb::object to_python(const nlohmann::json& j) {
   // Exactly the numbers the CLI's JSON holds: through the same text.
   return pyb::module_::import("json").attr("loads")(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::vector<uint8_t> flags_from_numpy(const pyb::handle& a, const std::string& what) {
-  auto arr = pyb::array_t<int64_t, pyb::array::c_style | pyb::array::forcecast>::ensure(a);
+  auto arr = pyb::array_t<int64_t, pyb::array::c_style | pyb::array::forcecast>::ensure(numpy_view(a));
   require(static_cast<bool>(arr) && arr.ndim() == 1, "{}: expected a 1-d array of booleans", what);
   std::vector<uint8_t> out(static_cast<std::size_t>(arr.shape(0)));
   for (pyb::ssize_t i = 0; i < arr.shape(0); ++i) {

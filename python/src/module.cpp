@@ -12,6 +12,9 @@ PYBIND11_MODULE(_qface, m) {
   m.doc() = "qface: quality-aware face recognition (AdaFace, MagFace) in C++";
   // qface's one-line errors (file and position named) as qface.Error, a ValueError.
   pyb::register_exception<qface::Error>(m, "Error", PyExc_ValueError);
+  pyb::setattr(m.attr("Error"), "__doc__",
+               pyb::str("An error of the qface library (a ValueError): bad input, a corrupt or missing file, a wrong "
+                        "shape; the message names the file and position as the qface command's does."));
   m.attr("__version__") = qface::py::version();
   m.def(
       "set_log_level",
@@ -23,6 +26,7 @@ PYBIND11_MODULE(_qface, m) {
       },
       pyb::arg("level"), "The library's log level (it logs to stdout, as the qface command): trace ... off.");
   qface::py::bind_model(m);
+  qface::py::bind_align(m);
   qface::py::bind_data(m);
   qface::py::bind_eval(m.def_submodule("eval", "Evaluation protocols on features (SPEC §5), results as dicts"));
   qface::py::bind_gallery(m);

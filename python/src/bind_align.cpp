@@ -1,0 +1,126 @@
+// qface.align (detection and 5-point alignment without a recognition model)
+// and qface.quality (a model's per-image quality of photos or crops).
+#include <pybind11/stl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "bindings.h"
+#include "convert.h"
+#include "qface/core/error.h"
+#include "qface/data/alignment.h"
+#include "qface/deploy/align.h"
+#include "qface/deploy/pipeline.h"
+
+namespace qface::py {
+namespace {
+
+// One detector per upsample setting, made on first use (loading dlib's
+// landmark model takes ~0.1 s) and kept for the process.
+const deploy::FaceDetector& detector(int upsample) {
+  static std::mutex mutex;
+  static std::map<int, std::unique_ptr<deploy::FaceDetector>> detectors;
+  std::lock_guard lock(mutex);
+  auto& d = detectors[upsample];
+  if (!d) {
+    deploy::DetectorOptions o;
+    o.upsample = upsample;
+    d = std::make_unique<deploy::FaceDetector>(o);
+  }
+  return *d;
+}
+
+// A list of images: one array (H x W x 3 or a batch N x H x W x 3) or a
+// Python sequence of single images of any sizes.
+std::vector<cv::Mat> image_list(const pyb::object& images, bool bgr) {
+  if (pyb::isinstance<pyb::array>(images) || is_torch(images)) return images_from_numpy(images, bgr, "images");
+  require(pyb::isinstance<pyb::sequence>(images), "images: expected an array or a list of arrays");
+  std::vector<cv::Mat> out;
+  std::size_t i = 0;
+  for (const auto& item : images) {
+    std::vector<cv::Mat> one = images_from_numpy(item, bgr, fmt::format("images[{}]", i++));
+    require(one.size() == 1, "images[{}]: expected one H x W x 3 image, got a batch of {}", i - 1, one.size());
+    out.push_back(one[0]);
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_align(pyb::module_& m) {
+  m.def(
+      "align",
+      [](const pyb::object& image, bool bgr, int upsample) {
+        require(upsample >= 0 && upsample <= 3, "upsample: expected 0 to 3, got {}", upsample);
+        std::vector<cv::Mat> imgs = images_from_numpy(image, bgr, "image");
+        require(imgs.size() == 1, "image: expected one H x W x 3 image, got a batch of {}", imgs.size());
+        std::vector<std::pair<deploy::Face, cv::Mat>> faces;
+        {
+          pyb::gil_scoped_release release;
+          for (const auto& f : detector(upsample).detect(imgs[0]))
+            faces.emplace_back(f, data::warp_face(imgs[0], f.landmarks));
+        }
+        pyb::list out;
+        for (const auto& [f, crop] : faces) out.append(face_dict(f, crop, bgr));
+        return out;
+      },
+      pyb::arg("image"), pyb::arg("bgr") = false, pyb::arg("upsample") = 1,
+      R"(Every face in a photo, detected (dlib HOG + 68 landmarks, no recognition
+model needed) and aligned to the 112 x 112 ArcFace template by its five points.
+
+image: H x W x 3 uint8, RGB unless bgr=True. upsample: image doublings before
+detection (HOG finds faces of about 80 / 2^upsample pixels and up).
+Returns a list, largest face first (empty when none), of {"crop": 112 x 112 x 3
+uint8 in the input's channel order, "points": 5 x 2 float32 (eye centres,
+nose tip, mouth corners, in image pixels), "box": (x, y, w, h), "score":
+the detector's score}.)");
+
+  m.def(
+      "quality",
+      [](const deploy::Pipeline& model, const pyb::object& images, bool bgr) {
+        const std::vector<cv::Mat> imgs = image_list(images, bgr);
+        const auto n = static_cast<pyb::ssize_t>(imgs.size());
+        pyb::array_t<float> norms(n);
+        pyb::array_t<bool> found(n);
+        std::vector<double> quality;
+        {
+          pyb::gil_scoped_release release;
+          std::vector<cv::Mat> crops;
+          std::vector<pyb::ssize_t> at;
+          for (pyb::ssize_t i = 0; i < n; ++i) {
+            std::optional<cv::Mat> c = model.crop(imgs[static_cast<std::size_t>(i)]);
+            found.mutable_at(i) = c.has_value();
+            norms.mutable_at(i) = std::nanf("");
+            if (c) {
+              crops.push_back(*c);
+              at.push_back(i);
+            }
+          }
+          torch::Tensor nm = model.embed_crops(crops).second.contiguous();
+          for (std::size_t k = 0; k < at.size(); ++k) norms.mutable_at(at[k]) = nm[static_cast<int64_t>(k)].item<float>();
+          if (model.has_quality_calibration())
+            for (pyb::ssize_t i = 0; i < n; ++i)
+              quality.push_back(found.at(i) ? *model.quality(norms.at(i)) : std::nan(""));
+        }
+        pyb::dict d;
+        d["norm"] = norms;
+        d["quality"] = quality.empty() ? pyb::object(pyb::none()) : pyb::object(pyb::array_t<double>(n, quality.data()));
+        d["found"] = found;
+        return d;
+      },
+      pyb::arg("model"), pyb::arg("images"), pyb::arg("bgr") = false,
+      R"(Per-image face quality, as `qface quality`: the raw feature norm of the
+image (the AdaFace / MagFace quality proxy) and, when the model was loaded
+with a quality_calibration, that norm mapped to [0, 1].
+
+model: from qface.load_model. images: one H x W x 3 uint8 image, a batch N x
+H x W x 3, or a list of images of any sizes; RGB unless bgr=True. 112 x 112
+images are taken as aligned crops, larger ones are detected and aligned
+(largest face). Returns {"norm": N float32 (NaN where no face was found),
+"quality": N float64 in [0, 1] or None without a calibration, "found": N bool}.)");
+}
+
+}  // namespace qface::py
