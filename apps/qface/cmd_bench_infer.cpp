@@ -1,7 +1,9 @@
 // qface bench infer: CPU inference speed of a backbone (img/s, achieved
-// GFLOP/s) in qface's fast path (BatchNorm folded, channels_last, oneDNN,
-// optional bf16), next to the plain NCHW path and, when /usr/bin/python3 has
-// torch, the same architecture in Python eager in the same run.
+// GFLOP/s) in qface's fast path (BatchNorm folded, channels_last, oneDNN) at
+// each asked precision (fp32, bf16, int8; auto reports what it would pick),
+// next to the plain NCHW path and, when /usr/bin/python3 has torch, the same
+// architecture in Python eager in the same run. bf16 and int8 also report the
+// accuracy guard against fp32 (infer/precision.h) on synthetic faces.
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +21,10 @@
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/infer/embed.h"
+#include "qface/infer/int8.h"
+#include "qface/infer/precision.h"
+#include "qface/io/checkpoint.h"
+#include "qface/synth/generate.h"
 
 namespace qface::cli {
 namespace {
@@ -29,7 +36,8 @@ struct BenchArgs {
   int threads = 2;
   int iters = 5;
   int warmup = 2;
-  bool bf16 = false;
+  std::vector<std::string> precisions{"fp32"};
+  std::string weights;
   bool python = true;
   bool plain = true;
   std::string python_dir;
@@ -69,17 +77,43 @@ int run_bench(const BenchArgs& a) {
     infer::prepare_for_inference(*m, o);
     line("qface plain (NCHW, BN unfolded)", best_seconds([&] { infer::embed(*m, x, o); }, 1, std::max(1, a.iters / 2)));
   }
-  auto m = backbones::make_backbone(a.arch);
-  infer::InferenceOptions o;
-  infer::prepare_for_inference(*m, o);
-  const double fast = line("qface fast (BN folded, NHWC)", best_seconds([&] { infer::embed(*m, x, o); }, a.warmup, a.iters));
-  if (a.bf16) {
-    const double c = infer::bf16_min_cosine(*m, x.slice(0, 0, std::min(a.batch, 8)), o);
-    infer::InferenceOptions b = o;
-    b.bf16(true);
-    line("qface fast bf16", best_seconds([&] { infer::embed(*m, x, b); }, a.warmup, a.iters));
-    std::cout << fmt::format("bf16 min cosine to fp32: {:.6f} ({})\n", c, c >= 0.999 ? "kept: >= 0.999" : "rejected: < 0.999");
-    report["bf16_min_cosine"] = c;
+  infer::ModelSpec spec{a.arch, a.weights, a.weights.empty(), infer::Precision::kFp32, a.threads, "bench infer"};
+  infer::LoadedModel lm = infer::load_for_inference(spec);
+  auto& m = lm.model;
+  infer::InferenceOptions o = lm.options;
+  const double fast = line("qface fast fp32 (BN folded, NHWC)", best_seconds([&] { infer::embed(*m, x, o); }, a.warmup, a.iters));
+  // The guard and int8 calibration use synthetic faces (x is random noise, fine for timing only).
+  synth::SynthOptions so;
+  so.seed = 11;
+  const std::vector<cv::Mat> faces = synth::sample_faces(96, so);
+  const torch::Tensor calib = infer::preprocess({faces.begin(), faces.begin() + 64}, m->preprocessing());
+  const torch::Tensor check = infer::preprocess({faces.begin() + 64, faces.end()}, m->preprocessing());
+  const infer::Embeddings ref = infer::embed(*m, check, o);
+  std::optional<io::Int8Calibration> int8 = io::load_int8_calibration(a.weights);
+  for (const std::string& name : a.precisions) {
+    if (name == "fp32") continue;
+    const infer::Precision p = infer::parse_precision(name);
+    if (p == infer::Precision::kInt8 && !int8) {
+      infer::Calibrator c(m->graph());
+      c.observe(calib);
+      int8 = infer::calibration_of(c.qparams(), -1, "bench infer: 64 synthetic faces");
+      std::cout << "int8: calibrated on 64 synthetic faces (no calibration in the weights)\n";
+    }
+    infer::InferenceOptions po = o;
+    const infer::PrecisionChoice choice = infer::apply_precision(*m, po, p, a.weights, int8);
+    const std::string label = p == infer::Precision::kAuto
+                                  ? fmt::format("qface auto (chose {})", infer::precision_name(choice.precision))
+                                  : fmt::format("qface fast {}", name);
+    const double ips = line(label, best_seconds([&] { infer::embed(*m, x, po); }, a.warmup, a.iters));
+    const infer::GuardResult g = infer::accuracy_guard(ref, infer::embed(*m, check, po));
+    std::cout << fmt::format("  {:.2f}x fp32; guard on {} synthetic faces: cosine min {:.4f}, norm error mean {:.3f} % "
+                             "max {:.2f} %, Spearman {:.4f}: {}\n",
+                             ips / fast, g.images, g.min_cosine, 100 * g.mean_norm_error, 100 * g.max_norm_error,
+                             g.norm_spearman, g.passed ? "passes" : "fails (" + g.failure + ")");
+    report[label]["ratio_vs_fp32"] = ips / fast;
+    report[label]["guard"] = infer::to_json(g);
+    if (p == infer::Precision::kAuto) report[label]["reason"] = choice.reason;
+    m->set_engine(nullptr);
   }
   if (a.python) {
     std::string note;
@@ -103,7 +137,13 @@ Runner setup(CLI::App& app) {
   app.add_option("--threads", a->threads, "CPU threads (both C++ and Python)")->capture_default_str();
   app.add_option("--iters", a->iters, "timed batches (best is reported)")->capture_default_str();
   app.add_option("--warmup", a->warmup, "untimed batches first")->capture_default_str();
-  app.add_flag("--bf16", a->bf16, "also time bf16 autocast and report its cosine to fp32");
+  app.add_option("--precision", a->precisions, "precisions to time (comma list of fp32, bf16, int8, auto)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"auto", "fp32", "bf16", "int8"}))
+      ->capture_default_str();
+  app.add_flag_callback("--bf16", [a] { a->precisions.push_back("bf16"); }, "the same as adding bf16 to --precision");
+  app.add_option("--weights", a->weights, "time this checkpoint (its int8 calibration too, if any); default: random weights")
+      ->check(CLI::ExistingFile);
   app.add_flag("!--no-python", a->python, "skip the Python eager reference");
   app.add_flag("!--no-plain", a->plain, "skip the plain NCHW qface run");
   app.add_option("--python-dir", a->python_dir, "folder of bench_infer.py (default: found next to the build)");

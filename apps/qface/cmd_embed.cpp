@@ -3,8 +3,10 @@
 
 #include "apps/qface/command.h"
 #include "apps/qface/flip_option.h"
+#include "apps/qface/precision_option.h"
 #include "qface/backbones/backbone.h"
 #include "qface/infer/embed.h"
+#include "qface/infer/precision.h"
 
 namespace qface::cli {
 namespace {
@@ -27,8 +29,10 @@ Runner setup(CLI::App& app) {
   app.add_option("--threads", a->threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
   app.add_flag("--resize", a->resize, "resize images of other sizes to 112x112 instead of rejecting them");
   app.add_flag("--strict", a->strict, "fail on an unreadable image instead of skipping it");
-  app.add_flag("--bf16", a->bf16, "bfloat16 compute, kept only if the first batch matches fp32 (cosine >= 0.999)");
-  return [a, weights, images, out] {
+  auto precision = std::make_shared<std::string>("fp32");
+  add_precision_option(app, *precision);
+  return [a, weights, images, out, precision] {
+    a->precision = infer::parse_precision(*precision);
     a->weights = *weights;
     a->images = *images;
     a->out = *out;

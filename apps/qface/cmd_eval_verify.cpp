@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "apps/qface/command.h"
+#include "apps/qface/precision_option.h"
 #include "apps/qface/flip_option.h"
 #include "qface/core/error.h"
 #include "qface/backbones/backbone.h"
@@ -13,6 +14,7 @@
 #include "qface/eval/features.h"
 #include "qface/eval/quality.h"
 #include "qface/eval/verify.h"
+#include "qface/infer/precision.h"
 #include "qface/infer/verify_bin.h"
 #include "qface/io/checkpoint.h"
 
@@ -23,7 +25,7 @@ using nlohmann::json;
 
 struct VerifyArgs {
   std::vector<std::string> bins, features, features_flip;
-  std::string out, name, arch, weights, calibration_out;
+  std::string out, name, arch, weights, calibration_out, precision = "fp32";
   bool random_weights = false, flip_fuse = true;
   int batch = 32;
   int folds = 10;
@@ -50,18 +52,6 @@ struct CalibrationPool {
   }
 };
 
-// The model of --arch / --weights, loaded once for every set.
-std::shared_ptr<backbones::BackboneImpl> load_model(const VerifyArgs& a) {
-  auto model = backbones::make_backbone(a.arch);
-  if (a.weights.empty()) {
-    require(a.random_weights, "eval verify: --arch needs --weights (or --random-weights for pipeline tests)");
-    spdlog::warn("eval verify: --random-weights: the numbers mean nothing (pipeline check only)");
-  } else {
-    io::load_weights(*model, a.weights);
-  }
-  infer::prepare_for_inference(*model, infer::InferenceOptions{});
-  return model;
-}
 
 int run_verify(const VerifyArgs& a) {
   const bool with_model = !a.arch.empty();
@@ -74,7 +64,11 @@ int run_verify(const VerifyArgs& a) {
     require(a.features_flip.empty() || a.features_flip.size() == a.bins.size(),
             "eval verify: {} --bin files but {} --features-flip folders", a.bins.size(), a.features_flip.size());
   }
-  const auto model = with_model ? load_model(a) : nullptr;
+  // The model of --arch / --weights, loaded once for every set.
+  infer::LoadedModel m;
+  if (with_model)
+    m = infer::load_for_inference({a.arch, a.weights, a.random_weights, infer::parse_precision(a.precision), 0,
+                                   "eval verify"});
   eval::VerifyOptions opt;
   opt.folds = a.folds;
   CalibrationPool pool;
@@ -85,8 +79,8 @@ int run_verify(const VerifyArgs& a) {
     eval::VerifySet set;
     torch::Tensor plain, fused;
     if (with_model) {
-      infer::BinVerification v = infer::verify_encoded(*model, name, bin.images, bin.issame, a.bins[i], a.batch,
-                                                       infer::InferenceOptions{}, opt, a.flip_fuse);
+      infer::BinVerification v = infer::verify_encoded(*m.model, name, bin.images, bin.issame, a.bins[i], a.batch,
+                                                       m.options, opt, a.flip_fuse);
       set = std::move(v.result);
       plain = v.features.plain.embeddings;
       fused = v.fused;
@@ -136,6 +130,7 @@ Runner setup(CLI::App& app) {
   app.add_flag("--random-weights", a->random_weights, "--arch without a checkpoint (pipeline tests only)");
   add_flip_fuse_option(app, a->flip_fuse, "with --arch: also the flip-fused mode (SPEC §5) beside the plain one");
   app.add_option("--batch", a->batch, "batch size with --arch")->capture_default_str();
+  add_precision_option(app, a->precision);
   app.add_option("--folds", a->folds, "folds of the protocol")->capture_default_str();
   app.add_option("--name", a->name, "model / run name in the report (default: the features folder name)");
   app.add_option("--out", a->out, "JSON output (default: stdout)");

@@ -1,5 +1,8 @@
 #include "apps/qface/deploy_options.h"
 
+#include "apps/qface/precision_option.h"
+#include "qface/infer/precision.h"
+
 #include "apps/qface/flip_option.h"
 
 #include "qface/backbones/backbone.h"
@@ -13,6 +16,7 @@ deploy::PipelineOptions PipelineArgs::resolve() const {
   o.align = deploy::parse_align_mode(align);
   o.detector.landmark_model = landmark_model;
   o.quality_calibration = quality_calibration;
+  o.precision = infer::parse_precision(precision);
   return o;
 }
 
@@ -39,6 +43,7 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
                  "calibration.quality JSON (`qface eval quality --calibration-out`): quality in [0,1]")
       ->check(CLI::ExistingFile);
   app.add_option("--threads", a.options.threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
+  add_precision_option(app, a.precision);
 }
 
 }  // namespace qface::cli

@@ -20,8 +20,9 @@ namespace {
 using deploy::Pipeline;
 
 std::shared_ptr<Pipeline> load_model(const std::string& weights, const std::string& arch, bool flip_fuse,
-                                     const std::string& quality_calibration, int threads) {
+                                     const std::string& quality_calibration, int threads, const std::string& precision) {
   deploy::PipelineOptions o;
+  o.precision = infer::parse_precision(precision);
   o.arch = arch;
   o.weights = weights;
   o.flip_fuse = flip_fuse;
@@ -42,6 +43,8 @@ void bind_model(pyb::module_& m) {
 Made by qface.load_model(). Thread-safe: calls are serialized on the model.)")
       .def_property_readonly("arch", [](const Pipeline& p) { return p.options().arch; }, "backbone name")
       .def_property_readonly("dim", &Pipeline::dim, "embedding size")
+      .def_property_readonly("precision", [](const Pipeline& p) { return std::string(infer::precision_name(p.precision())); },
+                             "the precision inference runs in (auto resolved)")
       .def_property_readonly("flip_fuse", [](const Pipeline& p) { return p.options().flip_fuse; },
                              "whether embeddings are fused with the flipped image's (SPEC §5)")
       .def(
@@ -117,7 +120,7 @@ float32), "norm" (the quality proxy) and "quality" (calibrated [0, 1] when the
 model was loaded with a quality calibration, else None).)");
 
   m.def("load_model", &load_model, pyb::arg("weights"), pyb::arg("arch") = "ir_50", pyb::arg("flip_fuse") = true,
-        pyb::arg("quality_calibration") = "", pyb::arg("threads") = 0,
+        pyb::arg("quality_calibration") = "", pyb::arg("threads") = 0, pyb::arg("precision") = "fp32",
         R"(Loads a backbone and its weights for inference.
 
 weights: a qface checkpoint, an official AdaFace Lightning .ckpt, a MagFace
@@ -127,6 +130,9 @@ flip_fuse: embeddings fused with the flipped image's, weighted by norm (SPEC §5
 quality_calibration: a calibration.quality JSON (`qface eval quality
 --calibration-out`) to map norms to [0, 1].
 threads: CPU threads (0: every logical core).
+precision: fp32, bf16, int8 (weights from `qface quantize`) or auto (the
+fastest that passes the accuracy guard against fp32 on this CPU, measured
+once per model file and machine and cached in $XDG_CACHE_HOME/qface).
 Raises qface.Error naming the file on a missing or unreadable checkpoint.)");
   m.def("backbones", &backbones::backbone_names, "The backbone names load_model accepts.");
   m.def(

@@ -103,3 +103,17 @@ def test_torch_tensors_in_and_out(model, crops):
     torch.testing.assert_close(f, e)
     torch.testing.assert_close(fn, 2 * n)
     assert qface.eval.verify(e.requires_grad_(), torch.tensor([True, False]), folds=2)["pairs"] == 2
+
+
+def test_precision_int8_needs_a_quantized_file_and_bf16_stays_close(data_dir, crops):
+    images, _ = crops
+    with pytest.raises(qface.Error, match="qface quantize"):
+        qface.load_model(str(data_dir / "mfn.pt"), arch="mobilefacenet", precision="int8")
+    with pytest.raises(qface.Error, match="precision"):
+        qface.load_model(str(data_dir / "mfn.pt"), arch="mobilefacenet", precision="int4")
+    fp32 = qface.load_model(str(data_dir / "mfn.pt"), arch="mobilefacenet", threads=1)
+    bf16 = qface.load_model(str(data_dir / "mfn.pt"), arch="mobilefacenet", threads=1, precision="bf16")
+    assert fp32.precision == "fp32" and bf16.precision == "bf16"
+    a, _ = fp32.embed(images[:4])
+    b, _ = bf16.embed(images[:4])
+    assert np.min(np.sum(a * b, axis=1)) > 0.98 and np.abs(a - b).max() > 0

@@ -197,7 +197,7 @@ TEST(Infer, BenchInferReportsSpeedAndFlops) {
   EXPECT_NE(r.out.find("img/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("GFLOP/s"), std::string::npos) << r.out;
   const std::string json = qface::read_file(tmp / "b.json");
-  EXPECT_NE(json.find("\"qface fast (BN folded, NHWC)\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"qface fast fp32 (BN folded, NHWC)\""), std::string::npos) << json;
   // GFLOP per image = 2 x MACs, as the backbone counts them.
   EXPECT_NE(json.find(fmt::format("{}", 2 * qb::macs_per_image("mobilefacenet") / 1e9).substr(0, 5)), std::string::npos)
       << json;

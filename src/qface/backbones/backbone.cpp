@@ -5,6 +5,7 @@
 #include <map>
 
 #include "qface/backbones/fold.h"
+#include "qface/backbones/graph.h"
 #include "qface/backbones/iresnet.h"
 #include "qface/backbones/ir.h"
 #include "qface/backbones/mobilefacenet.h"
@@ -16,6 +17,17 @@ std::pair<torch::Tensor, torch::Tensor> BackboneImpl::forward(torch::Tensor x) {
   torch::Tensor f = features(std::move(x));
   torch::Tensor norm = f.norm(2, 1, /*keepdim=*/true);
   return {f / norm, norm};
+}
+
+Graph BackboneImpl::graph() {
+  require(folded_, "{}: the inference graph needs the folded model (fold_batchnorm)", arch_);
+  Graph g;
+  build_graph(g);
+  return g;
+}
+
+torch::Tensor BackboneImpl::inference_features(const torch::Tensor& x) {
+  return engine_ ? engine_->features(x) : features(x);
 }
 
 void BackboneImpl::fold_batchnorm() {

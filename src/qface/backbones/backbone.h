@@ -16,6 +16,17 @@
 
 namespace qface::backbones {
 
+class Graph;
+
+// Another implementation of a folded backbone's features() for inference
+// (the int8 engine of infer/int8.h), installed with BackboneImpl::set_engine.
+class FeaturesEngine {
+ public:
+  virtual ~FeaturesEngine() = default;
+  virtual torch::Tensor features(const torch::Tensor& x) = 0;
+  virtual std::string name() const = 0;  // "int8", ...
+};
+
 // How a model family expects its input: images are read as 8-bit BGR (OpenCV)
 // and become float CHW `(pixel / 255 - mean) / std` in the channel order given.
 struct Preprocessing {
@@ -44,6 +55,16 @@ class BackboneImpl : public torch::nn::Module {
   void fold_batchnorm();
   bool folded() const { return folded_; }
 
+  // The folded model's inference computation as a graph (backbones/graph.h);
+  // run_graph of it equals features(). Requires fold_batchnorm().
+  Graph graph();
+
+  // Inference features: the installed engine's, else features(). Training
+  // (forward) never uses the engine.
+  torch::Tensor inference_features(const torch::Tensor& x);
+  void set_engine(std::shared_ptr<FeaturesEngine> engine) { engine_ = std::move(engine); }
+  const std::shared_ptr<FeaturesEngine>& engine() const { return engine_; }
+
   // Multiply-accumulates of convolutions and linear layers for one 112x112 image.
   virtual double macs() const = 0;
 
@@ -53,12 +74,14 @@ class BackboneImpl : public torch::nn::Module {
 
  protected:
   virtual void fold_batchnorm_impl() = 0;
+  virtual void build_graph(Graph& g) = 0;
   bool folded_ = false;
 
  private:
   std::string arch_;
   int64_t embedding_size_;
   Preprocessing preprocessing_;
+  std::shared_ptr<FeaturesEngine> engine_;
 };
 // Shared handle to a backbone (the class is abstract, so no TORCH_MODULE holder).
 using Backbone = std::shared_ptr<BackboneImpl>;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "qface/backbones/fold.h"
+#include "qface/backbones/graph.h"
 
 namespace qface::backbones {
 namespace nn = torch::nn;
@@ -113,6 +114,16 @@ void IRNetImpl::fold_batchnorm_impl() {
   // BN2d -> flatten -> linear -> BN1d is one linear layer.
   fold_before_linear(out_bn2d, linear);
   fold_into_linear(linear, out_bn1d);
+}
+
+void IRNetImpl::build_graph(Graph& g) {
+  int x = g.prelu(stem_prelu, g.conv(stem_conv, 0));
+  for (auto& u : units) {
+    int r = g.conv(u->conv2, g.prelu(u->prelu, g.conv(u->conv1, g.bn(u->bn0, x))));
+    if (u->se) r = g.fp32([se = u->se](const torch::Tensor& t) mutable { return se->forward(t); }, r);
+    x = g.add(r, u->shortcut_conv ? g.conv(u->shortcut_conv, x) : g.subsample(x, u->stride));
+  }
+  g.linear(linear, x);
 }
 
 double IRNetImpl::macs() const {

@@ -64,6 +64,7 @@ class IRNetImpl : public BackboneImpl {
 
  protected:
   void fold_batchnorm_impl() override;
+  void build_graph(Graph& g) override;
 };
 TORCH_MODULE(IRNet);
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "qface/backbones/fold.h"
+#include "qface/backbones/graph.h"
 
 namespace qface::backbones {
 namespace nn = torch::nn;
@@ -96,6 +97,16 @@ void IResNetImpl::fold_batchnorm_impl() {
     for (auto& b : stage) b->fold_batchnorm();
   fold_before_linear(bn2, fc);
   fold_into_linear(fc, bn_features);
+}
+
+void IResNetImpl::build_graph(Graph& g) {
+  int x = g.prelu(prelu, g.conv(conv1, 0));
+  for (auto& stage : blocks)
+    for (auto& b : stage) {
+      const int out = g.conv(b->conv2, g.prelu(b->prelu, g.conv(b->conv1, g.bn(b->bn1, x))));
+      x = g.add(out, b->ds_conv ? g.conv(b->ds_conv, x) : x);
+    }
+  g.linear(fc, x);
 }
 
 double IResNetImpl::macs() const {

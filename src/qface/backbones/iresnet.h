@@ -47,6 +47,7 @@ class IResNetImpl : public BackboneImpl {
 
  protected:
   void fold_batchnorm_impl() override;
+  void build_graph(Graph& g) override;
 };
 TORCH_MODULE(IResNet);
 

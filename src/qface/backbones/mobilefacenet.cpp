@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "qface/backbones/fold.h"
+#include "qface/backbones/graph.h"
 
 namespace qface::backbones {
 namespace nn = torch::nn;
@@ -96,6 +97,26 @@ void MobileFaceNetImpl::fold_batchnorm_impl() {
   for (auto* stage : {&conv_3, &conv_4, &conv_5})
     for (auto& d : *stage) d->fold_batchnorm();
   fold_into_linear(linear, bn);
+}
+
+void MobileFaceNetImpl::build_graph(Graph& g) {
+  auto conv_bn = [&](const ConvBN& c, int x) {
+    x = g.conv(c->conv, x);
+    return c->prelu ? g.prelu(c->prelu, x) : x;
+  };
+  auto depthwise = [&](const DepthWise& d, int x) {
+    const int y = conv_bn(d->project, conv_bn(d->conv_dw, conv_bn(d->conv, x)));
+    return d->residual ? g.add(x, y) : y;
+  };
+  int x = conv_bn(conv2_dw, conv_bn(conv1, 0));
+  x = depthwise(conv_23, x);
+  for (auto& d : conv_3) x = depthwise(d, x);
+  x = depthwise(conv_34, x);
+  for (auto& d : conv_4) x = depthwise(d, x);
+  x = depthwise(conv_45, x);
+  for (auto& d : conv_5) x = depthwise(d, x);
+  x = conv_bn(conv_6_dw, conv_bn(conv_6_sep, x));
+  g.linear(linear, x);
 }
 
 double MobileFaceNetImpl::macs() const {

@@ -58,6 +58,7 @@ class MobileFaceNetImpl : public BackboneImpl {
 
  protected:
   void fold_batchnorm_impl() override;
+  void build_graph(Graph& g) override;
 };
 TORCH_MODULE(MobileFaceNet);
 

@@ -23,17 +23,11 @@ AlignMode parse_align_mode(const std::string& s) {
 }
 
 Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
-  model_ = backbones::make_backbone(options_.arch);
-  if (options_.weights.empty()) {
-    require(options_.random_weights, "no --weights: give the model's checkpoint (or --random-weights for pipeline "
-            "tests; its scores mean nothing)");
-    spdlog::warn("--random-weights: the scores mean nothing (pipeline checks only)");
-  } else {
-    io::load_weights(*model_, options_.weights);
-  }
-  infer::InferenceOptions io;
-  io.threads(options_.threads);
-  infer::prepare_for_inference(*model_, io);
+  infer::LoadedModel m = infer::load_for_inference(
+      {options_.arch, options_.weights, options_.random_weights, options_.precision, options_.threads, "model"});
+  model_ = m.model;
+  inference_ = m.options;
+  precision_ = m.precision.precision;
   if (!options_.quality_calibration.empty()) quality_cal_ = read_quality_calibration(options_.quality_calibration);
 }
 
@@ -58,7 +52,7 @@ std::optional<cv::Mat> Pipeline::crop(const cv::Mat& image, std::optional<Face>*
 std::pair<torch::Tensor, torch::Tensor> Pipeline::embed_crops(const std::vector<cv::Mat>& crops) const {
   if (crops.empty()) return {torch::zeros({0, dim()}), torch::zeros({0})};
   torch::Tensor x = infer::preprocess(crops, model_->preprocessing());
-  infer::InferenceOptions io;
+  const infer::InferenceOptions& io = inference_;
   std::lock_guard lock(model_mutex_);
   if (!options_.flip_fuse) {
     infer::Embeddings e = infer::embed(*model_, x, io);

@@ -24,6 +24,7 @@
 #include "qface/deploy/align.h"
 #include "qface/deploy/calibration.h"
 #include "qface/deploy/request.h"
+#include "qface/infer/precision.h"
 
 namespace qface::deploy {
 
@@ -39,6 +40,7 @@ struct PipelineOptions {
   AlignMode align = AlignMode::kAuto;
   DetectorOptions detector;
   std::filesystem::path quality_calibration;  // optional: norm -> [0, 1]
+  infer::Precision precision = infer::Precision::kFp32;
 };
 
 // One image's result. `found` is false when no face was detected (then the
@@ -69,6 +71,7 @@ class Pipeline {
   std::optional<double> quality(double norm) const;
   bool has_quality_calibration() const { return quality_cal_.has_value(); }
   int64_t dim() const { return model_->embedding_size(); }
+  infer::Precision precision() const { return precision_; }
   const PipelineOptions& options() const { return options_; }
 
  private:
@@ -76,6 +79,8 @@ class Pipeline {
 
   PipelineOptions options_;
   backbones::Backbone model_;
+  infer::InferenceOptions inference_;  // the precision's options (bf16)
+  infer::Precision precision_ = infer::Precision::kFp32;  // as applied (auto resolved)
   std::optional<QualityCalibration> quality_cal_;
   mutable std::mutex model_mutex_;
   mutable std::once_flag detector_once_;

@@ -16,6 +16,7 @@
 #include "qface/core/tensor_util.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
+#include "qface/infer/precision.h"
 #include "qface/io/checkpoint.h"
 
 namespace qface::infer {
@@ -56,7 +57,7 @@ Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, con
   torch::Tensor f;
   {
     Bf16Autocast scope(o.bf16());
-    f = model.features(x);
+    f = model.inference_features(x);
   }
   f = f.to(torch::kFloat32);
   torch::Tensor n = f.norm(2, 1, true);
@@ -164,37 +165,19 @@ std::vector<std::string> list_images(const fs::path& images) {
 
 EmbedSummary run_embed(const EmbedOptions& o) {
   require(o.batch > 0, "--batch must be positive, got {}", o.batch);
-  auto model = backbones::make_backbone(o.arch);
-  if (o.weights.empty()) {
-    require(o.random_weights, "embed: no --weights: give the model's checkpoint (or --random-weights for pipeline tests)");
-    spdlog::warn("embed: --random-weights: the embeddings mean nothing (pipeline checks only)");
-  } else {
-    io::load_weights(*model, o.weights);
-  }
-  InferenceOptions io;
-  io.threads(o.threads);
-  prepare_for_inference(*model, io);
+  LoadedModel m = load_for_inference({o.arch, o.weights, o.random_weights, o.precision, o.threads, "embed"});
+  auto model = m.model;
+  InferenceOptions io = m.options;
   const std::vector<std::string> files = list_images(o.images);
 
   EmbedSummary summary;
   std::vector<std::string> kept;
   std::vector<torch::Tensor> embs, norms;
-  bool bf16_checked = false;
   std::vector<cv::Mat> batch;
   std::vector<std::string> batch_files;
   auto flush = [&] {
     if (batch.empty()) return;
     torch::Tensor x = preprocess(batch, model->preprocessing());
-    if (o.bf16 && !bf16_checked) {
-      bf16_checked = true;
-      const double c = bf16_min_cosine(*model, x, io);
-      if (c >= 0.999) {
-        io.bf16(true);
-        spdlog::info("embed: bf16 kept (min cosine to fp32 {:.6f} on the first batch)", c);
-      } else {
-        spdlog::warn("embed: bf16 dropped: min cosine to fp32 {:.6f} < 0.999 on the first batch", c);
-      }
-    }
     Embeddings e = o.flip_fuse ? embed_flip_fused(*model, x, io) : embed(*model, x, io);
     embs.push_back(e.embeddings);
     norms.push_back(e.norms);

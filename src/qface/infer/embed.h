@@ -17,6 +17,9 @@
 
 namespace qface::infer {
 
+// Inference precision (infer/precision.h applies it).
+enum class Precision { kAuto, kFp32, kBf16, kInt8 };
+
 struct InferenceOptions {
   TORCH_ARG(bool, fold_batchnorm) = true;
   TORCH_ARG(bool, channels_last) = true;
@@ -90,7 +93,7 @@ struct EmbedOptions {
   bool flip_fuse = true;  // SPEC §5: embeddings fused with the flipped image's (norms of the fused features)
   bool resize = false;   // resize other sizes to 112x112 instead of rejecting them
   bool strict = false;   // unreadable images are fatal instead of skipped
-  bool bf16 = false;
+  Precision precision = Precision::kFp32;
   int batch = 32;
   int threads = 0;
 };

@@ -5,6 +5,8 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -327,6 +329,31 @@ Checkpoint read_qface(const fs::path& path, const std::string& source) {
       if (!kv.key().isString() || !kv.value().isTensor()) fail("{}: state_dict holds a non-tensor entry", source);
       c.tensors.emplace_back(kv.key().toStringRef(), kv.value().toTensor());
     }
+    c10::IValue scale, zero_point, info;
+    if (archive.try_read("int8_scale", scale)) {
+      require(scale.isTensor() && archive.try_read("int8_zero_point", zero_point) && zero_point.isTensor() &&
+                  archive.try_read("int8_info", info) && info.isString(),
+              "{}: incomplete int8 calibration (int8_scale without int8_zero_point or int8_info)", source);
+      const torch::Tensor s = scale.toTensor().to(torch::kFloat64).contiguous().reshape({-1});
+      const torch::Tensor z = zero_point.toTensor().to(torch::kInt64).contiguous().reshape({-1});
+      require(s.numel() == z.numel() && s.numel() > 0, "{}: int8 calibration: {} scales for {} zero points", source,
+              s.numel(), z.numel());
+      Int8Calibration q;
+      q.scale.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+      q.zero_point.assign(z.data_ptr<int64_t>(), z.data_ptr<int64_t>() + z.numel());
+      for (std::size_t i = 0; i < q.scale.size(); ++i)
+        require(std::isfinite(q.scale[i]) && q.scale[i] > 0 && q.zero_point[i] >= 0 && q.zero_point[i] <= 255,
+                "{}: int8 calibration value {}: scale {} / zero point {} out of range", source, i, q.scale[i],
+                q.zero_point[i]);
+      q.info = info.toStringRef();
+      c10::IValue from;
+      if (archive.try_read("int8_fp32_from", from)) {
+        require(from.isInt() && from.toInt() >= -1 && from.toInt() < static_cast<int64_t>(q.scale.size()),
+                "{}: int8_fp32_from out of range", source);
+        q.fp32_from = from.toInt();
+      }
+      c.int8 = std::move(q);
+    }
   } catch (const c10::Error& e) {
     fail("{}: corrupt qface checkpoint: {}", source, e.what_without_backtrace());
   }
@@ -464,15 +491,22 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensor
   return report;
 }
 
+std::optional<Int8Calibration> load_int8_calibration(const fs::path& path) {
+  if (path.empty()) return std::nullopt;
+  return read_checkpoint(path).int8;
+}
+
 LoadReport load_weights(torch::nn::Module& module, const fs::path& path) {
   Checkpoint c = read_checkpoint(path);
   LoadReport r = load_state_dict(module, c.tensors, path.string(), c.arch);
+  r.int8 = std::move(c.int8);
   spdlog::debug("{}: loaded {} tensors (prefix '{}', {} other entries ignored)", path.string(), r.loaded, r.prefix,
                 r.ignored.size());
   return r;
 }
 
-void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const std::string& arch) {
+void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const std::string& arch,
+                     const Int8Calibration* int8) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& p : module.named_parameters(true)) dict.insert(p.key(), p.value().detach());
   for (const auto& b : module.named_buffers(true)) dict.insert(b.key(), b.value().detach());
@@ -480,6 +514,12 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
   archive.write("qface_format", c10::IValue(int64_t{1}));
   archive.write("arch", c10::IValue(arch));
   archive.write("state_dict", c10::IValue(dict));
+  if (int8) {
+    archive.write("int8_scale", c10::IValue(torch::tensor(int8->scale, torch::kFloat64)));
+    archive.write("int8_zero_point", c10::IValue(torch::tensor(int8->zero_point, torch::kInt64)));
+    archive.write("int8_fp32_from", c10::IValue(int8->fp32_from));
+    archive.write("int8_info", c10::IValue(int8->info));
+  }
   std::ostringstream out;
   archive.save_to(out);
   write_file_atomic(path, out.str());

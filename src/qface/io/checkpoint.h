@@ -18,6 +18,7 @@
 #include <torch/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <map>
 #include <string>
 #include <utility>
@@ -37,10 +38,21 @@ PyRef load_torch_pickle(const std::filesystem::path& path);
 // The tensor a value holds, or an undefined tensor.
 torch::Tensor as_tensor(const PyRef& value);
 
+// The int8 activation calibration a quantized model file carries (`qface
+// quantize`, infer/int8.h): per graph value the quint8 scale and zero point,
+// and how it was made (JSON text: images, accuracy guard).
+struct Int8Calibration {
+  std::vector<double> scale;
+  std::vector<int64_t> zero_point;
+  int64_t fp32_from = -1;  // first graph step kept in fp32 (mixed precision); -1: none
+  std::string info;
+};
+
 struct Checkpoint {
   NamedTensors tensors;  // every tensor of the state dict, in file order
   std::string arch;      // the architecture the file names, when it names one
   std::string format;    // "qface", "torch-zip", "torch-legacy"
+  std::optional<Int8Calibration> int8;  // qface files from `qface quantize`
 };
 
 // Reads a checkpoint of any supported kind: qface's own, AdaFace's Lightning
@@ -52,6 +64,7 @@ struct LoadReport {
   std::string prefix;              // the key prefix that was stripped ("model.", "features.module.", ...)
   std::size_t loaded = 0;          // tensors copied into the module
   std::vector<std::string> ignored;  // checkpoint keys outside that prefix (a head, optimizer entries)
+  std::optional<Int8Calibration> int8;  // the file's int8 calibration, if it has one
 };
 
 // Copies `tensors` into the parameters and buffers of `module` (by name,
@@ -65,10 +78,15 @@ struct LoadReport {
 LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
                            const std::string& checkpoint_arch = "");
 
+// The int8 calibration of a model file, or nullopt (also for an empty path).
+std::optional<Int8Calibration> load_int8_calibration(const std::filesystem::path& path);
+
 // read_checkpoint + load_state_dict.
 LoadReport load_weights(torch::nn::Module& module, const std::filesystem::path& path);
 
-// Writes qface's own checkpoint (LibTorch archive) atomically.
-void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& module, const std::string& arch);
+// Writes qface's own checkpoint (LibTorch archive) atomically, with an int8
+// calibration when given (attributes int8_scale, int8_zero_point, int8_fp32_from, int8_info).
+void save_checkpoint(const std::filesystem::path& path, const torch::nn::Module& module, const std::string& arch,
+                     const Int8Calibration* int8 = nullptr);
 
 }  // namespace qface::io

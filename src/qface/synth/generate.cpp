@@ -37,7 +37,8 @@ enum Stream : uint64_t {
   kIdsTrain = 1, kIdsVal, kIdsIjb, kIdsTiny, kIdsDistractor,
   kCounts = 100, kTrainImage, kLabelNoise, kValPair, kValImage, kIjbLayout, kIjbImage, kTinyImage, kPreview,
   kValReference,
-  kIdsIjbs = 200, kIjbsLayout, kIjbsStill, kIjbsVideo, kIjbsNoise
+  kIdsIjbs = 200, kIjbsLayout, kIjbsStill, kIjbsVideo, kIjbsNoise,
+  kSample = 300
 };
 
 double r4(double v) { return std::round(v * 1e4) / 1e4; }
@@ -863,6 +864,17 @@ cv::Mat preview_sheet(int rows, const SynthOptions& o) {
     img.image.copyTo(sheet(cv::Rect(c * 112, r * 112, 112, 112)));
   });
   return sheet;
+}
+
+std::vector<cv::Mat> sample_faces(int64_t count, const SynthOptions& o) {
+  require(count >= 1 && count <= 100000, "synth: 1..100000 faces, got {}", count);
+  const auto ids = sample_population(o.seed, kIdsVal, count, o.population);  // not the training identities
+  std::vector<cv::Mat> out(static_cast<std::size_t>(count));
+  parallel_for(count, o.threads, [&](int64_t k) {
+    Rng rng(derive_seed(o.seed, kSample, static_cast<uint64_t>(k)));
+    out[static_cast<std::size_t>(k)] = render_aligned(ids[static_cast<std::size_t>(k)], sample_nuisance(rng, o.nuisance)).image;
+  });
+  return out;
 }
 
 }  // namespace qface::synth

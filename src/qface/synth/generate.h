@@ -102,6 +102,12 @@ bool ensure_surveillance(const std::filesystem::path& out, const SynthOptions& o
 // left), 112 px cells with the quality printed in the corner.
 cv::Mat preview_sheet(int ids, const SynthOptions& options);
 
+// `count` aligned 112 x 112 BGR faces of `count` identities, each with a
+// nuisance drawn as in the training set (all qualities): deterministic in
+// (options.seed, count). For checks that need faces in memory (the precision
+// guard of infer/precision.h, benchmarks).
+std::vector<cv::Mat> sample_faces(int64_t count, const SynthOptions& options);
+
 // Runs fn(i) for i in [0, n) on `threads` threads (results must be written by index).
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn);
 

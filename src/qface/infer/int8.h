@@ -1,0 +1,81 @@
+// int8 inference: post-training static quantization of a folded backbone's
+// graph (backbones/graph.h) on LibTorch's oneDNN quantized engine. Weights:
+// per output channel, symmetric int8 (PReLU slopes: per tensor, 8 bit).
+// Activations: every graph value as quint8 with a scale and zero point from
+// the ranges seen on calibration images. The embedding layer (linear) stays
+// fp32 on the dequantized last feature map: it is 0.2 % of the compute and
+// the norm it produces is the quality score.
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qface/backbones/backbone.h"
+#include "qface/backbones/graph.h"
+
+namespace qface::infer {
+
+// quint8 parameters of one graph value: real = scale * (q - zero_point).
+struct QParams {
+  double scale = 1;
+  int64_t zero_point = 0;
+};
+
+// Whether this LibTorch has the oneDNN quantized engine; selects it when it does.
+bool int8_supported();
+
+// Records each graph value's range over calibration batches (fp32 run of the
+// graph) and a sample of its elements; the quint8 range of each value is the
+// one with the least quantization error (MSE) on that sample, among [min, max]
+// and ranges that clip the 1e-6 .. 1e-2 tails (clipping rare outliers makes
+// the step finer for everything else).
+class Calibrator {
+ public:
+  explicit Calibrator(backbones::Graph graph);
+  // One preprocessed batch (N x 3 x 112 x 112).
+  void observe(const torch::Tensor& x);
+  int64_t images() const { return images_; }
+  // Per value, the quint8 parameters of the least-error range (always including 0).
+  std::vector<QParams> qparams() const;
+
+ private:
+  backbones::Graph graph_;
+  std::vector<double> lo_, hi_;
+  std::vector<std::vector<torch::Tensor>> samples_;
+  std::vector<int64_t> sampled_;
+  int64_t images_ = 0;
+};
+
+// The int8 version of a folded backbone; install with BackboneImpl::set_engine.
+class Int8Engine : public backbones::FeaturesEngine {
+ public:
+  // `act` holds one QParams per graph value. Steps from `fp32_from` on run in
+  // fp32 (mixed precision: the last stage of a network is where int8 noise
+  // reaches the embedding and its norm least filtered); -1: only the linear
+  // layer. Throws qface::Error when the counts differ or the quantized
+  // engine is missing.
+  Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp32_from = -1);
+  ~Int8Engine() override;
+  torch::Tensor features(const torch::Tensor& x) override;
+  std::string name() const override { return "int8"; }
+
+ private:
+  struct Step;
+  backbones::Graph graph_;
+  std::vector<QParams> act_;
+  std::vector<Step> steps_;
+  std::vector<int> last_;
+  int fp32_from_;
+};
+
+// Quantizes a folded model in place: installs an Int8Engine built from `act`.
+void install_int8(backbones::BackboneImpl& model, const std::vector<QParams>& act, int fp32_from = -1);
+
+// Where mixed precision may start: the steps that begin a new spatial size
+// (a stage), latest first, as candidates for Int8Engine's fp32_from.
+std::vector<int> stage_starts(const backbones::Graph& graph);
+
+}  // namespace qface::infer

@@ -1,0 +1,261 @@
+// int8 inference (infer/int8.h) and the precision switch (infer/precision.h):
+// the graph reproduces the folded model exactly, the int8 engine passes the
+// accuracy guard against fp32 on synthetic faces, the calibration travels in
+// the model file (and a broken one is refused), and `auto` measures, caches
+// and falls back when a precision fails the guard.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "qface/backbones/backbone.h"
+#include "qface/backbones/graph.h"
+#include "qface/core/error.h"
+#include "qface/core/fs.h"
+#include "qface/infer/embed.h"
+#include "qface/infer/int8.h"
+#include "qface/infer/precision.h"
+#include "qface/io/checkpoint.h"
+#include "qface/synth/generate.h"
+#include "tests/support/testing.h"
+
+namespace fs = std::filesystem;
+namespace qb = qface::backbones;
+namespace qf = qface::infer;
+namespace qt = qface::testing;
+
+namespace {
+
+torch::Tensor faces(const qb::BackboneImpl& m, int64_t n, uint64_t seed) {
+  qface::synth::SynthOptions o;
+  o.seed = seed;
+  o.threads = 1;
+  return qf::preprocess(qface::synth::sample_faces(n, o), m.preprocessing());
+}
+
+// A randomly initialized backbone whose BatchNorm statistics are those of
+// synthetic faces (one train-mode pass with momentum 1), so activations have
+// the scales of a trained network rather than of random BN buffers.
+qb::Backbone data_normalized(const std::string& arch, uint64_t seed) {
+  torch::manual_seed(static_cast<int64_t>(seed));
+  auto m = qb::make_backbone(arch);
+  for (auto& mod : m->modules(false)) {
+    if (auto* bn = mod->as<torch::nn::BatchNorm2dImpl>()) bn->options.momentum(1.0);
+    if (auto* bn = mod->as<torch::nn::BatchNorm1dImpl>()) bn->options.momentum(1.0);
+  }
+  m->train();
+  {
+    torch::NoGradGuard g;
+    m->features(faces(*m, 16, 101));
+  }
+  return m;
+}
+
+qf::Embeddings run(qb::BackboneImpl& m, const torch::Tensor& x) { return qf::embed(m, x, qf::InferenceOptions{}); }
+
+}  // namespace
+
+TEST(Int8, TheGraphIsTheFoldedModelExactly) {
+  for (const std::string arch : {"ir_18", "ir_se_50", "iresnet18", "mobilefacenet"}) {
+    auto m = data_normalized(arch, 1);
+    qf::prepare_for_inference(*m, qf::InferenceOptions{});
+    const torch::Tensor x = faces(*m, 2, 5).contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::NoGradGuard g;
+    EXPECT_TRUE(torch::equal(qb::run_graph(m->graph(), x), m->features(x))) << arch;
+  }
+}
+
+// Random networks (BN statistics from faces) are the hard case for int8: their
+// features carry no structure for the noise to hide behind, so the guard's
+// 0.99 is measured on trained models (README, `qface quantize`); here the
+// int8 engine must track fp32 closely and rank the norms alike.
+TEST(Int8, TracksFp32OnHeldOutFaces) {
+  ASSERT_TRUE(qf::int8_supported());
+  for (const std::string arch : {"ir_18", "mobilefacenet"}) {
+    auto m = data_normalized(arch, 2);
+    qf::prepare_for_inference(*m, qf::InferenceOptions{});
+    qf::Calibrator c(m->graph());
+    c.observe(faces(*m, 32, 21));
+    EXPECT_EQ(c.images(), 32);
+    const torch::Tensor check = faces(*m, 32, 22);
+    const qf::Embeddings ref = run(*m, check);
+    qf::install_int8(*m, c.qparams());
+    ASSERT_TRUE(m->engine());
+    const qf::Embeddings q = run(*m, check);
+    const qf::GuardResult g = qf::accuracy_guard(ref, q);
+    std::cout << arch << ": cosine min " << g.min_cosine << " mean " << g.mean_cosine << ", norm error mean "
+              << g.mean_norm_error << ", Spearman " << g.norm_spearman << "\n";
+    // Sanity bounds for random networks (measured: IR-18 0.988 / MobileFaceNet 0.922 mean cosine).
+    EXPECT_GT(g.mean_cosine, 0.9) << arch;
+    EXPECT_LT(g.mean_norm_error, 0.05) << arch;
+    EXPECT_GT(g.norm_spearman, 0.95) << arch;
+    // It is int8, not fp32 in disguise: the outputs differ.
+    EXPECT_GT((q.norms - ref.norms).abs().max().item<double>(), 0) << arch;
+    // With the last stage in fp32 (mixed precision) it is closer to fp32.
+    const auto starts = qf::stage_starts(m->graph());
+    ASSERT_GE(starts.size(), 2u) << arch;
+    qf::install_int8(*m, c.qparams(), starts[0]);
+    EXPECT_GT(qf::accuracy_guard(ref, run(*m, check)).mean_cosine, g.mean_cosine) << arch;
+    m->set_engine(nullptr);
+    EXPECT_TRUE(torch::equal(run(*m, check).norms, ref.norms));
+  }
+}
+
+TEST(Int8, GuardByHand) {
+  // Two images: the second embedding turned by 0.2 rad (cosine 0.980) fails; norms 10 -> 10.05 (0.5 %).
+  const double t = 0.2;
+  qf::Embeddings a{torch::tensor({{1.0f, 0.0f}, {1.0f, 0.0f}, {0.0f, 1.0f}}), torch::tensor({10.0f, 20.0f, 30.0f})};
+  qf::Embeddings b{torch::tensor({{1.0f, 0.0f}, {static_cast<float>(std::cos(t)), static_cast<float>(std::sin(t))},
+                                  {0.0f, 1.0f}}),
+                   torch::tensor({10.05f, 20.0f, 30.0f})};
+  qf::GuardResult g = qf::accuracy_guard(a, b);
+  EXPECT_NEAR(g.min_cosine, std::cos(t), 1e-6);
+  EXPECT_NEAR(g.max_norm_error, 0.005, 1e-5);
+  EXPECT_NEAR(g.mean_norm_error, 0.005 / 3, 1e-5);
+  EXPECT_NEAR(g.norm_spearman, 1.0, 1e-12);
+  EXPECT_FALSE(g.passed);
+  EXPECT_NE(g.failure.find("cosine"), std::string::npos);
+  b.embeddings[1] = a.embeddings[1];
+  b.norms = torch::tensor({10.0f, 31.0f, 30.0f});  // the ranking of norms breaks: Spearman 0.5
+  g = qf::accuracy_guard(a, b);
+  EXPECT_FALSE(g.passed);
+  EXPECT_NEAR(g.norm_spearman, 0.5, 1e-12);
+}
+
+TEST(Int8, TheCalibrationTravelsInTheModelFileAndABrokenOneIsRefused) {
+  qt::TempDir tmp;
+  auto m = data_normalized("mobilefacenet", 3);
+  m->eval();
+  const fs::path plain = tmp / "fp32.pt", q8 = tmp / "int8.pt";
+  qface::io::save_checkpoint(plain, *m, "mobilefacenet");
+  auto folded = qb::make_backbone("mobilefacenet");
+  qface::io::load_weights(*folded, plain);
+  qf::prepare_for_inference(*folded, qf::InferenceOptions{});
+  qf::Calibrator c(folded->graph());
+  c.observe(faces(*folded, 16, 31));
+  const auto q = c.qparams();
+  const auto cal = qf::calibration_of(q, -1, "{\"test\": 1}");
+  qface::io::save_checkpoint(q8, *m, "mobilefacenet", &cal);
+  const auto back = qface::io::load_int8_calibration(q8);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->scale, cal.scale);
+  EXPECT_EQ(back->zero_point, cal.zero_point);
+  EXPECT_EQ(back->info, cal.info);
+  EXPECT_FALSE(qface::io::load_int8_calibration(plain).has_value());
+
+  // --precision int8 from the file equals installing the same calibration by hand, bit for bit.
+  const torch::Tensor x = faces(*folded, 8, 32);
+  qf::install_int8(*folded, q);
+  const qf::Embeddings want = run(*folded, x);
+  qf::LoadedModel loaded = qf::load_for_inference({"mobilefacenet", q8, false, qf::Precision::kInt8, 0, "test"});
+  EXPECT_EQ(loaded.precision.precision, qf::Precision::kInt8);
+  EXPECT_TRUE(torch::equal(qf::embed(*loaded.model, x, loaded.options).embeddings, want.embeddings));
+  // int8 asked of weights without a calibration: the error says how to make one.
+  try {
+    qf::load_for_inference({"mobilefacenet", plain, false, qf::Precision::kInt8, 0, "test"});
+    FAIL() << "no error";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("qface quantize"), std::string::npos) << e.what();
+  }
+  // A calibration with a non-positive scale is refused, naming the file.
+  auto bad = cal;
+  bad.scale[3] = -1;
+  qface::io::save_checkpoint(tmp / "bad.pt", *m, "mobilefacenet", &bad);
+  try {
+    qface::io::load_int8_calibration(tmp / "bad.pt");
+    FAIL() << "no error";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("value 3"), std::string::npos) << e.what();
+  }
+  // A calibration for another graph (too few values) is refused when the engine is built.
+  auto few = cal;
+  few.scale.resize(5);
+  few.zero_point.resize(5);
+  qface::io::save_checkpoint(tmp / "few.pt", *m, "mobilefacenet", &few);
+  EXPECT_THROW(qf::load_for_inference({"mobilefacenet", tmp / "few.pt", false, qf::Precision::kInt8, 0, "test"}),
+               qface::Error);
+}
+
+TEST(Int8, AutoMeasuresCachesAndFallsBackWhenAPrecisionFailsTheGuard) {
+  qt::TempDir tmp;
+  setenv("XDG_CACHE_HOME", (tmp / "cache").c_str(), 1);
+  auto m = data_normalized("mobilefacenet", 4);
+  m->eval();
+  // A calibration that saturates everything (scales 1e-6): int8 is fast but fails the guard.
+  auto folded = qb::make_backbone("mobilefacenet");
+  qf::prepare_for_inference(*folded, qf::InferenceOptions{});
+  const std::vector<qf::QParams> broken(static_cast<std::size_t>(folded->graph().values()), qf::QParams{1e-6, 128});
+  const auto cal = qf::calibration_of(broken, -1, "{}");
+  const fs::path w = tmp / "broken-int8.pt";
+  qface::io::save_checkpoint(w, *m, "mobilefacenet", &cal);
+
+  qf::LoadedModel a = qf::load_for_inference({"mobilefacenet", w, false, qf::Precision::kAuto, 0, "test"});
+  EXPECT_FALSE(a.precision.from_cache);
+  EXPECT_NE(a.precision.precision, qf::Precision::kInt8);
+  ASSERT_TRUE(a.precision.measurements.contains("int8")) << a.precision.measurements.dump();
+  EXPECT_FALSE(a.precision.measurements["int8"]["guard"]["passed"].get<bool>());
+  EXPECT_TRUE(a.precision.measurements.contains("fp32"));
+  EXPECT_NE(a.precision.reason.find("fails the guard"), std::string::npos) << a.precision.reason;
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(tmp / "cache" / "qface")) files += e.path().extension() == ".json";
+  EXPECT_EQ(files, 1);
+
+  qf::LoadedModel b = qf::load_for_inference({"mobilefacenet", w, false, qf::Precision::kAuto, 0, "test"});
+  EXPECT_TRUE(b.precision.from_cache);
+  EXPECT_EQ(b.precision.precision, a.precision.precision);
+  EXPECT_EQ(b.precision.measurements, a.precision.measurements);
+  // The choice is applied: fp32 runs the module, bf16 sets autocast; int8 never (it failed).
+  EXPECT_FALSE(b.model->engine());
+  EXPECT_EQ(b.options.bf16(), b.precision.precision == qf::Precision::kBf16);
+  unsetenv("XDG_CACHE_HOME");
+}
+
+TEST(Int8, QuantizeCommandRefusesAModelThatFailsTheGuardAndEmbedRunsTheResult) {
+  qt::TempDir tmp;
+  auto r = qt::run_qface({"data", "make-test", "--out", (tmp / "s").string(), "--images", "48", "--identities", "6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = qt::run_qface({"data", "unpack", "--rec", (tmp / "s.rec").string(), "--out", (tmp / "imgs").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> files;  // unpack writes one folder per label: a list file holds them all
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "imgs"))
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::string list;
+  for (const auto& f : files) list += f + "\n";
+  qface::write_file_atomic(tmp / "list.txt", list);
+  const std::string images = (tmp / "list.txt").string();
+  auto m = data_normalized("mobilefacenet", 5);
+  m->eval();
+  const fs::path w = tmp / "mfn.pt", out = tmp / "mfn.int8.pt";
+  qface::io::save_checkpoint(w, *m, "mobilefacenet");
+  const std::vector<std::string> quantize = {"quantize", "--arch", "mobilefacenet", "--weights", w.string(),
+                                             "--calibrate", images, "--out", out.string(), "--images",
+                                             "24", "--check", "24", "--threads", "1", "--report",
+                                             (tmp / "q.json").string()};
+  // A random network fails the guard (cosine to fp32 well below 0.99, see TracksFp32OnHeldOutFaces): nothing written.
+  r = qt::run_qface(quantize);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("fails the accuracy guard"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  const auto report = nlohmann::json::parse(qface::read_file(tmp / "q.json"));
+  EXPECT_EQ(report["calibration_images"], 24);
+  EXPECT_FALSE(report["passed"].get<bool>());
+  EXPECT_EQ(report["tried"].size(), 3u);  // all int8, then the last one and two stages in fp32
+  auto forced = quantize;
+  forced.push_back("--force");
+  r = qt::run_qface(forced);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(qface::io::load_int8_calibration(out).has_value());
+  r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", out.string(), "--images", images,
+                     "--out", (tmp / "f").string(), "--precision", "int8", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(tmp / "f" / "embeddings.npy"));
+  r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", w.string(), "--images", images,
+                     "--out", (tmp / "g").string(), "--precision", "int8"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("qface quantize"), std::string::npos) << r.err;
+}
