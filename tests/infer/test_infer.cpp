@@ -14,6 +14,7 @@
 #include "qface/core/npy.h"
 #include "qface/eval/features.h"
 #include "qface/infer/embed.h"
+#include "qface/infer/precision.h"
 #include "qface/io/checkpoint.h"
 #include "tests/support/testing.h"
 
@@ -101,9 +102,12 @@ TEST(Infer, Bf16StaysCloseToFp32) {
   randomize_bn(*m);
   qf::prepare_for_inference(*m, qf::InferenceOptions());
   torch::Tensor x = qf::preprocess({random_face(1), random_face(2)}, m->preprocessing());
-  const double c = qf::bf16_min_cosine(*m, x, {});
-  EXPECT_GT(c, 0.99);  // reported; `embed --bf16` keeps bf16 only at >= 0.999
-  EXPECT_LE(c, 1.0 + 1e-6);
+  qf::InferenceOptions bf16;
+  bf16.bf16(true);
+  const qf::GuardResult g = qf::accuracy_guard(qf::embed(*m, x, {}), qf::embed(*m, x, bf16));
+  EXPECT_GT(g.min_cosine, 0.99);  // the precision guard's bound
+  EXPECT_LE(g.min_cosine, 1.0 + 1e-6);
+  EXPECT_LT(g.max_norm_error, 0.02);
 }
 
 TEST(Infer, EmbedCommandWritesAlignedOutputs) {

@@ -14,60 +14,54 @@ int Graph::push(GraphStep s) {
   return n;
 }
 
-int Graph::conv(const torch::nn::Conv2d& c, int a) {
+namespace {
+GraphStep step(GraphStep::Op op, int a, int b = -1) {
   GraphStep s;
-  s.op = GraphStep::Op::kConv;
+  s.op = op;
   s.a = a;
+  s.b = b;
+  return s;
+}
+}  // namespace
+
+int Graph::conv(const torch::nn::Conv2d& c, int a) {
+  GraphStep s = step(GraphStep::Op::kConv, a);
   s.conv = c;
   return push(std::move(s));
 }
 
 int Graph::bn(const torch::nn::BatchNorm2d& b, int a) {
-  GraphStep s;
-  s.op = GraphStep::Op::kBatchNorm;
-  s.a = a;
+  GraphStep s = step(GraphStep::Op::kBatchNorm, a);
   s.bn = b;
   return push(std::move(s));
 }
 
 int Graph::prelu(const torch::nn::PReLU& p, int a) {
-  GraphStep s;
-  s.op = GraphStep::Op::kPReLU;
-  s.a = a;
+  GraphStep s = step(GraphStep::Op::kPReLU, a);
   s.prelu = p;
   return push(std::move(s));
 }
 
 int Graph::add(int a, int b) {
-  GraphStep s;
-  s.op = GraphStep::Op::kAdd;
-  s.a = a;
-  s.b = b;
   require(b >= 0, "graph: add needs two values");
-  return push(std::move(s));
+  return push(step(GraphStep::Op::kAdd, a, b));
 }
 
 int Graph::subsample(int a, int64_t stride) {
   if (stride == 1) return a;
-  GraphStep s;
-  s.op = GraphStep::Op::kSubsample;
-  s.a = a;
+  GraphStep s = step(GraphStep::Op::kSubsample, a);
   s.stride = stride;
   return push(std::move(s));
 }
 
 int Graph::fp32(std::function<torch::Tensor(const torch::Tensor&)> fn, int a) {
-  GraphStep s;
-  s.op = GraphStep::Op::kFloat;
-  s.a = a;
+  GraphStep s = step(GraphStep::Op::kFloat, a);
   s.fn = std::move(fn);
   return push(std::move(s));
 }
 
 int Graph::linear(const torch::nn::Linear& l, int a) {
-  GraphStep s;
-  s.op = GraphStep::Op::kLinear;
-  s.a = a;
+  GraphStep s = step(GraphStep::Op::kLinear, a);
   s.linear = l;
   return push(std::move(s));
 }

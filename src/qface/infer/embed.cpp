@@ -109,14 +109,6 @@ PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<
   return {{torch::cat(e), torch::cat(n)}, {torch::cat(ef), torch::cat(nf)}};
 }
 
-double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& o) {
-  InferenceOptions fp32 = o, bf16 = o;
-  fp32.bf16(false);
-  bf16.bf16(true);
-  Embeddings a = embed(model, input, fp32), b = embed(model, input, bf16);
-  return (a.embeddings * b.embeddings).sum(1).min().item<double>();
-}
-
 torch::Tensor preprocess(const std::vector<cv::Mat>& images, const backbones::Preprocessing& p) {
   const int64_t n = static_cast<int64_t>(images.size());
   torch::Tensor out = torch::empty({n, 112, 112, 3}, torch::kUInt8);

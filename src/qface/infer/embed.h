@@ -76,9 +76,6 @@ PlainAndFlipped embed_encoded(backbones::BackboneImpl& model, const std::vector<
                               const std::string& source, int batch, const InferenceOptions& options,
                               bool flip = true);
 
-// Smallest cosine between fp32 and bf16 embeddings of `input`.
-double bf16_min_cosine(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);
-
 // 8-bit BGR images (each 112x112x3) -> float N x 3 x 112 x 112 in the model
 // family's channel order and scale.
 torch::Tensor preprocess(const std::vector<cv::Mat>& bgr_images, const backbones::Preprocessing& p);
