@@ -254,6 +254,7 @@ TEST(Int8, QuantizeCommandRefusesAModelThatFailsTheGuardAndEmbedRunsTheResult) {
                      "--out", (tmp / "f").string(), "--precision", "int8", "--threads", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(tmp / "f" / "embeddings.npy"));
+  EXPECT_EQ(nlohmann::json::parse(qface::read_file(tmp / "f" / "features.json"))["precision"], "int8");
   r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", w.string(), "--images", images,
                      "--out", (tmp / "g").string(), "--precision", "int8"});
   EXPECT_NE(r.exit_code, 0);

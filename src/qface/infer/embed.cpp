@@ -211,7 +211,10 @@ EmbedSummary run_embed(const EmbedOptions& o) {
   write_npy(o.out / "norms.npy", torch::cat(norms));
   write_file_atomic(o.out / "files.txt", list);
   write_file_atomic(o.out / "features.json",
-                    nlohmann::json{{"kind", "features"}, {"mode", o.flip_fuse ? "flip_fused" : "plain"}, {"arch", o.arch}}
+                    nlohmann::json{{"kind", "features"},
+                                   {"mode", o.flip_fuse ? "flip_fused" : "plain"},
+                                   {"arch", o.arch},
+                                   {"precision", precision_name(m.precision.precision)}}
                             .dump(1) +
                         "\n");
   if (!summary.skipped.empty()) {

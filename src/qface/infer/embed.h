@@ -101,7 +101,7 @@ struct EmbedSummary {
 };
 
 // Writes out/embeddings.npy (N x D float32), out/norms.npy (N float32),
-// out/features.json ({"mode": "flip_fused" | "plain", "arch"}),
+// out/features.json ({"mode": "flip_fused" | "plain", "arch", "precision"}),
 // out/files.txt (the N inputs in order) and, when some were skipped,
 // out/skipped.txt. Throws qface::Error on bad input.
 EmbedSummary run_embed(const EmbedOptions& options);
