@@ -89,7 +89,7 @@ int run_bench(const BenchArgs& a) {
   const torch::Tensor calib = infer::preprocess({faces.begin(), faces.begin() + 64}, m->preprocessing());
   const torch::Tensor check = infer::preprocess({faces.begin() + 64, faces.end()}, m->preprocessing());
   const infer::Embeddings ref = infer::embed(*m, check, o);
-  std::optional<io::Int8Calibration> int8 = io::load_int8_calibration(a.weights);
+  std::optional<io::Int8Calibration> int8 = lm.int8;  // read with the weights
   for (const std::string& name : a.precisions) {
     if (name == "fp32") continue;
     const infer::Precision p = infer::parse_precision(name);

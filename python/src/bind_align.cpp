@@ -82,33 +82,33 @@ the detector's score}.)");
       "quality",
       [](const deploy::Pipeline& model, const pyb::object& images, bool bgr) {
         const std::vector<cv::Mat> imgs = image_list(images, bgr);
-        const auto n = static_cast<pyb::ssize_t>(imgs.size());
-        pyb::array_t<float> norms(n);
-        pyb::array_t<bool> found(n);
+        const std::size_t n = imgs.size();
+        // Plain vectors while the GIL is released; the arrays are made after.
+        std::vector<float> norms(n, std::nanf(""));
+        std::unique_ptr<bool[]> found(new bool[n]());
         std::vector<double> quality;
         {
           pyb::gil_scoped_release release;
           std::vector<cv::Mat> crops;
-          std::vector<pyb::ssize_t> at;
-          for (pyb::ssize_t i = 0; i < n; ++i) {
-            std::optional<cv::Mat> c = model.crop(imgs[static_cast<std::size_t>(i)]);
-            found.mutable_at(i) = c.has_value();
-            norms.mutable_at(i) = std::nanf("");
+          std::vector<std::size_t> at;
+          for (std::size_t i = 0; i < n; ++i) {
+            std::optional<cv::Mat> c = model.crop(imgs[i]);
+            found[i] = c.has_value();
             if (c) {
               crops.push_back(*c);
               at.push_back(i);
             }
           }
           torch::Tensor nm = model.embed_crops(crops).second.contiguous();
-          for (std::size_t k = 0; k < at.size(); ++k) norms.mutable_at(at[k]) = nm[static_cast<int64_t>(k)].item<float>();
+          for (std::size_t k = 0; k < at.size(); ++k) norms[at[k]] = nm[static_cast<int64_t>(k)].item<float>();
           if (model.has_quality_calibration())
-            for (pyb::ssize_t i = 0; i < n; ++i)
-              quality.push_back(found.at(i) ? *model.quality(norms.at(i)) : std::nan(""));
+            for (std::size_t i = 0; i < n; ++i) quality.push_back(found[i] ? *model.quality(norms[i]) : std::nan(""));
         }
+        const auto len = static_cast<pyb::ssize_t>(n);
         pyb::dict d;
-        d["norm"] = norms;
-        d["quality"] = quality.empty() ? pyb::object(pyb::none()) : pyb::object(pyb::array_t<double>(n, quality.data()));
-        d["found"] = found;
+        d["norm"] = pyb::array_t<float>(len, norms.data());
+        d["quality"] = quality.empty() ? pyb::object(pyb::none()) : pyb::object(pyb::array_t<double>(len, quality.data()));
+        d["found"] = pyb::array_t<bool>(len, found.get());
         return d;
       },
       pyb::arg("model"), pyb::arg("images"), pyb::arg("bgr") = false,

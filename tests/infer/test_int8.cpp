@@ -139,12 +139,12 @@ TEST(Int8, TheCalibrationTravelsInTheModelFileAndABrokenOneIsRefused) {
   const auto q = c.qparams();
   const auto cal = qf::calibration_of(q, -1, "{\"test\": 1}");
   qface::io::save_checkpoint(q8, *m, "mobilefacenet", &cal);
-  const auto back = qface::io::load_int8_calibration(q8);
+  const auto back = qface::io::read_checkpoint(q8).int8;
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->scale, cal.scale);
   EXPECT_EQ(back->zero_point, cal.zero_point);
   EXPECT_EQ(back->info, cal.info);
-  EXPECT_FALSE(qface::io::load_int8_calibration(plain).has_value());
+  EXPECT_FALSE(qface::io::read_checkpoint(plain).int8.has_value());
 
   // --precision int8 from the file equals installing the same calibration by hand, bit for bit.
   const torch::Tensor x = faces(*folded, 8, 32);
@@ -165,7 +165,7 @@ TEST(Int8, TheCalibrationTravelsInTheModelFileAndABrokenOneIsRefused) {
   bad.scale[3] = -1;
   qface::io::save_checkpoint(tmp / "bad.pt", *m, "mobilefacenet", &bad);
   try {
-    qface::io::load_int8_calibration(tmp / "bad.pt");
+    qface::io::read_checkpoint(tmp / "bad.pt");
     FAIL() << "no error";
   } catch (const qface::Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos) << e.what();
@@ -249,7 +249,7 @@ TEST(Int8, QuantizeCommandRefusesAModelThatFailsTheGuardAndEmbedRunsTheResult) {
   forced.push_back("--force");
   r = qt::run_qface(forced);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(qface::io::load_int8_calibration(out).has_value());
+  ASSERT_TRUE(qface::io::read_checkpoint(out).int8.has_value());
   r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", out.string(), "--images", images,
                      "--out", (tmp / "f").string(), "--precision", "int8", "--threads", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

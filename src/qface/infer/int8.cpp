@@ -122,9 +122,12 @@ Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp3
     require(graph_.steps()[i].a != 0 && graph_.steps()[i].b != 0, "int8: only the first step may read the input");
   torch::NoGradGuard g;
   static const auto prepack = op("quantized::conv2d_prepack", "");
-  for (GraphStep s : graph_.steps()) {
+  for (std::size_t i = 0; i < graph_.steps().size(); ++i) {
+    GraphStep s = graph_.steps()[i];  // a copy: module holders give non-const access
     Step c;
-    if (s.op == Op::kConv) {
+    if (runs_fp32(i)) {
+      // The fp32 modules run as they are: nothing to quantize.
+    } else if (s.op == Op::kConv) {
       const auto& o = s.conv->options;
       torch::Tensor w = s.conv->weight.detach().contiguous();
       torch::Tensor scale = (w.abs().amax({1, 2, 3}).to(torch::kFloat64) / 127.0).clamp_min(1e-12);
@@ -152,6 +155,11 @@ Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp3
 
 Int8Engine::~Int8Engine() = default;
 
+bool Int8Engine::runs_fp32(std::size_t i) const {
+  const GraphStep& s = graph_.steps()[i];
+  return s.op != Op::kLinear && (static_cast<int>(i) >= fp32_from_ || s.a == 0);
+}
+
 torch::Tensor Int8Engine::features(const torch::Tensor& x) {
   static const auto conv = op("quantized::conv2d", "new");
   static const auto bn = op("quantized::batch_norm2d", "");
@@ -175,7 +183,7 @@ torch::Tensor Int8Engine::features(const torch::Tensor& x) {
     }
     const torch::Tensor& a = v[static_cast<std::size_t>(s.a)];
     torch::Tensor y;
-    if ((static_cast<int>(i) >= fp32_from_ || s.a == 0) && s.op != Op::kLinear) {
+    if (runs_fp32(i)) {
       y = backbones::run_step(s, a, s.b >= 0 ? v[static_cast<std::size_t>(s.b)] : torch::Tensor());
     } else switch (s.op) {
       case Op::kConv: y = call(conv, {a, c.packed, q.scale, q.zero_point}).toTensor(); break;
@@ -190,7 +198,7 @@ torch::Tensor Int8Engine::features(const torch::Tensor& x) {
       case Op::kFloat: y = quantize(s.fn(a.dequantize()).contiguous(torch::MemoryFormat::ChannelsLast), q); break;
       case Op::kLinear: y = s.linear->forward((a.is_quantized() ? a.dequantize() : a).flatten(1)); break;
     }
-    if (s.a == 0 && static_cast<int>(i) < fp32_from_ && s.op != Op::kLinear) y = quantize(y, q);
+    if (s.a == 0 && static_cast<int>(i) < fp32_from_ && s.op != Op::kLinear) y = quantize(y, q);  // into the int8 part
     v[i + 1] = y;
     for (int k : {s.a, s.b})
       if (k >= 0 && last_[static_cast<std::size_t>(k)] == static_cast<int>(i)) v[static_cast<std::size_t>(k)] = torch::Tensor();

@@ -64,6 +64,8 @@ class Int8Engine : public backbones::FeaturesEngine {
 
  private:
   struct Step;
+  // Step i runs in fp32: the first layer (it reads the image) and, with mixed precision, the tail.
+  bool runs_fp32(std::size_t i) const;
   backbones::Graph graph_;
   std::vector<QParams> act_;
   std::vector<Step> steps_;

@@ -256,17 +256,16 @@ PrecisionChoice apply_precision(backbones::BackboneImpl& model, InferenceOptions
 LoadedModel load_for_inference(const ModelSpec& s) {
   LoadedModel m;
   m.model = backbones::make_backbone(s.arch);
-  std::optional<io::Int8Calibration> int8;
   if (s.weights.empty()) {
     require(s.random_weights, "{}: no --weights: give the model's checkpoint (or --random-weights for pipeline tests)",
             s.what);
     spdlog::warn("{}: --random-weights: the results mean nothing (pipeline checks only)", s.what);
   } else {
-    int8 = io::load_weights(*m.model, s.weights).int8;
+    m.int8 = io::load_weights(*m.model, s.weights).int8;
   }
   m.options.threads(s.threads);
   prepare_for_inference(*m.model, m.options);
-  m.precision = apply_precision(*m.model, m.options, s.precision, s.weights, int8);
+  m.precision = apply_precision(*m.model, m.options, s.precision, s.weights, m.int8);
   if (s.precision != Precision::kAuto && s.precision != Precision::kFp32)
     spdlog::info("{}: {} inference", s.what, precision_name(m.precision.precision));
   return m;

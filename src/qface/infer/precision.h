@@ -89,6 +89,7 @@ struct LoadedModel {
   backbones::Backbone model;
   InferenceOptions options;
   PrecisionChoice precision;
+  std::optional<io::Int8Calibration> int8;  // the weights file's, if it has one
 };
 LoadedModel load_for_inference(const ModelSpec& spec);
 

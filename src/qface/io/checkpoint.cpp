@@ -491,11 +491,6 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensor
   return report;
 }
 
-std::optional<Int8Calibration> load_int8_calibration(const fs::path& path) {
-  if (path.empty()) return std::nullopt;
-  return read_checkpoint(path).int8;
-}
-
 LoadReport load_weights(torch::nn::Module& module, const fs::path& path) {
   Checkpoint c = read_checkpoint(path);
   LoadReport r = load_state_dict(module, c.tensors, path.string(), c.arch);

@@ -78,9 +78,6 @@ struct LoadReport {
 LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
                            const std::string& checkpoint_arch = "");
 
-// The int8 calibration of a model file, or nullopt (also for an empty path).
-std::optional<Int8Calibration> load_int8_calibration(const std::filesystem::path& path);
-
 // read_checkpoint + load_state_dict.
 LoadReport load_weights(torch::nn::Module& module, const std::filesystem::path& path);
 
