@@ -1,6 +1,7 @@
 #include "apps/qface/bench_util.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +18,9 @@ double best_seconds(const std::function<void()>& f, int warmup, int iters) {
   for (int i = 0; i < iters; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::debug("bench: run {} of {}: {:.3f} s", i + 1, iters, s);
+    best = std::min(best, s);
   }
   return best;
 }

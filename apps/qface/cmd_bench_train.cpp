@@ -8,6 +8,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/qface/bench_profile.h"
 #include "apps/qface/bench_util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
@@ -32,12 +33,15 @@ struct BenchTrainArgs {
   bool channels_last = true;
   bool bf16 = false;
   bool python = true;
+  bool profile = false;
   std::string python_dir;
   std::string json_out;
 };
 
-// Seconds per training step (best of iters) and the last loss.
-std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_last, bool bf16) {
+// Seconds per training step (best of iters) and the last loss; with `profile`,
+// one more step is profiled into it.
+std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_last, bool bf16,
+                                        nlohmann::json* profile = nullptr) {
   torch::manual_seed(0);
   auto model = backbones::make_backbone(a.arch);
   heads::HeadConfig hc;
@@ -60,7 +64,9 @@ std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_l
     sgd->step();
     loss = l.item<double>();
   };
-  return {best_seconds(step, a.warmup, a.iters), loss};
+  const double sec = best_seconds(step, a.warmup, a.iters);
+  if (profile) *profile = profile_ops(step);
+  return {sec, loss};
 }
 
 int run_bench_train(const BenchTrainArgs& a) {
@@ -78,7 +84,8 @@ int run_bench_train(const BenchTrainArgs& a) {
     report[name] = {{"img_per_s", ips}, {"seconds_per_step", sec}};
     return ips;
   };
-  auto [sec, loss] = time_training(a, a.channels_last, false);
+  nlohmann::json profile;
+  auto [sec, loss] = time_training(a, a.channels_last, false, a.profile ? &profile : nullptr);
   const double fast = line(a.channels_last ? "qface (NHWC, oneDNN)" : "qface (NCHW)", sec);
   if (a.bf16) {
     auto [sec16, loss16] = time_training(a, a.channels_last, true);
@@ -91,17 +98,23 @@ int run_bench_train(const BenchTrainArgs& a) {
     std::string note;
     nlohmann::json j = run_python_reference(
         "bench_train.py",
-        fmt::format("--arch {} --head {} --batch {} --classes {} --threads {} --iters {} --warmup {}", a.arch, a.head,
-                    a.batch, a.classes, a.threads, a.iters, a.warmup),
+        fmt::format("--arch {} --head {} --batch {} --classes {} --threads {} --iters {} --warmup {}{}", a.arch, a.head,
+                    a.batch, a.classes, a.threads, a.iters, a.warmup, a.profile ? " --profile" : ""),
         a.python_dir, note);
     if (j.is_object() && j.contains("img_per_s")) {
       const double py = j["img_per_s"].get<double>();
       line("python eager (" + note + ")", a.batch / py);
       std::cout << fmt::format("speed-up of qface over Python eager: {:.2f}x\n", fast / py);
       report["ratio_vs_python"] = fast / py;
+      if (j.contains("profile")) report["python_profile"] = j["profile"];
     } else {
       std::cout << "python reference skipped: " << note << "\n";
     }
+  }
+  if (a.profile) {
+    std::cout << "\n";
+    print_profile(profile, report.value("python_profile", nlohmann::json()), 16);
+    report["profile"] = profile;
   }
   if (!a.json_out.empty()) write_file_atomic(a.json_out, report.dump(2) + "\n");
   return 0;
@@ -119,6 +132,8 @@ Runner setup(CLI::App& app) {
   app.add_flag("!--nchw", a->channels_last, "time qface with NCHW instead of channels_last");
   app.add_flag("--bf16", a->bf16, "also time bf16 autocast (loss shown next to fp32)");
   app.add_flag("!--no-python", a->python, "skip the Python eager reference");
+  app.add_flag("--profile", a->profile,
+               "profile one more step of each (self CPU time per operator, LibTorch's profiler) and print them side by side");
   app.add_option("--python-dir", a->python_dir, "folder of bench_train.py (default: found next to the build)");
   app.add_option("--json", a->json_out, "also write the numbers as JSON here");
   return [a] { return run_bench_train(*a); };

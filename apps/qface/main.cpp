@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <set>
 
 #include "apps/qface/command.h"
 #include "qface/core/allocator.h"
@@ -81,11 +80,11 @@ int main(int argc, char** argv) {
 
   try {
     setup_logging(log_level);
-    // Heap-kept large blocks speed up training and benchmarks (see
-    // core/allocator.h) but would make a long-running server keep its peak
-    // memory forever: only the batch jobs get them.
-    static const std::set<std::string> kBatchJobs = {"train", "launch", "bench", "demo", "study", "toy"};
-    if (kBatchJobs.count(app.get_subcommands().at(0)->get_name())) tune_allocator_for_tensors();
+    // Heap-kept large blocks speed up every forward pass (see
+    // core/allocator.h: IR-50 embed batches ran 15 % slower without) but would
+    // make the long-running server keep its peak memory forever: every command
+    // but `serve` gets them.
+    if (app.get_subcommands().at(0)->get_name() != "serve") tune_allocator_for_tensors();
     use_threads(0);  // every logical core unless OMP_NUM_THREADS says otherwise; --threads options override
     // The deepest parsed verb runs (`qface bench infer` runs infer).
     CLI::App* chosen = app.get_subcommands().at(0);

@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="profile one more step (self CPU time per operator)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -83,8 +84,17 @@ def main():
         step()
         times.append(time.perf_counter() - t)
     best = min(times)
-    print(json.dumps({"arch": a.arch, "head": a.head, "batch": a.batch, "threads": a.threads,
-                      "torch": torch.__version__, "seconds_per_step": best, "img_per_s": a.batch / best}))
+    out = {"arch": a.arch, "head": a.head, "batch": a.batch, "threads": a.threads,
+           "torch": torch.__version__, "seconds_per_step": best, "img_per_s": a.batch / best}
+    if a.profile:
+        t = time.perf_counter()
+        with torch.autograd.profiler.profile() as prof:
+            step()
+        wall = time.perf_counter() - t
+        out["profile"] = {"wall_ms": wall * 1e3,
+                          "ops": {e.key: {"self_ms": e.self_cpu_time_total / 1e3, "calls": e.count}
+                                  for e in prof.key_averages()}}
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,37 @@ TEST(Cli, VersionAndHelp) {
   EXPECT_NE(h.out.find("margin"), std::string::npos);
 }
 
+// `qface` is a launcher that must not load LibTorch (half a second per
+// process) for --version, and hands everything else to qface-full.
+TEST(Cli, LauncherAnswersVersionWithoutLibTorch) {
+  auto launcher = run_qface({"--version"});
+  auto full = qface::testing::run_program(QFACE_FULL_BIN, {"--version"});
+  EXPECT_EQ(full.exit_code, 0);
+  EXPECT_EQ(launcher.out, full.out);
+  // The dynamic loader lists what an executable loads (what ldd does).
+  auto libs = qface::testing::run_program("/usr/bin/env", {"LD_TRACE_LOADED_OBJECTS=1", QFACE_BIN});
+  EXPECT_NE(libs.out.find("libc.so"), std::string::npos) << libs.out;
+  EXPECT_EQ(libs.out.find("libtorch"), std::string::npos) << libs.out;
+  auto full_libs = qface::testing::run_program("/usr/bin/env", {"LD_TRACE_LOADED_OBJECTS=1", QFACE_FULL_BIN});
+  EXPECT_NE(full_libs.out.find("libtorch_cpu"), std::string::npos);
+  // Global flags before --version go to the full program, same answer.
+  auto flagged = run_qface({"--log-level", "warn", "--version"});
+  EXPECT_EQ(flagged.exit_code, 0);
+  EXPECT_EQ(flagged.out, full.out);
+}
+
+TEST(Cli, LauncherWithoutFullProgramSaysSo) {
+  qface::testing::TempDir dir;
+  const auto copy = dir.path() / "qface";
+  std::filesystem::copy_file(QFACE_BIN, copy);
+  std::filesystem::permissions(copy, std::filesystem::perms::owner_all);
+  auto r = qface::testing::run_program(copy.string(), {"toy"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_EQ(r.err.rfind("qface: error: cannot run " + (dir.path() / "qface-full").string(), 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(run_qface({"toy", "--help"}).exit_code, 0);
+}
+
 TEST(Cli, EverySubcommandHasHelp) {
   auto names = subcommands();
   ASSERT_FALSE(names.empty());

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "qface/backbones/backbone.h"
+#include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
 #include "qface/eval/features.h"
@@ -75,6 +76,32 @@ TEST(Infer, FoldedChannelsLastMatchesThePlainModel) {
     EXPECT_GT((e0 * e1.embeddings).sum(1).min().item<double>(), 0.99999) << arch;
     EXPECT_LT(((n0.squeeze(1) - e1.norms).abs() / e1.norms).max().item<double>(), 1e-4) << arch;
   }
+}
+
+// load_for_inference reads the file on a second thread while the network is
+// built: the result must be the by-hand load bit for bit, every time.
+TEST(Infer, LoadingForInferenceIsBitwiseStable) {
+  qt::TempDir tmp;
+  torch::manual_seed(12);
+  auto saved = qb::make_backbone("ir_18");
+  randomize_bn(*saved);
+  qface::io::save_checkpoint(tmp / "ir18.pt", *saved, "ir_18");
+  auto by_hand = qb::make_backbone("ir_18");
+  qface::io::load_weights(*by_hand, tmp / "ir18.pt");
+  qf::prepare_for_inference(*by_hand, qf::InferenceOptions().threads(1));
+  torch::Tensor x = torch::randn({3, 3, 112, 112});
+  const qf::Embeddings want = qf::embed(*by_hand, x, qf::InferenceOptions());
+  for (int i = 0; i < 2; ++i) {
+    qf::LoadedModel m = qf::load_for_inference({"ir_18", tmp / "ir18.pt", false, qf::Precision::kFp32, 1, "test"});
+    EXPECT_TRUE(m.model->folded());
+    const qf::Embeddings got = qf::embed(*m.model, x, m.options);
+    EXPECT_TRUE(torch::equal(got.embeddings, want.embeddings)) << i;
+    EXPECT_TRUE(torch::equal(got.norms, want.norms)) << i;
+  }
+  // A file that is not a checkpoint fails on the reading thread; the error arrives here.
+  qface::write_file_atomic(tmp / "bad.pt", "not a checkpoint");
+  EXPECT_THROW(qf::load_for_inference({"ir_18", tmp / "bad.pt", false, qf::Precision::kFp32, 1, "test"}),
+               qface::Error);
 }
 
 TEST(Infer, FlipFusionWeightsByNorm) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "qface/backbones/backbone.h"
 #include "qface/core/fs.h"
 #include "tests/support/testing.h"
 #include "tests/train/train_cli_helpers.h"
@@ -216,4 +217,27 @@ TEST(TrainCli, BadConfigsAndCheckpointsAreClearErrors) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("ckpt-000000001.pt"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// `bench train --profile`: one profiled step, every convolution seen once
+// forward and once backward, self times that add up to no more than the step.
+TEST(TrainCli, BenchTrainProfileCountsEveryConvolution) {
+  qface::testing::TempDir tmp;
+  auto r = qface::testing::run_qface({"bench", "train", "--arch", "mobilefacenet", "--batch", "2", "--classes", "10",
+                                      "--iters", "1", "--warmup", "0", "--threads", "1", "--no-python", "--profile",
+                                      "--json", (tmp / "b.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("aten::convolution_backward"), std::string::npos) << r.out;
+  const auto report = nlohmann::json::parse(qface::read_file(tmp / "b.json"));
+  const auto& profile = report.at("profile");
+  int64_t convs = 0;
+  for (const auto& m : qface::backbones::make_backbone("mobilefacenet")->modules())
+    if (m->as<torch::nn::Conv2d>()) ++convs;
+  ASSERT_GT(convs, 10);
+  EXPECT_EQ(profile.at("ops").at("aten::convolution").at("calls").get<int64_t>(), convs);
+  EXPECT_EQ(profile.at("ops").at("aten::convolution_backward").at("calls").get<int64_t>(), convs);
+  double sum = 0;
+  for (const auto& [name, op] : profile.at("ops").items()) sum += op.at("self_ms").get<double>();
+  EXPECT_GT(sum, 0.0);
+  EXPECT_LE(sum, profile.at("wall_ms").get<double>() * 1.001);
 }

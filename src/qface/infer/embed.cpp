@@ -169,8 +169,13 @@ EmbedSummary run_embed(const EmbedOptions& o) {
   std::vector<std::string> batch_files;
   auto flush = [&] {
     if (batch.empty()) return;
+    const auto t0 = std::chrono::steady_clock::now();
     torch::Tensor x = preprocess(batch, model->preprocessing());
+    const auto t1 = std::chrono::steady_clock::now();
     Embeddings e = o.flip_fuse ? embed_flip_fused(*model, x, io) : embed(*model, x, io);
+    spdlog::debug("embed: {} images, preprocess {:.3f} s, forward {:.3f} s", batch.size(),
+                  std::chrono::duration<double>(t1 - t0).count(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
     embs.push_back(e.embeddings);
     norms.push_back(e.norms);
     kept.insert(kept.end(), batch_files.begin(), batch_files.end());
