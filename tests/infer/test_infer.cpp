@@ -97,6 +97,9 @@ TEST(Infer, LoadingForInferenceIsBitwiseStable) {
     const qf::Embeddings got = qf::embed(*m.model, x, m.options);
     EXPECT_TRUE(torch::equal(got.embeddings, want.embeddings)) << i;
     EXPECT_TRUE(torch::equal(got.norms, want.norms)) << i;
+    // The folded weights are kept with the model: a second pass over the same
+    // batch (cached oneDNN primitives, no refolding) gives the same bits.
+    EXPECT_TRUE(torch::equal(qf::embed(*m.model, x, m.options).embeddings, got.embeddings)) << i;
   }
   // A file that is not a checkpoint fails on the reading thread; the error arrives here.
   qface::write_file_atomic(tmp / "bad.pt", "not a checkpoint");

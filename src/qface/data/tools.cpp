@@ -13,6 +13,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/progress.h"
 #include "qface/data/image.h"
 #include "qface/data/source.h"
 
@@ -21,24 +22,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// Logs progress at most every 2 seconds.
-class Progress {
- public:
-  Progress(std::string what, int64_t total) : what_(std::move(what)), total_(total), last_(clock::now()) {}
-  void tick(int64_t done) {
-    const auto now = clock::now();
-    if (now - last_ < std::chrono::seconds(2)) return;
-    last_ = now;
-    spdlog::info("{}: {}/{} ({:.0f}%)", what_, done, total_, total_ ? 100.0 * done / total_ : 100.0);
-  }
-
- private:
-  using clock = std::chrono::steady_clock;
-  std::string what_;
-  int64_t total_;
-  clock::time_point last_;
-};
 
 // Temporary file + rename, without the fsync per file that would make
 // unpacking millions of images crawl; a crash never leaves a partial image
@@ -77,7 +60,7 @@ PackReport pack_folder(const fs::path& dir, const fs::path& prefix, bool skip_ba
   FaceRecordWriter writer(rec);
   PackReport report;
   report.identities = static_cast<int64_t>(folder.identities.size());
-  Progress progress("pack " + rec.string(), static_cast<int64_t>(folder.images.size()));
+  Progress progress("pack " + rec.string(), static_cast<int64_t>(folder.images.size()), "images");
   for (std::size_t i = 0; i < folder.images.size(); ++i) {
     const auto& [path, label] = folder.images[i];
     try {
@@ -90,7 +73,7 @@ PackReport pack_folder(const fs::path& dir, const fs::path& prefix, bool skip_ba
       spdlog::warn("{} (skipped)", e.what());
       ++report.skipped;
     }
-    progress.tick(static_cast<int64_t>(i + 1));
+    progress.update(static_cast<int64_t>(i + 1));
   }
   require(report.images > 0, "{}: no image could be packed", dir.string());
   writer.finish(report.identities);
@@ -102,7 +85,7 @@ UnpackReport unpack_records(const fs::path& rec, const fs::path& out, const Read
   ensure_dir(out);
   UnpackReport report;
   std::map<int64_t, bool> made;
-  Progress progress("unpack " + rec.string(), static_cast<int64_t>(set.num_images()));
+  Progress progress("unpack " + rec.string(), static_cast<int64_t>(set.num_images()), "images");
   for (std::size_t i = 0; i < set.num_images(); ++i) {
     FaceRecordSet::Image im;
     try {
@@ -120,7 +103,7 @@ UnpackReport unpack_records(const fs::path& rec, const fs::path& out, const Read
     }
     write_image_file(sub / (std::to_string(im.key) + format_extension(sniff_format(im.encoded))), im.encoded);
     ++report.images;
-    progress.tick(static_cast<int64_t>(i + 1));
+    progress.update(static_cast<int64_t>(i + 1));
   }
   report.identities = static_cast<int64_t>(made.size());
   report.skipped += static_cast<int64_t>(set.skipped());
@@ -155,7 +138,7 @@ json dataset_info(const fs::path& rec, const ReadOptions& options, int64_t sampl
   const int64_t step = sample > 0 && sample < n ? n / sample : 1;
   std::map<std::string, int64_t> formats, sizes, channels;
   std::map<int64_t, int64_t> label_counts;
-  Progress progress("info " + rec.string(), n);
+  Progress progress("info " + rec.string(), n, "records");
   int64_t examined = 0;
   for (int64_t i = 0; i < n; ++i) {
     const bool census = i % step == 0 && (sample <= 0 || examined < sample);
@@ -173,7 +156,7 @@ json dataset_info(const fs::path& rec, const ReadOptions& options, int64_t sampl
     } catch (const Error& e) {
       note_bad(e);
     }
-    progress.tick(i + 1);
+    progress.update(i + 1);
   }
   if (!set.has_header()) {
     const int64_t classes = label_counts.empty() ? 0 : label_counts.rbegin()->first + 1;

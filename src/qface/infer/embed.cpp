@@ -13,9 +13,10 @@
 #include <set>
 
 #include "qface/core/error.h"
-#include "qface/core/tensor_util.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
+#include "qface/core/progress.h"
+#include "qface/core/tensor_util.h"
 #include "qface/infer/precision.h"
 #include "qface/io/checkpoint.h"
 
@@ -182,7 +183,10 @@ EmbedSummary run_embed(const EmbedOptions& o) {
     batch.clear();
     batch_files.clear();
   };
+  Progress progress("embed", static_cast<int64_t>(files.size()), "img");
+  int64_t seen = 0;
   for (const auto& f : files) {
+    progress.update(seen++);
     cv::Mat img;
     try {
       img = cv::imread(f, cv::IMREAD_COLOR);
@@ -205,6 +209,7 @@ EmbedSummary run_embed(const EmbedOptions& o) {
     if (static_cast<int>(batch.size()) == o.batch) flush();
   }
   flush();
+  progress.update(seen);
   require(!kept.empty(), "{}: none of the {} images could be read", o.images.string(), files.size());
 
   ensure_dir(o.out);

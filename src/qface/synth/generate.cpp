@@ -18,6 +18,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/progress.h"
 #include "qface/data/bin_set.h"
 #include "qface/data/recordio.h"
 #include "qface/synth/render.h"
@@ -69,11 +70,11 @@ std::string encode_jpeg(const cv::Mat& img, int quality) {
 }
 
 // Renders jobs in chunks on the worker threads; `sink(i, done)` runs in order
-// on the calling thread. Logs progress for long runs.
+// on the calling thread. Shows progress for long runs.
 void render_jobs(const std::vector<Job>& jobs, const SynthOptions& o, const std::string& what,
                  const std::function<void(std::size_t, Done&&)>& sink) {
   const std::size_t chunk = 1024;
-  const auto t0 = std::chrono::steady_clock::now();
+  Progress progress("synth: " + what, static_cast<int64_t>(jobs.size()), "images");
   for (std::size_t start = 0; start < jobs.size(); start += chunk) {
     const std::size_t end = std::min(jobs.size(), start + chunk);
     std::vector<Done> done(end - start);
@@ -84,10 +85,7 @@ void render_jobs(const std::vector<Job>& jobs, const SynthOptions& o, const std:
       done[static_cast<std::size_t>(k)] = Done{encode_jpeg(r.image, o.jpeg_quality), r.landmarks};
     });
     for (std::size_t k = 0; k < done.size(); ++k) sink(start + k, std::move(done[k]));
-    if (jobs.size() > chunk) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      spdlog::info("synth: {} {}/{} images ({:.0f}%, {:.1f} s)", what, end, jobs.size(), 100.0 * end / jobs.size(), s);
-    }
+    progress.update(static_cast<int64_t>(end));
   }
 }
 
