@@ -12,10 +12,10 @@ n=$(grep -c . "$list")
 now() { date +%s.%N; }
 for r in $(seq "$rounds"); do
   "$qface" bench infer --arch "$arch" --weights "$weights" --batch 32 --threads 2 --no-python --no-plain \
-    --json "$work/bench.json" >/dev/null
+    --json "$work/bench.json" >/dev/null 2>&1
   t0=$(now)
   "$qface" embed --arch "$arch" --weights "$weights" --images "$list" --out "$work/out" --no-flip-fuse \
-    --batch 32 --threads 2 >/dev/null
+    --batch 32 --threads 2 >/dev/null 2>&1
   t1=$(now)
   /usr/bin/python3 - "$work/bench.json" "$n" "$t0" "$t1" "$r" <<'PY'
 import json, sys
