@@ -12,6 +12,7 @@
 #include "apps/qface/bench_util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
+#include "qface/backbones/winograd.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/heads/factory.h"
@@ -31,6 +32,7 @@ struct BenchTrainArgs {
   int iters = 3;
   int warmup = 1;
   bool channels_last = true;
+  bool winograd = true;
   bool bf16 = false;
   bool python = true;
   bool profile = false;
@@ -73,6 +75,7 @@ int run_bench_train(const BenchTrainArgs& a) {
   require(a.batch > 1 && a.iters > 0 && a.threads > 0 && a.classes > 1,
           "bench train: --batch (> 1), --iters, --threads and --classes (> 1) must be positive");
   infer::set_threads(a.threads);
+  backbones::set_winograd_training(a.winograd);
   const double gflop = 3 * 2 * backbones::macs_per_image(a.arch) / 1e9;  // forward + backward ~ 3x forward
   nlohmann::json report = {{"arch", a.arch}, {"head", a.head}, {"batch", a.batch}, {"threads", a.threads},
                            {"classes", a.classes}};
@@ -130,6 +133,9 @@ Runner setup(CLI::App& app) {
   app.add_option("--iters", a->iters, "timed steps (best is reported)")->capture_default_str();
   app.add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
   app.add_flag("!--nchw", a->channels_last, "time qface with NCHW instead of channels_last");
+  app.add_flag("--winograd,!--no-winograd", a->winograd,
+               "3x3 stride-1 convolutions through oneDNN's Winograd kernels (as `qface train` runs them)")
+      ->capture_default_str();
   app.add_flag("--bf16", a->bf16, "also time bf16 autocast (loss shown next to fp32)");
   app.add_flag("!--no-python", a->python, "skip the Python eager reference");
   app.add_flag("--profile", a->profile,

@@ -4,6 +4,7 @@
 
 #include "qface/backbones/fold.h"
 #include "qface/backbones/graph.h"
+#include "qface/backbones/winograd.h"
 
 namespace qface::backbones {
 namespace nn = torch::nn;
@@ -51,9 +52,9 @@ IRUnitImpl::IRUnitImpl(int64_t in, int64_t d, int64_t s, bool with_se) : in_chan
 }
 
 torch::Tensor IRUnitImpl::forward(const torch::Tensor& x) {
-  torch::Tensor r = conv1(bn0(x));
+  torch::Tensor r = train_conv(conv1, bn0(x));
   if (!folded) r = bn1(r);
-  r = conv2(prelu(r));
+  r = train_conv(conv2, prelu(r));
   if (!folded) r = bn2(r);
   if (se) r = se(r);
   torch::Tensor sc;

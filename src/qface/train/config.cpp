@@ -161,6 +161,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   top.get("threads", c.threads);
   top.get("grad_clip", c.grad_clip);
   top.get("bf16", c.bf16);
+  top.get("winograd", c.winograd);
   top.get("log_every", c.log_every);
   top.get("checkpoint_every", c.checkpoint_every);
   top.get("keep_checkpoints", c.keep_checkpoints);
@@ -282,6 +283,7 @@ std::string to_toml(const TrainConfig& c) {
       {"threads", c.threads},
       {"grad_clip", c.grad_clip},
       {"bf16", c.bf16},
+      {"winograd", c.winograd},
       {"log_every", c.log_every},
       {"checkpoint_every", c.checkpoint_every},
       {"keep_checkpoints", c.keep_checkpoints},

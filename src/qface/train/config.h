@@ -74,6 +74,7 @@ struct TrainConfig {
   int threads = 0;                 // intra-op threads per process (0: OMP_NUM_THREADS, else the cores / LOCAL_WORLD_SIZE)
   double grad_clip = 0;            // max gradient norm of the backbone (0: off)
   bool bf16 = false;               // bf16 autocast of the backbone's forward (the head and the loss stay fp32)
+  bool winograd = true;            // 3x3 stride-1 convolutions through oneDNN's Winograd kernels (backbones/winograd.h)
   int64_t log_every = 10;          // steps between metrics.jsonl lines
   int64_t checkpoint_every = 500;  // steps between checkpoints (and at each epoch end)
   int64_t keep_checkpoints = 3;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qface/backbones/backbone.h"
+#include "qface/backbones/winograd.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/threads.h"
@@ -120,6 +121,7 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   const int world = dist->world_size(), rank = dist->rank();
   require(c.batch_size % world == 0, "batch_size {} is not divisible by the world size {}", c.batch_size, world);
   use_threads(c.threads);
+  backbones::set_winograd_training(c.winograd);
   torch::manual_seed(c.seed);
   const fs::path out = c.out_dir, ckpt_dir = out / "checkpoints", metrics_path = out / "metrics.jsonl";
   const bool per_rank = c.head.sharded && world > 1;
