@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
 #include <tuple>
 
 namespace qface::backbones {
@@ -107,22 +108,28 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
     const Plan* p = plan_for({x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3)});
     dnnl::stream s(cpu_engine());
     const dnnl::memory user_g = user_memory(g, false);
+    // g in oneDNN's layout: reordered once when both passes want the same one.
+    std::optional<dnnl::memory> dy;
+    auto dy_in = [&](const dnnl::memory::desc& d) {
+      if (!dy || dy->get_desc() != d) dy = in_layout(s, user_g, d);
+      return *dy;
+    };
     torch::Tensor gx, gw;
     if (ctx->needs_input_grad(0)) {
-      dnnl::memory dy = in_layout(s, user_g, p->bwd_data.diff_dst_desc());
+      const dnnl::memory dy_data = dy_in(p->bwd_data.diff_dst_desc());
       dnnl::memory wei = in_layout(s, user_memory(weight, true), p->bwd_data.weights_desc());
       dnnl::memory dx(p->bwd_data.diff_src_desc(), cpu_engine());
       dnnl::convolution_backward_data(p->bwd_data)
-          .execute(s, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dx}});
+          .execute(s, {{DNNL_ARG_DIFF_DST, dy_data}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dx}});
       gx = torch::empty_like(x, torch::MemoryFormat::ChannelsLast);
       copy_out(s, dx, user_memory(gx, false));
     }
     if (ctx->needs_input_grad(1)) {
       dnnl::memory src = in_layout(s, user_memory(x, false), p->bwd_weights.src_desc());
-      dnnl::memory dy = in_layout(s, user_g, p->bwd_weights.diff_dst_desc());
+      const dnnl::memory dy_weights = dy_in(p->bwd_weights.diff_dst_desc());
       dnnl::memory dw(p->bwd_weights.diff_weights_desc(), cpu_engine());
       dnnl::convolution_backward_weights(p->bwd_weights)
-          .execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_DIFF_WEIGHTS, dw}});
+          .execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dy_weights}, {DNNL_ARG_DIFF_WEIGHTS, dw}});
       gw = torch::empty_like(weight, weight.suggest_memory_format());
       copy_out(s, dw, user_memory(gw, true));
     }
@@ -134,7 +141,6 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
 }  // namespace
 
 void set_winograd_training(bool on) { g_on = on; }
-bool winograd_training() { return g_on; }
 
 bool winograd_serves(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
   const auto& o = conv->options;

@@ -14,7 +14,6 @@ namespace qface::backbones {
 // Process-wide switch, off by default; `qface train` and `qface bench train`
 // turn it on (their `winograd` option).
 void set_winograd_training(bool on);
-bool winograd_training();
 
 // conv(x), through Winograd when the switch is on and the case is served.
 torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x);
