@@ -1,6 +1,7 @@
 // qface bench infer: CPU inference speed of a backbone (img/s, achieved
-// GFLOP/s) in qface's fast path (BatchNorm folded, channels_last, oneDNN) at
-// each asked precision (fp32, bf16, int8; auto reports what it would pick),
+// GFLOP/s) in qface's fast path (BatchNorm folded, channels_last, oneDNN;
+// fp32 with Winograd convolutions, and with direct ones beside it) at each
+// asked precision (fp32, bf16, int8; auto reports what it would pick),
 // next to the plain NCHW path and, when /usr/bin/python3 has torch, the same
 // architecture in Python eager in the same run. bf16 and int8 also report the
 // accuracy guard against fp32 (infer/precision.h) on synthetic faces.
@@ -81,6 +82,11 @@ int run_bench(const BenchArgs& a) {
   infer::LoadedModel lm = infer::load_for_inference(spec);
   auto& m = lm.model;
   infer::InferenceOptions o = lm.options;
+  {
+    infer::InferenceOptions direct = o;
+    direct.winograd(false);
+    line("qface fp32, direct convolutions", best_seconds([&] { infer::embed(*m, x, direct); }, a.warmup, a.iters));
+  }
   const double fast = line("qface fast fp32 (BN folded, NHWC)", best_seconds([&] { infer::embed(*m, x, o); }, a.warmup, a.iters));
   // The guard and int8 calibration use synthetic faces (x is random noise, fine for timing only).
   synth::SynthOptions so;

@@ -107,6 +107,26 @@ TEST(Infer, LoadingForInferenceIsBitwiseStable) {
                qface::Error);
 }
 
+TEST(Infer, WinogradEmbeddingsMatchDirectConvolutions) {
+  // fp32 inference runs the 3x3 stride-1 convolutions through Winograd by
+  // default; the embeddings and norms (the quality score) stay those of the
+  // direct convolutions to within float rounding.
+  torch::manual_seed(13);
+  auto m = qb::make_backbone("ir_18");
+  randomize_bn(*m);
+  const qf::InferenceOptions winograd = qf::InferenceOptions().threads(1);
+  ASSERT_TRUE(winograd.winograd());
+  qf::prepare_for_inference(*m, winograd);
+  const torch::Tensor x = torch::randn({3, 3, 112, 112});
+  const qf::Embeddings w = qf::embed(*m, x, winograd);
+  const qf::Embeddings d = qf::embed(*m, x, qf::InferenceOptions(winograd).winograd(false));
+  EXPECT_GT((w.embeddings * d.embeddings).sum(1).min().item<float>(), 0.99999f);
+  EXPECT_LT(((w.norms - d.norms).abs() / d.norms).max().item<float>(), 1e-4f);
+#ifdef __AVX512F__
+  EXPECT_FALSE(torch::equal(w.embeddings, d.embeddings)) << "Winograd should have served on AVX-512";
+#endif
+}
+
 TEST(Infer, FlipFusionWeightsByNorm) {
   // Hand-made: e = (1,0), n = 3; e_f = (0,1), n_f = 4 -> f = (3,4), norm 5.
   qf::Embeddings a{torch::tensor({{1.0f, 0.0f}}), torch::tensor({3.0f})};

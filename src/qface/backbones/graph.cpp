@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "qface/backbones/winograd.h"
 #include "qface/core/error.h"
 
 namespace qface::backbones {
@@ -68,7 +69,7 @@ int Graph::linear(const torch::nn::Linear& l, int a) {
 
 torch::Tensor run_step(GraphStep s, const torch::Tensor& a, const torch::Tensor& b) {
   switch (s.op) {
-    case GraphStep::Op::kConv: return s.conv->forward(a);
+    case GraphStep::Op::kConv: return conv_forward(s.conv, a);
     case GraphStep::Op::kBatchNorm: return s.bn->forward(a);
     case GraphStep::Op::kPReLU: return s.prelu->forward(a);
     case GraphStep::Op::kAdd: return a + b;

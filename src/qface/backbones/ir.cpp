@@ -52,9 +52,9 @@ IRUnitImpl::IRUnitImpl(int64_t in, int64_t d, int64_t s, bool with_se) : in_chan
 }
 
 torch::Tensor IRUnitImpl::forward(const torch::Tensor& x) {
-  torch::Tensor r = train_conv(conv1, bn0(x));
+  torch::Tensor r = conv_forward(conv1, bn0(x));
   if (!folded) r = bn1(r);
-  r = train_conv(conv2, prelu(r));
+  r = conv_forward(conv2, prelu(r));
   if (!folded) r = bn2(r);
   if (se) r = se(r);
   torch::Tensor sc;

@@ -34,9 +34,9 @@ IBasicBlockImpl::IBasicBlockImpl(int64_t in, int64_t p, int64_t s, bool with_dow
 }
 
 torch::Tensor IBasicBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = train_conv(conv1, bn1(x));
+  torch::Tensor out = conv_forward(conv1, bn1(x));
   if (!folded) out = bn2(out);
-  out = train_conv(conv2, prelu(out));
+  out = conv_forward(conv2, prelu(out));
   if (!folded) out = bn3(out);
   torch::Tensor identity = x;
   if (ds_conv) {

@@ -1,5 +1,7 @@
 #include "qface/backbones/winograd.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -7,7 +9,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
-#include <tuple>
+#include <unordered_map>
 
 namespace qface::backbones {
 namespace {
@@ -18,21 +20,52 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 std::atomic<bool> g_on{false};
+thread_local bool t_inference = false;
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
 
-// The three primitive descriptors of one shape (N, C, K, H, W); null when
-// oneDNN has no Winograd kernel for it on this CPU.
+// The primitive descriptors of one shape: all three for training (no bias),
+// the forward alone for inference (with or without bias); null when oneDNN
+// has no Winograd kernel for the shape on this CPU.
 struct Plan {
   dnnl::convolution_forward::primitive_desc fwd;
   dnnl::convolution_backward_data::primitive_desc bwd_data;
   dnnl::convolution_backward_weights::primitive_desc bwd_weights;
 };
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>;
+enum class Use { kTraining, kInference, kInferenceBias };
+
+struct Key {
+  int64_t n, c, k, h, w;
+  Use use;
+  auto operator<=>(const Key&) const = default;
+};
+
+std::unique_ptr<Plan> make_plan(const Key& key) {
+  const dnnl::memory::desc src({key.n, key.c, key.h, key.w}, dt::f32, tag::any),
+      wei({key.k, key.c, 3, 3}, dt::f32, tag::any), dst({key.n, key.k, key.h, key.w}, dt::f32, tag::any),
+      bias({key.k}, dt::f32, tag::any);
+  const dnnl::memory::dims one{1, 1};
+  const auto wino = dnnl::algorithm::convolution_winograd;
+  auto& e = cpu_engine();
+  if (key.use != Use::kTraining) {
+    // forward_training: with forward_inference oneDNN wants the weights in its
+    // transformed Winograd format, a reorder 4x their size on every call.
+    auto d = key.use == Use::kInferenceBias
+                 ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, wino, src, wei, bias, dst, one,
+                                                   one, one)
+                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, wino, src, wei, dst, one, one, one);
+    return std::make_unique<Plan>(Plan{dnnl::convolution_forward::primitive_desc(d, e), {}, {}});
+  }
+  dnnl::convolution_forward::primitive_desc fwd({dnnl::prop_kind::forward_training, wino, src, wei, dst, one, one, one},
+                                                e);
+  dnnl::convolution_backward_data::primitive_desc bwd_data({wino, src, wei, dst, one, one, one}, e, fwd);
+  dnnl::convolution_backward_weights::primitive_desc bwd_weights({wino, src, wei, dst, one, one, one}, e, fwd);
+  return std::make_unique<Plan>(Plan{fwd, bwd_data, bwd_weights});
+}
 
 const Plan* plan_for(const Key& key) {
   static std::mutex mu;
@@ -40,20 +73,9 @@ const Plan* plan_for(const Key& key) {
   std::lock_guard<std::mutex> lock(mu);
   auto it = plans.find(key);
   if (it != plans.end()) return it->second.get();
-  const auto [n, c, k, h, w] = key;
-  const dnnl::memory::desc src({n, c, h, w}, dt::f32, tag::any), wei({k, c, 3, 3}, dt::f32, tag::any),
-      dst({n, k, h, w}, dt::f32, tag::any);
-  const dnnl::memory::dims one{1, 1};
   std::unique_ptr<Plan> p;
   try {
-    auto& e = cpu_engine();
-    dnnl::convolution_forward::primitive_desc fwd(
-        {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_winograd, src, wei, dst, one, one, one}, e);
-    dnnl::convolution_backward_data::primitive_desc bwd_data(
-        {dnnl::algorithm::convolution_winograd, src, wei, dst, one, one, one}, e, fwd);
-    dnnl::convolution_backward_weights::primitive_desc bwd_weights(
-        {dnnl::algorithm::convolution_winograd, src, wei, dst, one, one, one}, e, fwd);
-    p = std::make_unique<Plan>(Plan{fwd, bwd_data, bwd_weights});
+    p = make_plan(key);
   } catch (const dnnl::error&) {
     p.reset();  // no Winograd kernel here: LibTorch's convolution serves this shape
   }
@@ -84,20 +106,30 @@ void copy_out(dnnl::stream& s, dnnl::memory& from, dnnl::memory to) {
   dnnl::reorder(from, to).execute(s, from, to);
 }
 
+// y = conv(x, weight [, bias]) with the forward primitive of `pd`, as a
+// channels_last LibTorch tensor.
+torch::Tensor run_forward(const dnnl::convolution_forward::primitive_desc& pd, const torch::Tensor& x,
+                          const torch::Tensor& weight, const torch::Tensor& bias) {
+  dnnl::stream s(cpu_engine());
+  dnnl::memory src = in_layout(s, user_memory(x, false), pd.src_desc());
+  dnnl::memory wei = in_layout(s, user_memory(weight, true), pd.weights_desc());
+  dnnl::memory dst(pd.dst_desc(), cpu_engine());
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+  if (bias.defined())
+    args[DNNL_ARG_BIAS] = dnnl::memory({{bias.size(0)}, dt::f32, tag::x}, cpu_engine(), bias.data_ptr<float>());
+  dnnl::convolution_forward(pd).execute(s, args);
+  torch::Tensor y = torch::empty({x.size(0), weight.size(0), x.size(2), x.size(3)},
+                                 x.options().memory_format(torch::MemoryFormat::ChannelsLast));
+  copy_out(s, dst, user_memory(y, false));
+  s.wait();
+  return y;
+}
+
 struct WinogradConv : torch::autograd::Function<WinogradConv> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight) {
-    const Plan* p = plan_for({x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3)});
+    const Plan* p = plan_for({x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3), Use::kTraining});
     ctx->save_for_backward({x, weight});
-    dnnl::stream s(cpu_engine());
-    dnnl::memory src = in_layout(s, user_memory(x, false), p->fwd.src_desc());
-    dnnl::memory wei = in_layout(s, user_memory(weight, true), p->fwd.weights_desc());
-    dnnl::memory dst(p->fwd.dst_desc(), cpu_engine());
-    dnnl::convolution_forward(p->fwd).execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
-    torch::Tensor y = torch::empty({x.size(0), weight.size(0), x.size(2), x.size(3)},
-                                   x.options().memory_format(torch::MemoryFormat::ChannelsLast));
-    copy_out(s, dst, user_memory(y, false));
-    s.wait();
-    return y;
+    return run_forward(p->fwd, x, weight, {});
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -105,7 +137,7 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
     const torch::Tensor& x = saved[0];
     const torch::Tensor& weight = saved[1];
     const torch::Tensor g = grads[0].contiguous(torch::MemoryFormat::ChannelsLast);
-    const Plan* p = plan_for({x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3)});
+    const Plan* p = plan_for({x.size(0), x.size(1), weight.size(0), x.size(2), x.size(3), Use::kTraining});
     dnnl::stream s(cpu_engine());
     const dnnl::memory user_g = user_memory(g, false);
     // g in oneDNN's layout: reordered once when both passes want the same one.
@@ -138,29 +170,45 @@ struct WinogradConv : torch::autograd::Function<WinogradConv> {
   }
 };
 
+// Which path conv(x) takes, and with which plan (null: LibTorch's).
+std::pair<Use, const Plan*> route(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
+  const std::pair<Use, const Plan*> none{Use::kTraining, nullptr};
+  const auto& o = conv->options;
+  const torch::Tensor& w = conv->weight;
+  const torch::Tensor& b = conv->bias;  // folded BatchNorm leaves one here
+  const bool grad = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() ||
+                                                      (b.defined() && b.requires_grad()));
+  if (grad ? !g_on : !t_inference) return none;
+  if (grad && b.defined()) return none;
+  // Under autocast LibTorch's convolution runs in bf16: leave it that.
+  if (at::autocast::is_cpu_enabled()) return none;
+  auto both = [](const torch::ExpandingArray<2>& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
+  if (!both(o.kernel_size(), 3) || !both(o.stride(), 1) || !both(o.dilation(), 1) || o.groups() != 1) return none;
+  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  if (!pad || !both(*pad, 1)) return none;
+  if (x.dim() != 4 || x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32 || !x.is_cpu() ||
+      !x.is_contiguous(torch::MemoryFormat::ChannelsLast) || x.size(1) != w.size(1) || x.numel() == 0)
+    return none;
+  if (!w.is_contiguous() && !w.is_contiguous(torch::MemoryFormat::ChannelsLast)) return none;
+  if (b.defined() && (b.scalar_type() != torch::kFloat32 || b.dim() != 1 || !b.is_contiguous())) return none;
+  const Use use = grad ? Use::kTraining : b.defined() ? Use::kInferenceBias : Use::kInference;
+  return {use, plan_for({x.size(0), x.size(1), w.size(0), x.size(2), x.size(3), use})};
+}
+
 }  // namespace
 
 void set_winograd_training(bool on) { g_on = on; }
 
-bool winograd_serves(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
-  const auto& o = conv->options;
-  const torch::Tensor& w = conv->weight;
-  if (!g_on || !torch::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) return false;
-  auto both = [](const torch::ExpandingArray<2>& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
-  if (!both(o.kernel_size(), 3) || !both(o.stride(), 1) || !both(o.dilation(), 1) || o.groups() != 1 || o.bias())
-    return false;
-  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-  if (!pad || !both(*pad, 1)) return false;
-  if (x.dim() != 4 || x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32 || !x.is_cpu() ||
-      !x.is_contiguous(torch::MemoryFormat::ChannelsLast) || x.size(1) != w.size(1) || x.numel() == 0)
-    return false;
-  if (!w.is_contiguous() && !w.is_contiguous(torch::MemoryFormat::ChannelsLast)) return false;
-  return plan_for({x.size(0), x.size(1), w.size(0), x.size(2), x.size(3)}) != nullptr;
-}
+WinogradInference::WinogradInference(bool on) : prev_(t_inference) { t_inference = on; }
+WinogradInference::~WinogradInference() { t_inference = prev_; }
 
-torch::Tensor train_conv(torch::nn::Conv2d& conv, const torch::Tensor& x) {
-  if (!winograd_serves(conv, x)) return conv->forward(x);
-  return WinogradConv::apply(x, conv->weight);
+bool winograd_serves(const torch::nn::Conv2d& conv, const torch::Tensor& x) { return route(conv, x).second != nullptr; }
+
+torch::Tensor conv_forward(torch::nn::Conv2d& conv, const torch::Tensor& x) {
+  const auto [use, plan] = route(conv, x);
+  if (!plan) return conv->forward(x);
+  if (use == Use::kTraining) return WinogradConv::apply(x, conv->weight);
+  return run_forward(plan->fwd, x, conv->weight, conv->bias);
 }
 
 }  // namespace qface::backbones

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "qface/backbones/winograd.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
@@ -58,6 +59,7 @@ Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, con
   torch::Tensor f;
   {
     Bf16Autocast scope(o.bf16());
+    backbones::WinogradInference winograd(o.winograd());
     f = model.inference_features(x);
   }
   f = f.to(torch::kFloat32);

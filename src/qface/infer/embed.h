@@ -24,6 +24,9 @@ struct InferenceOptions {
   TORCH_ARG(bool, fold_batchnorm) = true;
   TORCH_ARG(bool, channels_last) = true;
   TORCH_ARG(bool, bf16) = false;   // autocast to bfloat16; see check_bf16
+  // fp32 3x3 stride-1 convolutions through oneDNN's Winograd kernels where the
+  // CPU has them (backbones/winograd.h): ~1e-6 relative from direct ones.
+  TORCH_ARG(bool, winograd) = true;
   TORCH_ARG(int, threads) = 0;     // intra-op threads; 0 keeps the process default (qface: every logical core)
 };
 
