@@ -27,3 +27,4 @@ find_package(ONNX REQUIRED)            # targets onnx, onnx_proto
 find_package(tomlplusplus REQUIRED)    # target tomlplusplus::tomlplusplus
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)  # PkgConfig::HTTPLIB
+pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)  # PkgConfig::JEMALLOC: qface-full's malloc

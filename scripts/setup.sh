@@ -8,6 +8,8 @@ PACKAGES=(
   cmake ninja-build ccache g++ make pkg-config
   # tensor engine and fast BLAS (Debian's default BLAS is the slow reference one)
   libtorch-dev libopenblas0-openmp libgloo-dev libdnnl-dev
+  # malloc for tensor work (src/qface/core/allocator.h)
+  libjemalloc-dev
   # images, search, detection, export
   libopencv-dev libopencv-contrib-dev opencv-data libturbojpeg0-dev libfaiss-dev libdlib-dev libdlib-data libonnx-dev
   # config, CLI, logging, JSON, HTTP

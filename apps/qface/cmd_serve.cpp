@@ -76,6 +76,9 @@ Runner setup(CLI::App& app) {
   app.add_option("--max-body-mb", a->max_body_mb, "request size limit (413 above)")->capture_default_str();
   app.add_option("--max-pixels", a->service.max_pixels, "decoded image size limit (400 above)")->capture_default_str();
   app.add_option("--http-threads", a->service.threads, "HTTP worker threads")->capture_default_str();
+  app.add_option("--release-after-idle", a->service.release_after_idle_s,
+                 "seconds without requests after which free memory goes back to the system (0: never)")
+      ->capture_default_str();
   return [a] { return run(*a); };
 }
 

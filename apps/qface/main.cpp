@@ -15,6 +15,19 @@
 #include "qface/core/threads.h"
 #include "qface/version.h"
 
+// jemalloc serves this executable's malloc (core/allocator.h says why).
+// - dirty/muzzy decay -1: freed pages stay mapped for reuse. Any decay at all
+//   was as slow as glibc's default here (IR-50 embed batches 1.4-2 s instead
+//   of 0.6 s on the AMD VM: purged pages fault in again);
+// - thp:always: its mappings use transparent huge pages (the system default
+//   "madvise" gives none to malloc otherwise): 410k first-touch faults of an
+//   IR-50 embed became 11k, and loading took 0.2 s instead of 1.1;
+// - oversize_threshold:0: no separate arena for blocks over 8 MB, which
+//   jemalloc would purge at once.
+// MALLOC_CONF in the environment overrides any of these.
+extern "C" __attribute__((visibility("default"), used)) const char* malloc_conf =
+    "thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0";
+
 namespace qface::cli {
 namespace {
 std::vector<Command>& registry() {
@@ -80,11 +93,7 @@ int main(int argc, char** argv) {
 
   try {
     setup_logging(log_level);
-    // Heap-kept large blocks speed up every forward pass (see
-    // core/allocator.h: IR-50 embed batches ran 15 % slower without) but would
-    // make the long-running server keep its peak memory forever: every command
-    // but `serve` gets them.
-    if (app.get_subcommands().at(0)->get_name() != "serve") tune_allocator_for_tensors();
+    spdlog::debug("malloc: {}", allocator_description());
     use_threads(0);  // every logical core unless OMP_NUM_THREADS says otherwise; --threads options override
     // The deepest parsed verb runs (`qface bench infer` runs infer).
     CLI::App* chosen = app.get_subcommands().at(0);

@@ -53,6 +53,24 @@ TEST(Cli, LauncherAnswersVersionWithoutLibTorch) {
   EXPECT_EQ(flagged.out, full.out);
 }
 
+// qface-full's malloc is jemalloc with the settings of apps/qface/main.cpp
+// (core/allocator.h), as jemalloc itself reports them back.
+TEST(Cli, MallocIsJemallocKeepingFreedMemoryOnHugePages) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "sanitizer builds keep the sanitizer's malloc";
+#endif
+  qface::testing::TempDir dir;
+  const std::string bad = (dir / "bad.npy").string();  // not an array: margin stops at reading it
+  qface::testing::write_text(bad, "");
+  auto r = run_qface({"--log-level", "debug", "margin", "--embeddings", bad, "--labels", bad, "--kernel", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  const std::string all = r.out + r.err;
+  EXPECT_NE(all.find("bad.npy"), std::string::npos) << all;
+  EXPECT_NE(all.find("malloc: jemalloc 5."), std::string::npos) << all;
+  EXPECT_NE(all.find("(thp always, dirty decay -1 ms, muzzy decay -1 ms, oversize threshold 0)"), std::string::npos)
+      << all;
+}
+
 TEST(Cli, LauncherWithoutFullProgramSaysSo) {
   qface::testing::TempDir dir;
   const auto copy = dir.path() / "qface";

@@ -379,6 +379,26 @@ TEST_F(ServeTest, EnrolAndRemoveNeedTheAdminToken) {
   EXPECT_EQ(body(get("/gallery", readonly.port))["size"], 3);
 }
 
+TEST_F(ServeTest, FreeMemoryGoesBackOnceIdle) {
+  ServiceOptions o = options;
+  o.release_after_idle_s = 0.2;
+  Running idle(pipeline, o);
+  auto releases = [&] { return body(get("/health", idle.port))["idle_memory_releases"].get<int>(); };
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(releases(), 0);  // nothing served yet: nothing to give back
+  ASSERT_EQ(post("/embed", png(faces[0]), "image/png", "", idle.port)->status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(releases(), 1);  // once after the request, however long it stays idle
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(releases(), 1);  // health checks are not work
+  ASSERT_EQ(post("/quality", png(faces[1]), "image/png", "", idle.port)->status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(releases(), 2);
+  // The test binary keeps glibc's malloc; qface-full's jemalloc is checked in tests/cli.
+  EXPECT_EQ(body(get("/health", idle.port))["malloc"], "glibc malloc");
+  EXPECT_EQ(body(get("/health"))["idle_memory_releases"], 0);  // the fixture's server: 30 s default
+}
+
 TEST_F(ServeTest, EnrolGatesFusesPersistsAndRemoves) {
   const std::string blank = png(cv::Mat(240, 240, CV_8UC3, cv::Scalar(80, 120, 160)));
   json req = enroll_body("newcomer", {png(faces[3]), "certainly not an image", blank});

@@ -8,11 +8,16 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <shared_mutex>
 #include <sstream>
+#include <thread>
 
+#include "qface/core/allocator.h"
 #include "qface/core/error.h"
 #include "qface/data/alignment.h"
 #include "qface/data/image.h"
@@ -112,6 +117,30 @@ struct Service::Impl {
   mutable std::shared_mutex gallery_mutex;  // shared: searches and listings; exclusive: enrol / remove + save
   std::optional<VerifyCalibration> calibration;
   httplib::Server server;
+  // Idle memory release: work requests (POSTs; health checks and page loads
+  // do not keep a server busy) bump `requests`; the releaser thread hands
+  // free memory back once none came for o.release_after_idle_s.
+  std::atomic<int64_t> requests{0};
+  std::atomic<int64_t> releases{0};
+  std::mutex release_mutex;
+  std::condition_variable release_wake;
+  bool stopping = false;  // guarded by release_mutex
+
+  void release_when_idle() {
+    const auto idle = std::chrono::duration<double>(o.release_after_idle_s);
+    int64_t released_at = 0;  // the request count at the last release
+    std::unique_lock<std::mutex> lock(release_mutex);
+    while (!stopping) {
+      const int64_t seen = requests.load();
+      if (release_wake.wait_for(lock, idle, [this] { return stopping; })) break;
+      if (requests.load() != seen || seen == released_at) continue;  // busy, or nothing served since
+      release_free_memory();
+      released_at = seen;
+      ++releases;
+      spdlog::debug("serve: idle for {:.0f} s, free memory released ({})", o.release_after_idle_s,
+                    allocator_description());
+    }
+  }
 
   bool writable() const { return has_gallery && !o.admin_token.empty(); }
 
@@ -179,6 +208,7 @@ struct Service::Impl {
       details["error"] = what;
       res.set_content(dump(details), "application/json");
     };
+    if (req.method == "POST") ++requests;
     try {
       res.status = 200;
       handler(req, res);
@@ -282,6 +312,8 @@ struct Service::Impl {
            {"gallery_size", 0},
            {"writable", writable()},
            {"max_body_bytes", o.max_body_bytes},
+           {"malloc", allocator_description()},
+           {"idle_memory_releases", releases.load()},
            {"calibrated_fars", json::array()}};
     if (calibration)
       for (const auto& [far, t] : calibration->thresholds) j["calibrated_fars"].push_back(far);
@@ -517,7 +549,25 @@ int Service::bind() {
   return m.o.port;
 }
 
-void Service::run() { impl_->server.listen_after_bind(); }
+void Service::run() {
+  Impl& m = *impl_;
+  std::thread releaser;
+  if (m.o.release_after_idle_s > 0) releaser = std::thread([&m] { m.release_when_idle(); });
+  struct StopReleaser {  // also when listening throws
+    Impl& m;
+    std::thread& t;
+    ~StopReleaser() {
+      if (!t.joinable()) return;
+      {
+        std::lock_guard<std::mutex> lock(m.release_mutex);
+        m.stopping = true;
+      }
+      m.release_wake.notify_all();
+      t.join();
+    }
+  } stop_releaser{m, releaser};
+  m.server.listen_after_bind();
+}
 
 void Service::stop() {
   if (impl_) impl_->server.stop();

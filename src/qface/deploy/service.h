@@ -26,7 +26,8 @@
 // calls internally. The gallery is guarded by a reader-writer lock: searches
 // share it, an enrolment or removal takes it alone while it changes the
 // gallery and saves it (atomically, as `qface search add`); the photos are
-// embedded before the lock is taken.
+// embedded before the lock is taken. The process keeps freed memory for reuse
+// while busy (core/allocator.h) and hands it back once idle.
 #pragma once
 
 #include <cstddef>
@@ -53,6 +54,7 @@ struct ServiceOptions {
   std::filesystem::path calibration;     // optional calibration.verify for /verify and /search decisions
   std::string admin_token;               // enables /enroll and /remove; empty: read-only
   bool ofiq = false;                     // also report OFIQ's 0-100 unified score of the norm (MagFace models)
+  double release_after_idle_s = 30;      // free memory goes back to the system after this long without requests (<= 0: never)
 };
 
 class Service {
