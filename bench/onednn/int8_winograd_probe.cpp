@@ -43,8 +43,7 @@ int main() {
                {"int8 direct", algorithm::convolution_direct, dt::u8, dt::s8, dt::u8},
                {"int8 winograd", algorithm::convolution_winograd, dt::u8, dt::s8, dt::u8}};
   for (auto sh : shapes) {
-    const memory::dims src{sh.n, sh.c, sh.h, sh.h}, wei{sh.c, sh.c, 3, 3}, dst{sh.n, sh.c, sh.h, sh.h},
-        bias{sh.c};
+    const memory::dims src{sh.n, sh.c, sh.h, sh.h}, wei{sh.c, sh.c, 3, 3}, dst{sh.n, sh.c, sh.h, sh.h}, bias{sh.c};
     const double gop = 2.0 * sh.n * sh.c * sh.c * 9.0 * sh.h * sh.h / 1e9;
     for (const Kind& k : kinds) {
       try {
@@ -58,11 +57,10 @@ int main() {
                                     wei_md, bias_md, dst_md, {1, 1}, {1, 1}, {1, 1});
         convolution_forward::primitive_desc pd(d, attr, eng);
         memory S(pd.src_desc(), eng), W(pd.weights_desc(), eng), B(pd.bias_desc(), eng), D(pd.dst_desc(), eng);
-        const double t = best_of_3(
-            s, convolution_forward(pd),
-            {{DNNL_ARG_SRC, S}, {DNNL_ARG_WEIGHTS, W}, {DNNL_ARG_BIAS, B}, {DNNL_ARG_DST, D}});
-        std::printf("C=%-3d %3dx%-3d %-14s %7.1f ms  %6.0f G(FL)OP/s  %s\n", sh.c, sh.h, sh.h, k.name, t * 1e3,
-                    gop / t, pd.impl_info_str());
+        const double t = best_of_3(s, convolution_forward(pd),
+                                   {{DNNL_ARG_SRC, S}, {DNNL_ARG_WEIGHTS, W}, {DNNL_ARG_BIAS, B}, {DNNL_ARG_DST, D}});
+        std::printf("C=%-3d %3dx%-3d %-14s %7.1f ms  %6.0f G(FL)OP/s  %s\n", sh.c, sh.h, sh.h, k.name, t * 1e3, gop / t,
+                    pd.impl_info_str());
       } catch (const dnnl::error& e) {
         std::printf("C=%-3d %3dx%-3d %-14s unavailable: %s\n", sh.c, sh.h, sh.h, k.name, e.what());
       }

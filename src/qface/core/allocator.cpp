@@ -39,8 +39,8 @@ std::string allocator_description() {
   const bool ok = read_ctl("opt.thp", thp) && read_ctl("opt.dirty_decay_ms", dirty) &&
                   read_ctl("opt.muzzy_decay_ms", muzzy) && read_ctl("opt.oversize_threshold", oversize);
   if (!ok) return fmt::format("jemalloc {}", version);
-  return fmt::format("jemalloc {} (thp {}, dirty decay {} ms, muzzy decay {} ms, oversize threshold {})", version,
-                     thp, dirty, muzzy, oversize);
+  return fmt::format("jemalloc {} (thp {}, dirty decay {} ms, muzzy decay {} ms, oversize threshold {})", version, thp,
+                     dirty, muzzy, oversize);
 }
 
 void release_free_memory() {

@@ -118,10 +118,26 @@ struct Service::Impl {
   std::optional<VerifyCalibration> calibration;
   httplib::Server server;
   // Idle memory release: work requests (POSTs; health checks and page loads
-  // do not keep a server busy) bump `requests`; the releaser thread hands
-  // free memory back once none came for o.release_after_idle_s.
+  // do not keep a server busy) bump `requests` as they start and end; the
+  // releaser thread hands free memory back once none ran for a whole
+  // o.release_after_idle_s.
   std::atomic<int64_t> requests{0};
+  std::atomic<int> in_flight{0};
   std::atomic<int64_t> releases{0};
+  struct Work {
+    Impl& m;
+    const bool on;
+    Work(Impl& impl, const httplib::Request& req) : m(impl), on(req.method == "POST") {
+      if (!on) return;
+      ++m.in_flight;
+      ++m.requests;
+    }
+    ~Work() {
+      if (!on) return;
+      --m.in_flight;
+      ++m.requests;
+    }
+  };
   std::mutex release_mutex;
   std::condition_variable release_wake;
   bool stopping = false;  // guarded by release_mutex
@@ -133,7 +149,7 @@ struct Service::Impl {
     while (!stopping) {
       const int64_t seen = requests.load();
       if (release_wake.wait_for(lock, idle, [this] { return stopping; })) break;
-      if (requests.load() != seen || seen == released_at) continue;  // busy, or nothing served since
+      if (in_flight.load() > 0 || requests.load() != seen || seen == released_at) continue;  // busy, or nothing since
       release_free_memory();
       released_at = seen;
       ++releases;
@@ -208,7 +224,7 @@ struct Service::Impl {
       details["error"] = what;
       res.set_content(dump(details), "application/json");
     };
-    if (req.method == "POST") ++requests;
+    const Work work(*this, req);
     try {
       res.status = 200;
       handler(req, res);
@@ -552,6 +568,7 @@ int Service::bind() {
 void Service::run() {
   Impl& m = *impl_;
   std::thread releaser;
+  m.stopping = false;
   if (m.o.release_after_idle_s > 0) releaser = std::thread([&m] { m.release_when_idle(); });
   struct StopReleaser {  // also when listening throws
     Impl& m;
