@@ -16,6 +16,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/qface/bench_profile.h"
 #include "apps/qface/bench_util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
@@ -43,6 +44,7 @@ struct BenchArgs {
   bool plain = true;
   std::string python_dir;
   std::string json_out;
+  bool profile = false;
 };
 
 // Runs the Python eager reference; returns its img/s, or a negative value when unavailable.
@@ -88,6 +90,14 @@ int run_bench(const BenchArgs& a) {
     line("qface fp32, direct convolutions", best_seconds([&] { infer::embed(*m, x, direct); }, a.warmup, a.iters));
   }
   const double fast = line("qface fast fp32 (BN folded, NHWC)", best_seconds([&] { infer::embed(*m, x, o); }, a.warmup, a.iters));
+  // One more batch under LibTorch's profiler: where a precision's time goes.
+  auto profile = [&](const std::string& label, const infer::InferenceOptions& po) {
+    if (!a.profile) return;
+    const nlohmann::json p = profile_ops([&] { infer::embed(*m, x, po); });
+    print_profile(p, nlohmann::json(), 12);
+    report[label]["profile"] = p;
+  };
+  profile("qface fast fp32 (BN folded, NHWC)", o);
   // The guard and int8 calibration use synthetic faces (x is random noise, fine for timing only).
   synth::SynthOptions so;
   so.seed = 11;
@@ -111,6 +121,7 @@ int run_bench(const BenchArgs& a) {
                                   ? fmt::format("qface auto (chose {})", infer::precision_name(choice.precision))
                                   : fmt::format("qface fast {}", name);
     const double ips = line(label, best_seconds([&] { infer::embed(*m, x, po); }, a.warmup, a.iters));
+    profile(label, po);
     const infer::GuardResult g = infer::accuracy_guard(ref, infer::embed(*m, check, po));
     std::cout << fmt::format("  {:.2f}x fp32; guard on {} synthetic faces: cosine min {:.4f}, norm error mean {:.3f} % "
                              "max {:.2f} %, Spearman {:.4f}: {}\n",
@@ -154,6 +165,8 @@ Runner setup(CLI::App& app) {
   app.add_flag("!--no-plain", a->plain, "skip the plain NCHW qface run");
   app.add_option("--python-dir", a->python_dir, "folder of bench_infer.py (default: found next to the build)");
   app.add_option("--json", a->json_out, "also write the numbers as JSON here");
+  app.add_flag("--profile", a->profile,
+               "profile one more batch of each fast precision (self CPU time per operator, LibTorch's profiler)");
   return [a] { return run_bench(*a); };
 }
 

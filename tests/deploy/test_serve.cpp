@@ -436,7 +436,9 @@ TEST_F(ServeTest, EnrolGatesFusesPersistsAndRemoves) {
   const auto hits = body(post("/search", json{{"image", b64(png(faces[3]))}, {"k", 5}}.dump()))["hits"];
   ASSERT_TRUE(std::any_of(hits.begin(), hits.end(), [](const json& h) { return h["name"] == "newcomer"; }));
   for (const auto& h : hits) {
-    if (h["name"] == "newcomer") EXPECT_NEAR(h["score"].get<double>(), expected, 1e-4);
+    if (h["name"] == "newcomer") {
+      EXPECT_NEAR(h["score"].get<double>(), expected, 1e-4);
+    }
   }
 
   // Nothing passes: 422 with the reasons, the gallery untouched.

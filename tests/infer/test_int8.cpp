@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -57,6 +59,39 @@ qb::Backbone data_normalized(const std::string& arch, uint64_t seed) {
 qf::Embeddings run(qb::BackboneImpl& m, const torch::Tensor& x) { return qf::embed(m, x, qf::InferenceOptions{}); }
 
 }  // namespace
+
+// qface's vectorized quantizer against LibTorch's own, bit for bit: ties
+// (half a step, both parities), values far outside the range, and both
+// memory formats; saturation where LibTorch's cast overflows.
+TEST(Int8, QuantizeIsLibTorchsQuantizePerTensorBitForBit) {
+  const qf::QParams q{0.037, 113};
+  torch::manual_seed(5);
+  torch::Tensor x = torch::randn({3, 8, 9, 7}) * 4;
+  // Exact ties: (k + 0.5) * scale in float, for k on both sides of zero.
+  const torch::Tensor k = torch::arange(-200, 200, torch::kFloat32);
+  x.view(-1).slice(0, 0, k.numel()).copy_((k + 0.5f) * static_cast<float>(q.scale));
+  x.view(-1)[500] = 1e6f;  // far out of range, still within LibTorch's int64 cast
+  x.view(-1)[501] = -1e6f;
+  for (auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast}) {
+    const torch::Tensor in = x.contiguous(format);
+    const torch::Tensor ours = qf::quantize_quint8(in, q);
+    const torch::Tensor theirs = torch::quantize_per_tensor(in, q.scale, q.zero_point, torch::kQUInt8);
+    EXPECT_TRUE(ours.is_contiguous(format));
+    EXPECT_EQ(ours.q_scale(), q.scale);
+    EXPECT_EQ(ours.q_zero_point(), q.zero_point);
+    EXPECT_TRUE(torch::equal(ours.int_repr(), theirs.int_repr()));
+  }
+  // Ties round to even, as LibTorch does (a power-of-two scale makes them
+  // exact): 0.5, 1.5, -0.5, -1.5 and 2.5 steps -> 0, 2, 0, -2 and 2 steps.
+  const qf::QParams p{0.25, 113};
+  const torch::Tensor t = qf::quantize_quint8(torch::tensor({0.125f, 0.375f, -0.125f, -0.375f, 0.625f}), p);
+  EXPECT_TRUE(torch::equal(t.int_repr(), torch::tensor({113, 115, 113, 111, 115}, torch::kUInt8)));
+  // Where LibTorch's float -> int64 cast overflows (it maps 1e30 and +inf to
+  // 0), ours saturates; NaN lands on 0 rather than in undefined behaviour.
+  const float inf = std::numeric_limits<float>::infinity();
+  const torch::Tensor e = qf::quantize_quint8(torch::tensor({1e30f, inf, -1e30f, -inf, std::nanf("")}), q);
+  EXPECT_TRUE(torch::equal(e.int_repr(), torch::tensor({255, 255, 0, 0, 0}, torch::kUInt8)));
+}
 
 TEST(Int8, TheGraphIsTheFoldedModelExactly) {
   for (const std::string arch : {"ir_18", "ir_se_50", "iresnet18", "mobilefacenet"}) {

@@ -35,13 +35,36 @@ QParams covering(double lo, double hi) {
   return q;
 }
 
-torch::Tensor quantize(const torch::Tensor& x, const QParams& q) {
-  return torch::quantize_per_tensor(x, q.scale, q.zero_point, torch::kQUInt8);
-}
+
+torch::Tensor quantize(const torch::Tensor& x, const QParams& q) { return quantize_quint8(x, q); }
 
 std::vector<int64_t> vec2(const torch::ExpandingArray<2>& a) { return {(*a)[0], (*a)[1]}; }
 
 }  // namespace
+
+torch::Tensor quantize_quint8(const torch::Tensor& x, const QParams& q) {
+  const auto format = x.dim() == 4 && x.is_contiguous(torch::MemoryFormat::ChannelsLast) && !x.is_contiguous()
+                          ? torch::MemoryFormat::ChannelsLast
+                          : torch::MemoryFormat::Contiguous;
+  const torch::Tensor src = x.to(torch::kFloat32).contiguous(format);
+  torch::Tensor out = at::_empty_affine_quantized(src.sizes(), src.options().dtype(torch::kQUInt8), q.scale,
+                                                  q.zero_point, format);
+  const float* in = src.data_ptr<float>();
+  auto* o = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  // quantize_val's arithmetic: a float inverse scale, rounding half to even
+  // (nearbyint in the default rounding mode), the zero point added in float.
+  const float inv = 1.0f / static_cast<float>(q.scale);
+  const auto zp = static_cast<float>(q.zero_point);
+  at::parallel_for(0, src.numel(), int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float t = zp + std::nearbyint(in[i] * inv);
+      t = t >= 0.f ? t : 0.f;  // written so that NaN lands on 0, not in a cast's undefined behaviour
+      t = t <= 255.f ? t : 255.f;
+      o[i] = static_cast<uint8_t>(t);
+    }
+  });
+  return out;
+}
 
 bool int8_supported() {
   const auto& engines = at::globalContext().supportedQEngines();
