@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "qface/backbones/backbone.h"
@@ -67,7 +67,7 @@ TEST(Int8, QuantizeIsLibTorchsQuantizePerTensorBitForBit) {
   const qf::QParams q{0.037, 113};
   torch::manual_seed(5);
   torch::Tensor x = torch::randn({3, 8, 9, 7}) * 4;
-  // Exact ties: (k + 0.5) * scale in float, for k on both sides of zero.
+  // Half-step points (k + 0.5) * scale, ties up to float rounding, for k on both sides of zero.
   const torch::Tensor k = torch::arange(-200, 200, torch::kFloat32);
   x.view(-1).slice(0, 0, k.numel()).copy_((k + 0.5f) * static_cast<float>(q.scale));
   x.view(-1)[500] = 1e6f;  // far out of range, still within LibTorch's int64 cast

@@ -35,7 +35,6 @@ QParams covering(double lo, double hi) {
   return q;
 }
 
-
 torch::Tensor quantize(const torch::Tensor& x, const QParams& q) { return quantize_quint8(x, q); }
 
 std::vector<int64_t> vec2(const torch::ExpandingArray<2>& a) { return {(*a)[0], (*a)[1]}; }
