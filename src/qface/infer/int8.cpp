@@ -35,8 +35,6 @@ QParams covering(double lo, double hi) {
   return q;
 }
 
-torch::Tensor quantize(const torch::Tensor& x, const QParams& q) { return quantize_quint8(x, q); }
-
 std::vector<int64_t> vec2(const torch::ExpandingArray<2>& a) { return {(*a)[0], (*a)[1]}; }
 
 }  // namespace
@@ -169,7 +167,7 @@ Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp3
       // saturates it and scales every positive output by max(w) (measured:
       // errors of 2.9 on outputs of 8). So the range always includes [0, 1].
       torch::Tensor w = s.prelu->weight.detach();
-      c.weight = quantize(w, covering(w.min().item<double>(), std::max(1.0, w.max().item<double>())));
+      c.weight = quantize_quint8(w, covering(w.min().item<double>(), std::max(1.0, w.max().item<double>())));
     }
     steps_.push_back(std::move(c));
   }
@@ -217,10 +215,10 @@ torch::Tensor Int8Engine::features(const torch::Tensor& x) {
       case Op::kSubsample:
         y = a.slice(2, 0, a.size(2), s.stride).slice(3, 0, a.size(3), s.stride).contiguous(torch::MemoryFormat::ChannelsLast);
         break;
-      case Op::kFloat: y = quantize(s.fn(a.dequantize()).contiguous(torch::MemoryFormat::ChannelsLast), q); break;
+      case Op::kFloat: y = quantize_quint8(s.fn(a.dequantize()).contiguous(torch::MemoryFormat::ChannelsLast), q); break;
       case Op::kLinear: y = s.linear->forward((a.is_quantized() ? a.dequantize() : a).flatten(1)); break;
     }
-    if (s.a == 0 && static_cast<int>(i) < fp32_from_ && s.op != Op::kLinear) y = quantize(y, q);  // into the int8 part
+    if (s.a == 0 && static_cast<int>(i) < fp32_from_ && s.op != Op::kLinear) y = quantize_quint8(y, q);  // into the int8 part
     v[i + 1] = y;
     for (int k : {s.a, s.b})
       if (k >= 0 && last_[static_cast<std::size_t>(k)] == static_cast<int>(i)) v[static_cast<std::size_t>(k)] = torch::Tensor();
