@@ -4,9 +4,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include "apps/qface/command.h"
 #include "qface/core/allocator.h"
@@ -107,7 +109,16 @@ int main(int argc, char** argv) {
       std::cerr << "qface: error: " << chosen->get_name() << " needs a verb (see --help)\n";
       return 2;
     }
-    return it->second();
+    const int rc = it->second();
+    // The command's own objects are gone and its outputs written (atomically)
+    // by now; what `return` would add is tearing down LibTorch's operator
+    // registry and ~300 libraries: ~55 ms of every run (IR-50 embed: 70 ->
+    // 17 ms from the last log line to the shell, AMD EPYC VM). Flush and go.
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+    spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
+    std::_Exit(rc);
   } catch (const qface::Error& e) {
     std::cerr << "qface: error: " << e.what() << "\n";
     return 1;
