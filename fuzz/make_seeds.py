@@ -76,6 +76,26 @@ b = io.BytesIO()
 torch.save({"w": sd["w"]}, b)
 put(d, "state_dict_zip.pth", b.getvalue())
 
+
+def qface_archive(int8):
+    """A file as qface's save_checkpoint writes it: LibTorch's OutputArchive is
+    a TorchScript module "Module" whose attributes are the values written."""
+    m = torch._C.ScriptModule("__torch__.Module", torch._C.CompilationUnit(), True)
+    t, s, i = torch._C.TensorType.get(), torch._C.StringType.get(), torch._C.IntType.get()
+    m._register_attribute("qface_format", i, 1)
+    m._register_attribute("arch", s, "ir_18")
+    m._register_attribute("state_dict", torch._C.DictType(s, t), {"conv.weight": sd["t"].contiguous(), "bn.bias": sd["w"][0]})
+    if int8:
+        m._register_attribute("int8_scale", t, torch.tensor([0.5, 0.25, 0.125], dtype=torch.float64))
+        m._register_attribute("int8_zero_point", t, torch.tensor([0, 128, 255]))
+        m._register_attribute("int8_fp32_from", i, 2)
+        m._register_attribute("int8_info", s, "seed")
+    return m.save_to_buffer()
+
+
+put(d, "qface_archive.pt", qface_archive(False))
+put(d, "qface_archive_int8.pt", qface_archive(True))
+
 # ---- recordio: flags byte, .idx text, separator, .rec bytes
 d = target("recordio")
 MAGIC = 0xCED7230A

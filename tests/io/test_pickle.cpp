@@ -103,6 +103,25 @@ TEST(Pickle, MalformedStreamsAreErrorsWithOffsets) {
   EXPECT_THROW(load("\x80\x02\x8a\x09\x01\x01\x01\x01\x01\x01\x01\x01\x01."), qface::Error);  // > 64-bit
 }
 
+TEST(PickleRobustness, MemoKeysPastTheStreamAreErrors) {
+  // Picklers number memo entries 0, 1, ... (one per PUT): a 10-byte stream
+  // can number at most 10. LibTorch's unpickler sizes a table by the key, so
+  // qface files pass this check before LibTorch reads them.
+  const std::string huge("\x80\x02Nr\x00\x00\x00\x40.", 9);  // LONG_BINPUT 2^30
+  try {
+    load(huge);
+    ADD_FAILURE() << "memo key 2^30 in 9 bytes should fail";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("memo key 1073741824 is past what a 9-byte pickle can number"),
+              std::string::npos)
+        << e.what();
+  }
+  // Keys the stream could have numbered, in any order, stay fine.
+  EXPECT_TRUE(load(std::string("\x80\x02Nr\x09\x00\x00\x00h\x09.", 11))->is(PyValue::Kind::kNone));
+  EXPECT_TRUE(load("(lp3\n.")->is(PyValue::Kind::kList));  // protocol 0's text PUT
+  EXPECT_THROW(load("(lp99\n."), qface::Error);
+}
+
 TEST(Pickle, ReadsWhatPythonWrites) {
   const std::string& py = qface::testing::python_with_torch();
   if (py.empty()) GTEST_SKIP() << "/usr/bin/python3 not available";

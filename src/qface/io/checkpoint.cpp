@@ -315,47 +315,53 @@ std::string str_field(const PyRef& v, const std::string& key) {
   return x && x->is(Kind::kStr) ? x->s : "";
 }
 
-Checkpoint read_qface(const fs::path& path, const std::string& source) {
+// qface's own files (save_checkpoint below) are LibTorch archives: a zip whose
+// data.pkl pickles a TorchScript module object, __torch__.Module, with the
+// written values as its BUILD state. They are read with qface's zip and pickle
+// reader, as every other torch file, not with LibTorch's TorchScript loader:
+// that one compiles the archive's code/ record and trusts the pickle's
+// lengths (a crafted 2 KB file made it allocate 10 GB; fuzz/regressions).
+Checkpoint read_qface(const PyRef& root, const std::string& source) {
   Checkpoint c;
   c.format = "qface";
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
-    c10::IValue arch, dict;
-    if (archive.try_read("arch", arch) && arch.isString()) c.arch = arch.toStringRef();
-    if (!archive.try_read("state_dict", dict) || !dict.isGenericDict())
-      fail("{}: qface checkpoint without a state_dict", source);
-    for (const auto& kv : dict.toGenericDict()) {
-      if (!kv.key().isString() || !kv.value().isTensor()) fail("{}: state_dict holds a non-tensor entry", source);
-      c.tensors.emplace_back(kv.key().toStringRef(), kv.value().toTensor());
+  const PyRef attrs = root->is(Kind::kObject) ? root->state : nullptr;
+  if (!attrs || !attrs->is(Kind::kDict))
+    fail("{}: qface checkpoint: expected a module object with attributes, found {}", source, root->describe());
+  c.arch = str_field(attrs, "arch");
+  PyRef dict = attrs->get("state_dict");
+  // A c10::Dict is pickled as torch.jit._pickle.restore_type_tag(dict, "Dict[str, Tensor]").
+  if (dict && dict->is(Kind::kObject) && dict->qualified_name() == "torch.jit._pickle.restore_type_tag" &&
+      !dict->items.empty())
+    dict = dict->items.front();
+  if (!dict || !dict->is(Kind::kDict)) fail("{}: qface checkpoint without a state_dict", source);
+  for (const auto& [k, v] : dict->dict) {
+    const torch::Tensor t = as_tensor(v);
+    if (!k->is(Kind::kStr) || !t.defined()) fail("{}: state_dict holds a non-tensor entry", source);
+    c.tensors.emplace_back(k->s, t);
+  }
+  const PyRef scale = attrs->get("int8_scale");
+  if (scale) {
+    const PyRef zero_point = attrs->get("int8_zero_point"), info = attrs->get("int8_info");
+    require(as_tensor(scale).defined() && as_tensor(zero_point).defined() && info && info->is(Kind::kStr),
+            "{}: incomplete int8 calibration (int8_scale without int8_zero_point or int8_info)", source);
+    const torch::Tensor sc = as_tensor(scale).to(torch::kFloat64).contiguous().reshape({-1});
+    const torch::Tensor z = as_tensor(zero_point).to(torch::kInt64).contiguous().reshape({-1});
+    require(sc.numel() == z.numel() && sc.numel() > 0, "{}: int8 calibration: {} scales for {} zero points", source,
+            sc.numel(), z.numel());
+    Int8Calibration q;
+    q.scale.assign(sc.data_ptr<double>(), sc.data_ptr<double>() + sc.numel());
+    q.zero_point.assign(z.data_ptr<int64_t>(), z.data_ptr<int64_t>() + z.numel());
+    for (std::size_t i = 0; i < q.scale.size(); ++i)
+      require(std::isfinite(q.scale[i]) && q.scale[i] > 0 && q.zero_point[i] >= 0 && q.zero_point[i] <= 255,
+              "{}: int8 calibration value {}: scale {} / zero point {} out of range", source, i, q.scale[i],
+              q.zero_point[i]);
+    q.info = info->s;
+    if (const PyRef from = attrs->get("int8_fp32_from")) {
+      require(from->is(Kind::kInt) && from->i >= -1 && from->i < static_cast<int64_t>(q.scale.size()),
+              "{}: int8_fp32_from out of range", source);
+      q.fp32_from = from->i;
     }
-    c10::IValue scale, zero_point, info;
-    if (archive.try_read("int8_scale", scale)) {
-      require(scale.isTensor() && archive.try_read("int8_zero_point", zero_point) && zero_point.isTensor() &&
-                  archive.try_read("int8_info", info) && info.isString(),
-              "{}: incomplete int8 calibration (int8_scale without int8_zero_point or int8_info)", source);
-      const torch::Tensor s = scale.toTensor().to(torch::kFloat64).contiguous().reshape({-1});
-      const torch::Tensor z = zero_point.toTensor().to(torch::kInt64).contiguous().reshape({-1});
-      require(s.numel() == z.numel() && s.numel() > 0, "{}: int8 calibration: {} scales for {} zero points", source,
-              s.numel(), z.numel());
-      Int8Calibration q;
-      q.scale.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
-      q.zero_point.assign(z.data_ptr<int64_t>(), z.data_ptr<int64_t>() + z.numel());
-      for (std::size_t i = 0; i < q.scale.size(); ++i)
-        require(std::isfinite(q.scale[i]) && q.scale[i] > 0 && q.zero_point[i] >= 0 && q.zero_point[i] <= 255,
-                "{}: int8 calibration value {}: scale {} / zero point {} out of range", source, i, q.scale[i],
-                q.zero_point[i]);
-      q.info = info.toStringRef();
-      c10::IValue from;
-      if (archive.try_read("int8_fp32_from", from)) {
-        require(from.isInt() && from.toInt() >= -1 && from.toInt() < static_cast<int64_t>(q.scale.size()),
-                "{}: int8_fp32_from out of range", source);
-        q.fp32_from = from.toInt();
-      }
-      c.int8 = std::move(q);
-    }
-  } catch (const c10::Error& e) {
-    fail("{}: corrupt qface checkpoint: {}", source, e.what_without_backtrace());
+    c.int8 = std::move(q);
   }
   return c;
 }
@@ -391,24 +397,8 @@ PyRef load_torch_pickle(const fs::path& path) {
 
 Checkpoint read_checkpoint(const fs::path& path) {
   const std::string source = path.string();
-  // qface's own (LibTorch) archives are zip files with a TorchScript layout (constants.pkl).
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("{}: cannot open", source);
-    char magic[4] = {};
-    in.read(magic, 4);
-    if (in.gcount() == 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) {
-      bool libtorch = false;
-      try {
-        caffe2::serialize::PyTorchStreamReader reader(source);
-        libtorch = reader.hasRecord("constants.pkl");
-      } catch (const c10::Error& e) {
-        fail("{}: not a readable torch zip archive (truncated or corrupt?): {}", source, e.what_without_backtrace());
-      }
-      if (libtorch) return read_qface(path, source);
-    }
-  }
   PyRef root = load_torch_pickle(path);
+  if (root->is(Kind::kObject) && root->qualified_name() == "__torch__.Module") return read_qface(root, source);
   Checkpoint c;
   c.format = "torch";
   if (!root->is(Kind::kDict)) fail("{}: holds {}, expected a dict (a state dict or a checkpoint)", source, root->describe());

@@ -303,9 +303,9 @@ class Unpickler {
         }
         case 'P': push(persistent(PyValue::str(read_line()))); break;
         case 'Q': push(persistent(pop())); break;
-        case 'p': memo_[static_cast<uint64_t>(parse_int(read_line()))] = top(); break;
-        case 'q': memo_[le(1)] = top(); break;
-        case 'r': memo_[le(4)] = top(); break;
+        case 'p': put(static_cast<uint64_t>(parse_int(read_line()))); break;
+        case 'q': put(le(1)); break;
+        case 'r': put(le(4)); break;
         case 0x94: memo_[memo_.size()] = top(); break;
         case 'g': push(memo(static_cast<uint64_t>(parse_int(read_line())))); break;
         case 'h': push(memo(le(1))); break;
@@ -527,6 +527,15 @@ class Unpickler {
     for (std::size_t i = n; i-- > 0;) items[i] = pop();
     push(PyValue::tuple(std::move(items)));
   }
+  // Picklers number memo entries from 0, one per PUT, so a key past the
+  // stream's length was never written by one. Checked because LibTorch's own
+  // unpickler sizes a table by the key (a 4-byte LONG_BINPUT asked it for
+  // 10 GB): qface files pass this reader before LibTorch sees them.
+  void put(uint64_t key) {
+    if (key > d_.size()) error(fmt::format("memo key {} is past what a {}-byte pickle can number", key, d_.size()));
+    memo_[key] = top();
+  }
+
   PyRef memo(uint64_t key) const {
     auto it = memo_.find(key);
     if (it == memo_.end()) error(fmt::format("memo key {} was never stored", key));

@@ -14,6 +14,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/io/checkpoint.h"
 
 namespace qface::train {
 namespace fs = std::filesystem;
@@ -42,6 +43,9 @@ TrainPosition load_checkpoint(const fs::path& path, torch::nn::Module& backbone,
                               torch::optim::Optimizer& optimizer) {
   require(fs::exists(path), "{}: checkpoint not found", path.string());
   try {
+    // qface's own reader first: it checks every length and size against the
+    // file, which LibTorch's loader trusts (io/checkpoint.cpp, read_qface).
+    (void)io::load_torch_pickle(path);
     torch::serialize::InputArchive archive, b, h, o;
     archive.load_from(path.string());
     archive.read("backbone", b);
