@@ -339,13 +339,13 @@ Checkpoint read_qface(const PyRef& root, const std::string& source) {
     if (!k->is(Kind::kStr) || !t.defined()) fail("{}: state_dict holds a non-tensor entry", source);
     c.tensors.emplace_back(k->s, t);
   }
-  const PyRef scale = attrs->get("int8_scale");
-  if (scale) {
-    const PyRef zero_point = attrs->get("int8_zero_point"), info = attrs->get("int8_info");
-    require(as_tensor(scale).defined() && as_tensor(zero_point).defined() && info && info->is(Kind::kStr),
+  if (const PyRef scale = attrs->get("int8_scale")) {
+    const torch::Tensor scales = as_tensor(scale), zero_points = as_tensor(attrs->get("int8_zero_point"));
+    const PyRef info = attrs->get("int8_info");
+    require(scales.defined() && zero_points.defined() && info && info->is(Kind::kStr),
             "{}: incomplete int8 calibration (int8_scale without int8_zero_point or int8_info)", source);
-    const torch::Tensor sc = as_tensor(scale).to(torch::kFloat64).contiguous().reshape({-1});
-    const torch::Tensor z = as_tensor(zero_point).to(torch::kInt64).contiguous().reshape({-1});
+    const torch::Tensor sc = scales.to(torch::kFloat64).contiguous().reshape({-1});
+    const torch::Tensor z = zero_points.to(torch::kInt64).contiguous().reshape({-1});
     require(sc.numel() == z.numel() && sc.numel() > 0, "{}: int8 calibration: {} scales for {} zero points", source,
             sc.numel(), z.numel());
     Int8Calibration q;
