@@ -21,7 +21,7 @@ Runner setup(CLI::App& app) {
       ->check(CLI::ExistingFile);
   app.add_option("--out", a->out, "ONNX file to write (input [N,3,112,112]; outputs embedding, norm)")->required();
   return [a] {
-    auto model = backbones::make_backbone(a->arch);
+    auto model = backbones::make_backbone_for_weights(a->arch);
     io::load_weights(*model, a->weights);
     infer::export_onnx(*model, a->out);
     spdlog::info("export: {} ({}) -> {}", a->arch, a->weights, a->out);

@@ -142,7 +142,7 @@ int run(const QuantizeArgs& a) {
          guard.passed ? "verification accuracy moved more than 0.3 points" : guard.failure);
   }
   // The file holds the original (unfolded) weights and the calibration: loading folds and packs them again.
-  auto fresh = backbones::make_backbone(a.arch);
+  auto fresh = backbones::make_backbone_for_weights(a.arch);
   io::load_weights(*fresh, a.weights);
   const io::Int8Calibration c = infer::calibration_of(q, fp32_from, report.dump());
   io::save_checkpoint(a.out, *fresh, a.arch, &c);

@@ -165,6 +165,41 @@ TEST(Backbones, FoldedBatchNormGivesTheSameEmbeddings) {
   }
 }
 
+// make_backbone_for_weights builds the same network without drawing random
+// numbers: the default generator is where it was, the layout is the same, and
+// once the weights are copied in, the embeddings are bitwise those of a network
+// built the usual way. uniform_ works again after it returns.
+TEST(Backbones, BuildingForWeightsSkipsOnlyTheRandomInit) {
+  torch::NoGradGuard g;
+  for (const char* arch : {"ir_18", "iresnet18", "mobilefacenet"}) {
+    torch::manual_seed(7);
+    const torch::Tensor first_draw = torch::rand({16});
+    torch::manual_seed(7);
+    auto loaded = qb::make_backbone_for_weights(arch);
+    EXPECT_TRUE(torch::equal(torch::rand({16}), first_draw)) << arch << ": the build drew random numbers";
+
+    torch::manual_seed(8);
+    auto reference = qb::make_backbone(arch);
+    randomize_bn(*reference, 9);
+    const auto want = qb::state_dict(*reference);
+    const auto got = qb::state_dict(*loaded);
+    ASSERT_EQ(got.size(), want.size()) << arch;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(got[i].first, want[i].first) << arch;
+      ASSERT_EQ(got[i].second.sizes(), want[i].second.sizes()) << arch << " " << want[i].first;
+      got[i].second.copy_(want[i].second);
+    }
+    reference->eval();
+    loaded->eval();
+    torch::manual_seed(10);
+    const torch::Tensor x = torch::randn({2, 3, 112, 112});
+    EXPECT_TRUE(torch::equal(loaded->forward(x).first, reference->forward(x).first)) << arch;
+  }
+  torch::Tensor t = torch::full({64}, 7.0f);
+  t.uniform_(0, 1);
+  EXPECT_LT(t.max().item<float>(), 1.0f);
+}
+
 TEST(Backbones, StateDictsMatchThePythonReference) {
   const std::string& py = qt::python_with_torch();
   if (py.empty()) GTEST_SKIP() << "no /usr/bin/python3 with torch";

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "qface/backbones/backbone.h"
@@ -159,6 +160,44 @@ TEST(Checkpoint, QfaceOwnFormatRoundTrips) {
   const std::string bytes = qface::read_file(p);
   qface::write_file_atomic(p, bytes.substr(0, bytes.size() / 2));
   expect_error([&] { qi::load_weights(*b, p); }, p.string());
+}
+
+// load_state_dict with the tensors handed over gives the module the file's
+// own buffers (nothing copied) where dtype and exclusivity allow, copies where
+// not, and leaves the same values either way; the const& form always copies.
+TEST(Checkpoint, HandedOverTensorsBecomeTheModulesStorage) {
+  qt::TempDir tmp;
+  torch::manual_seed(6);
+  auto a = qb::make_backbone("mobilefacenet");
+  const fs::path p = tmp / "mfn.qface.pt";
+  qi::save_checkpoint(p, *a, "mobilefacenet");
+
+  qi::Checkpoint copied = qi::read_checkpoint(p);
+  auto b = qb::make_backbone_for_weights("mobilefacenet");
+  qi::load_state_dict(*b, copied.tensors, p.string());
+  for (const auto& [name, t] : qb::state_dict(*b))
+    for (const auto& [k, v] : copied.tensors)
+      if (k == name) EXPECT_NE(t.data_ptr(), v.data_ptr()) << name;
+
+  qi::Checkpoint c = qi::read_checkpoint(p);
+  std::map<std::string, const void*> file_buffer;
+  for (const auto& [k, v] : c.tensors) file_buffer[k] = v.data_ptr();
+  // One tensor in double: it cannot be taken over, so it is converted.
+  for (auto& [k, v] : c.tensors)
+    if (k == "conv1.bn.running_var") v = v.to(torch::kFloat64), file_buffer[k] = v.data_ptr();
+  auto d = qb::make_backbone_for_weights("mobilefacenet");
+  qi::load_state_dict(*d, std::move(c.tensors), p.string());
+  const auto sa = qb::state_dict(*a), sb = qb::state_dict(*b), sd = qb::state_dict(*d);
+  ASSERT_EQ(sa.size(), sd.size());
+  std::size_t shared = 0;
+  for (std::size_t i = 0; i < sa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(sa[i].second, sd[i].second)) << sa[i].first;
+    EXPECT_TRUE(torch::equal(sb[i].second, sd[i].second)) << sa[i].first;
+    const bool same = sd[i].second.data_ptr() == file_buffer.at(sd[i].first);
+    EXPECT_EQ(same, sd[i].first != "conv1.bn.running_var") << sd[i].first;
+    shared += same;
+  }
+  EXPECT_EQ(shared, sa.size() - 1);
 }
 
 TEST(Checkpoint, NonTorchFilesAreRejectedClearly) {

@@ -1,5 +1,6 @@
 #include "qface/backbones/backbone.h"
 
+#include <torch/library.h>
 #include <torch/torch.h>
 
 #include <map>
@@ -12,6 +13,23 @@
 #include "qface/core/error.h"
 
 namespace qface::backbones {
+namespace {
+// LibTorch modules initialise their parameters as they are built (kaiming_uniform_
+// and the like end in uniform_ or normal_ on the default generator). Python skips
+// that with torch.nn.utils.skip_init (meta device); LibTorch has no such switch.
+// So: while DispatchKey::CustomRNGKeyId is in a thread's included set (only
+// make_backbone_for_weights puts it there), uniform_ and normal_ reach these
+// kernels, which leave the tensor as it is, and every other operator falls
+// through to its usual kernel. qface has no custom generator that the key would
+// otherwise serve.
+at::Tensor& keep_values(at::Tensor& self, double, double, c10::optional<at::Generator>) { return self; }
+}  // namespace
+
+TORCH_LIBRARY_IMPL(_, CustomRNGKeyId, m) { m.fallback(torch::CppFunction::makeFallthrough()); }
+TORCH_LIBRARY_IMPL(aten, CustomRNGKeyId, m) {
+  m.impl("uniform_", keep_values);
+  m.impl("normal_", keep_values);
+}
 
 std::pair<torch::Tensor, torch::Tensor> BackboneImpl::forward(torch::Tensor x) {
   torch::Tensor f = features(std::move(x));
@@ -61,6 +79,11 @@ Backbone make_backbone(const std::string& arch, int64_t embedding_size) {
   fail("unknown backbone '{}' (known: {})", arch, fmt::join(backbone_names(), ", "));
 }
 
+Backbone make_backbone_for_weights(const std::string& arch, int64_t embedding_size) {
+  c10::impl::IncludeDispatchKeyGuard no_random_init(c10::DispatchKey::CustomRNGKeyId);
+  return make_backbone(arch, embedding_size);
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& module) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
@@ -74,7 +97,7 @@ void weights_to_channels_last(torch::nn::Module& module) {
     if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
-double macs_per_image(const std::string& arch) { return make_backbone(arch)->macs(); }
+double macs_per_image(const std::string& arch) { return make_backbone_for_weights(arch)->macs(); }
 
 double conv_macs(const torch::nn::Conv2d& conv, int64_t out_hw) {
   const auto& o = conv->options;

@@ -93,6 +93,13 @@ const std::vector<std::string>& backbone_names();
 // Builds a backbone by name (112x112 input); throws qface::Error for an unknown name.
 Backbone make_backbone(const std::string& arch, int64_t embedding_size = 512);
 
+// make_backbone without LibTorch's random initialisation of the parameters
+// (their values are whatever the allocator gave; BatchNorm buffers still get
+// their constants), for a network whose weights are loaded next:
+// io::load_state_dict refuses a file that misses any parameter. Leaves the
+// default generator where it was. Saves IR-50 ~0.1 s of serial uniform_.
+Backbone make_backbone_for_weights(const std::string& arch, int64_t embedding_size = 512);
+
 // The state dict as Python sees it: parameters and buffers by dotted name.
 std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& module);
 

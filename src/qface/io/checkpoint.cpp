@@ -150,7 +150,9 @@ class StorageLoader {
       fail("{}: tensor of size [{}] at offset {} overruns its storage of {} elements", source_,
            fmt::join(size, ", "), offset, storage.numel());
     if (numel == 0) return tensor_value(torch::empty(size, storage.options()));
-    return tensor_value(storage.as_strided(size, stride, offset));
+    // set_, not as_strided: an autograd view would keep the storage tensor as
+    // its base, and load_state_dict could not take the storage over.
+    return tensor_value(torch::empty({0}, storage.options()).set_(storage.storage(), offset, size, stride));
   }
 
   std::string source_;
@@ -164,17 +166,18 @@ bool ends_with(const std::string& s, std::string_view p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
 
-// Bytes of a record as a 1-d tensor of `dtype` (copied: the record's buffer is freed with the reader).
-torch::Tensor bytes_to_storage(const char* data, std::size_t nbytes, torch::ScalarType dtype, int64_t numel,
-                               const std::string& what) {
-  // Checked before allocating: the element count comes from the pickle.
+// A record as a 1-d tensor of `dtype` on the record's own buffer, which
+// getRecord hands over (CPU allocator, 64-byte aligned): no second copy.
+torch::Tensor record_to_storage(at::DataPtr data, std::size_t nbytes, torch::ScalarType dtype, int64_t numel,
+                                const std::string& what) {
+  // Checked before use: the element count comes from the pickle.
   const int64_t need = checked_nbytes(numel, dtype);
   if (need < 0 || static_cast<uint64_t>(need) > nbytes)
     fail("{}: holds {} bytes, {} elements of {} need {} (truncated?)", what, nbytes, numel, c10::toString(dtype),
          need < 0 ? std::string("more than 2^63") : std::to_string(need));
-  torch::Tensor t = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
-  if (numel) std::memcpy(t.data_ptr(), data, static_cast<std::size_t>(need));
-  return t;
+  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), /*allocator=*/nullptr,
+                       /*resizable=*/false);
+  return torch::empty({0}, torch::TensorOptions().dtype(dtype)).set_(std::move(storage), 0, {numel}, {1});
 }
 
 PyRef load_zip(const fs::path& path, const std::string& source) {
@@ -191,7 +194,7 @@ PyRef load_zip(const fs::path& path, const std::string& source) {
       const std::string record = "data/" + key;
       if (!reader->hasRecord(record)) fail("{}: tensor storage '{}' is missing from the archive", source, record);
       auto [ptr, size] = reader->getRecord(record);
-      return bytes_to_storage(static_cast<const char*>(ptr.get()), size, dtype, numel, source + ": " + record);
+      return record_to_storage(std::move(ptr), size, dtype, numel, source + ": " + record);
     });
     UnpickleHooks hooks;
     hooks.persistent_load = [&](const PyRef& pid) { return loader.persistent_load(pid); };
@@ -412,8 +415,9 @@ Checkpoint read_checkpoint(const fs::path& path) {
   return c;
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
-                           const std::string& checkpoint_arch) {
+namespace {
+LoadReport load_into(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                     const std::string& checkpoint_arch, bool adopt) {
   std::vector<std::pair<std::string, torch::Tensor>> targets;
   for (const auto& p : module.named_parameters(true)) targets.emplace_back(p.key(), p.value());
   for (const auto& b : module.named_buffers(true)) targets.emplace_back(b.key(), b.value());
@@ -475,15 +479,31 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensor
   for (auto& [name, t] : targets) {
     auto it = ckpt.find(report.prefix + name);
     if (it == ckpt.end()) continue;
-    t.copy_(it->second.to(t.scalar_type()));
+    const torch::Tensor& v = it->second;
+    if (adopt && v.scalar_type() == t.scalar_type() && v.storage().use_count() == 1 &&
+        (v.is_contiguous() || v.is_contiguous(torch::MemoryFormat::ChannelsLast)))
+      t.set_data(v);
+    else
+      t.copy_(v.to(t.scalar_type()));
     ++report.loaded;
   }
   return report;
 }
+}  // namespace
+
+LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source,
+                           const std::string& checkpoint_arch) {
+  return load_into(module, tensors, source, checkpoint_arch, /*adopt=*/false);
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, NamedTensors&& tensors, const std::string& source,
+                           const std::string& checkpoint_arch) {
+  return load_into(module, tensors, source, checkpoint_arch, /*adopt=*/true);
+}
 
 LoadReport load_weights(torch::nn::Module& module, const fs::path& path) {
   Checkpoint c = read_checkpoint(path);
-  LoadReport r = load_state_dict(module, c.tensors, path.string(), c.arch);
+  LoadReport r = load_state_dict(module, std::move(c.tensors), path.string(), c.arch);
   r.int8 = std::move(c.int8);
   spdlog::debug("{}: loaded {} tensors (prefix '{}', {} other entries ignored)", path.string(), r.loaded, r.prefix,
                 r.ignored.size());

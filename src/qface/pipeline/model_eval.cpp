@@ -180,8 +180,8 @@ backbones::Backbone load_for_eval(const fs::path& model_path, const EvalSettings
                                   infer::InferenceOptions& options) {
   io::Checkpoint ckpt = io::read_checkpoint(model_path);
   require(!ckpt.arch.empty(), "{}: checkpoint does not name its architecture", model_path.string());
-  auto net = backbones::make_backbone(ckpt.arch);
-  io::load_state_dict(*net, ckpt.tensors, model_path.string(), ckpt.arch);
+  auto net = backbones::make_backbone_for_weights(ckpt.arch);
+  io::load_state_dict(*net, std::move(ckpt.tensors), model_path.string(), ckpt.arch);
   options.bf16(settings.bf16);
   infer::prepare_for_inference(*net, options);
   return net;
