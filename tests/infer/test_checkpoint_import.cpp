@@ -141,12 +141,20 @@ TEST_F(PythonCheckpoints, TruncatedAndCorruptFilesGiveErrorsNotCrashes) {
   }
 }
 
+namespace {
+// A MobileFaceNet with seeded random weights, saved as a qface file at `p`.
+qb::Backbone saved_mobilefacenet(const fs::path& p, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto a = qb::make_backbone("mobilefacenet");
+  qi::save_checkpoint(p, *a, "mobilefacenet");
+  return a;
+}
+}  // namespace
+
 TEST(Checkpoint, QfaceOwnFormatRoundTrips) {
   qt::TempDir tmp;
-  torch::manual_seed(5);
-  auto a = qb::make_backbone("mobilefacenet");
   const fs::path p = tmp / "mfn.qface.pt";
-  qi::save_checkpoint(p, *a, "mobilefacenet");
+  auto a = saved_mobilefacenet(p, 5);
   qi::Checkpoint c = qi::read_checkpoint(p);
   EXPECT_EQ(c.format, "qface");
   EXPECT_EQ(c.arch, "mobilefacenet");
@@ -167,10 +175,8 @@ TEST(Checkpoint, QfaceOwnFormatRoundTrips) {
 // not, and leaves the same values either way; the const& form always copies.
 TEST(Checkpoint, HandedOverTensorsBecomeTheModulesStorage) {
   qt::TempDir tmp;
-  torch::manual_seed(6);
-  auto a = qb::make_backbone("mobilefacenet");
   const fs::path p = tmp / "mfn.qface.pt";
-  qi::save_checkpoint(p, *a, "mobilefacenet");
+  auto a = saved_mobilefacenet(p, 6);
 
   qi::Checkpoint copied = qi::read_checkpoint(p);
   auto b = qb::make_backbone_for_weights("mobilefacenet");

@@ -62,7 +62,7 @@ Checkpoint read_checkpoint(const std::filesystem::path& path);
 
 struct LoadReport {
   std::string prefix;              // the key prefix that was stripped ("model.", "features.module.", ...)
-  std::size_t loaded = 0;          // tensors copied into the module
+  std::size_t loaded = 0;          // tensors copied (or handed) into the module
   std::vector<std::string> ignored;  // checkpoint keys outside that prefix (a head, optimizer entries)
   std::optional<Int8Calibration> int8;  // the file's int8 calibration, if it has one
 };
@@ -80,8 +80,8 @@ LoadReport load_state_dict(torch::nn::Module& module, const NamedTensors& tensor
 
 // The same, taking the tensors over: a parameter or buffer whose tensor has
 // the module's dtype, a dense layout (contiguous or channels_last) and a
-// storage of its own is given
-// that storage instead of a copy (a 170 MB IR-50 file is not copied twice).
+// storage of its own is given that storage instead of a copy (a 170 MB IR-50
+// file is not copied twice).
 // The tensors belong to the module afterwards.
 LoadReport load_state_dict(torch::nn::Module& module, NamedTensors&& tensors, const std::string& source,
                            const std::string& checkpoint_arch = "");
