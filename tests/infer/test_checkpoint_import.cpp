@@ -1,6 +1,7 @@
 // Torch checkpoint import without Python: files written by Python torch
 // (Lightning .ckpt with a Namespace, MagFace legacy .pth, DataParallel state
 // dict) load and give Python's embeddings; broken files give clear errors.
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -297,6 +298,27 @@ TEST(CheckpointRobustness, StorageSizesAreCheckedBeforeAllocating) {
   std::string no_data = legacy(obj, {{"0", {1, 2, 3, 4}}});
   EXPECT_NE(read_error(p, no_data.substr(0, no_data.size() - 24)).find("truncated"), std::string::npos);
   EXPECT_NE(read_error(p, legacy(obj, {})).find("has no data in the file"), std::string::npos);
+}
+
+// A zip record longer than the element count in the pickle loads its first
+// elements (as PyTorch's loader does); a shorter one is an error.
+TEST(CheckpointRobustness, ZipRecordLengthAgainstThePickle) {
+  qt::TempDir tmp;
+  const std::string pkl = "\x80\x02}(" + ustr("w") + tensor_op("0", 4, 0, {2, 2}, {2, 1}) + "u.";
+  auto zip = [&](const fs::path& p, const std::vector<float>& data) {
+    caffe2::serialize::PyTorchStreamWriter writer(p.string());
+    writer.writeRecord("data.pkl", pkl.data(), pkl.size());
+    writer.writeRecord("data/0", data.data(), data.size() * sizeof(float));
+    writer.writeEndOfFile();
+  };
+  zip(tmp / "long.pt", {1, 2, 3, 4, 5});
+  qi::Checkpoint c = qi::read_checkpoint(tmp / "long.pt");
+  ASSERT_EQ(c.tensors.size(), 1u);
+  EXPECT_TRUE(torch::equal(c.tensors[0].second, torch::tensor({1.f, 2.f, 3.f, 4.f}).reshape({2, 2})));
+  EXPECT_EQ(c.tensors[0].second.storage().nbytes(), 16u);
+  zip(tmp / "short.pt", {1, 2, 3});
+  const std::string msg = error_of([&] { qi::read_checkpoint(tmp / "short.pt"); });
+  EXPECT_NE(msg.find("short.pt: data/0: holds 12 bytes"), std::string::npos) << msg;
 }
 
 TEST(CheckpointRobustness, SizeAndStrideOverflowsAreErrors) {

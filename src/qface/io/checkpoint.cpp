@@ -175,8 +175,10 @@ torch::Tensor record_to_storage(at::DataPtr data, std::size_t nbytes, torch::Sca
   if (need < 0 || static_cast<uint64_t>(need) > nbytes)
     fail("{}: holds {} bytes, {} elements of {} need {} (truncated?)", what, nbytes, numel, c10::toString(dtype),
          need < 0 ? std::string("more than 2^63") : std::to_string(need));
-  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes, std::move(data), /*allocator=*/nullptr,
-                       /*resizable=*/false);
+  // The storage is the `need` bytes the pickle declares; bytes past them stay
+  // unused (PyTorch's loader accepts such records too).
+  c10::Storage storage(c10::Storage::use_byte_size_t(), static_cast<std::size_t>(need), std::move(data),
+                       /*allocator=*/nullptr, /*resizable=*/false);
   return torch::empty({0}, torch::TensorOptions().dtype(dtype)).set_(std::move(storage), 0, {numel}, {1});
 }
 
