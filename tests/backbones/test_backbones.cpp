@@ -11,6 +11,7 @@
 #include "qface/backbones/backbone.h"
 #include "qface/backbones/ir.h"
 #include "qface/core/error.h"
+#include "tests/support/models.h"
 #include "tests/support/testing.h"
 
 namespace qb = qface::backbones;
@@ -58,19 +59,14 @@ int64_t iresnet_param_count(const std::vector<int64_t>& layers) {
   return n + bn(512) + 512 * 49 * 512 + 512 + bn(512);
 }
 
+// Random BN statistics, and all 1-d parameters perturbed, from `seed`.
 void randomize_bn(torch::nn::Module& m, uint64_t seed) {
   torch::NoGradGuard g;
   torch::manual_seed(seed);
-  for (auto& kv : m.named_buffers()) {
-    const std::string& k = kv.key();
-    if (k.ends_with("running_mean")) kv.value().copy_(torch::randn_like(kv.value()) * 0.1);
-    if (k.ends_with("running_var")) kv.value().copy_(torch::rand_like(kv.value()) * 0.5 + 0.75);
-  }
+  qt::randomize_bn_stats(m);
   for (auto& kv : m.named_parameters()) {
-    const std::string& k = kv.key();
     // BN affine terms are 1-d "weight"/"bias" next to running stats; PReLU weights too: perturb all 1-d.
     if (kv.value().dim() == 1) kv.value().add_(torch::randn_like(kv.value()) * 0.1);
-    (void)k;
   }
 }
 

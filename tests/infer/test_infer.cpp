@@ -17,6 +17,7 @@
 #include "qface/infer/embed.h"
 #include "qface/infer/precision.h"
 #include "qface/io/checkpoint.h"
+#include "tests/support/models.h"
 #include "tests/support/testing.h"
 
 namespace fs = std::filesystem;
@@ -25,14 +26,6 @@ namespace qf = qface::infer;
 namespace qt = qface::testing;
 
 namespace {
-
-void randomize_bn(torch::nn::Module& m) {
-  torch::NoGradGuard g;
-  for (auto& kv : m.named_buffers()) {
-    if (kv.key().ends_with("running_mean")) kv.value().copy_(torch::randn_like(kv.value()) * 0.1);
-    if (kv.key().ends_with("running_var")) kv.value().copy_(torch::rand_like(kv.value()) * 0.5 + 0.75);
-  }
-}
 
 cv::Mat random_face(int seed, int size = 112) {
   cv::Mat m(size, size, CV_8UC3);
@@ -63,7 +56,7 @@ TEST(Infer, FoldedChannelsLastMatchesThePlainModel) {
   torch::manual_seed(11);
   for (const char* arch : {"ir_18", "iresnet18", "mobilefacenet"}) {
     auto plain = qb::make_backbone(arch);
-    randomize_bn(*plain);
+    qt::randomize_bn_stats(*plain);
     plain->eval();
     torch::Tensor x = torch::randn({2, 3, 112, 112});
     torch::NoGradGuard g;
@@ -84,7 +77,7 @@ TEST(Infer, LoadingForInferenceIsBitwiseStable) {
   qt::TempDir tmp;
   torch::manual_seed(12);
   auto saved = qb::make_backbone("ir_18");
-  randomize_bn(*saved);
+  qt::randomize_bn_stats(*saved);
   qface::io::save_checkpoint(tmp / "ir18.pt", *saved, "ir_18");
   auto by_hand = qb::make_backbone("ir_18");
   qface::io::load_weights(*by_hand, tmp / "ir18.pt");
@@ -113,7 +106,7 @@ TEST(Infer, WinogradEmbeddingsMatchDirectConvolutions) {
   // direct convolutions to within float rounding.
   torch::manual_seed(13);
   auto m = qb::make_backbone("ir_18");
-  randomize_bn(*m);
+  qt::randomize_bn_stats(*m);
   const qf::InferenceOptions winograd = qf::InferenceOptions().threads(1);
   ASSERT_TRUE(winograd.winograd());
   qf::prepare_for_inference(*m, winograd);
@@ -149,7 +142,7 @@ TEST(Infer, FlipFusionWeightsByNorm) {
 TEST(Infer, Bf16StaysCloseToFp32) {
   torch::manual_seed(13);
   auto m = qb::make_backbone("ir_18");
-  randomize_bn(*m);
+  qt::randomize_bn_stats(*m);
   qf::prepare_for_inference(*m, qf::InferenceOptions());
   torch::Tensor x = qf::preprocess({random_face(1), random_face(2)}, m->preprocessing());
   qf::InferenceOptions bf16;
@@ -168,7 +161,7 @@ TEST(Infer, EmbedCommandWritesAlignedOutputs) {
   qface::write_file_atomic(imgs / "broken.jpg", "not a jpeg");
   torch::manual_seed(14);
   auto model = qb::make_backbone("mobilefacenet");
-  randomize_bn(*model);
+  qt::randomize_bn_stats(*model);
   qface::io::save_checkpoint(tmp / "mfn.pt", *model, "mobilefacenet");
 
   auto r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",

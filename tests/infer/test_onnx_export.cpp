@@ -12,6 +12,7 @@
 #include "qface/infer/embed.h"
 #include "qface/infer/onnx_export.h"
 #include "qface/io/checkpoint.h"
+#include "tests/support/models.h"
 #include "tests/support/testing.h"
 
 namespace qb = qface::backbones;
@@ -19,14 +20,6 @@ namespace qf = qface::infer;
 namespace qt = qface::testing;
 
 namespace {
-
-void randomize_bn(torch::nn::Module& m) {
-  torch::NoGradGuard g;
-  for (auto& kv : m.named_buffers()) {
-    if (kv.key().ends_with("running_mean")) kv.value().copy_(torch::randn_like(kv.value()) * 0.1);
-    if (kv.key().ends_with("running_var")) kv.value().copy_(torch::rand_like(kv.value()) * 0.5 + 0.75);
-  }
-}
 
 // Runs the ONNX file on x with OpenCV DNN, asking for both outputs by name
 // as a user would; returns "embedding" (and "norm" in `norm`).
@@ -53,7 +46,7 @@ struct Exported {
 Exported export_random(const std::string& arch, uint64_t seed, int64_t batch, const std::filesystem::path& onnx) {
   torch::manual_seed(seed);
   auto model = qb::make_backbone(arch);
-  randomize_bn(*model);
+  qt::randomize_bn_stats(*model);
   model->eval();
   Exported out{.x = torch::randn({batch, 3, 112, 112})};
   torch::NoGradGuard g;
@@ -82,7 +75,7 @@ TEST_P(OnnxExport, OpenCvRunsItWithTheSameEmbeddings) {
   qt::TempDir tmp;
   torch::manual_seed(21);
   auto model = qb::make_backbone(arch);
-  randomize_bn(*model);
+  qt::randomize_bn_stats(*model);
   qface::io::save_checkpoint(tmp / "w.pt", *model, arch);
   model->eval();
   torch::Tensor x = torch::randn({2, 3, 112, 112});
