@@ -97,6 +97,7 @@ void weights_to_channels_last(torch::nn::Module& module) {
     if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
+// Only the layer shapes count here, so the parameters need no values.
 double macs_per_image(const std::string& arch) { return make_backbone_for_weights(arch)->macs(); }
 
 double conv_macs(const torch::nn::Conv2d& conv, int64_t out_hw) {
