@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "qface/heads/adaface.h"
+#include "qface/heads/curricularface.h"
 #include "qface/heads/factory.h"
 
 namespace qh = qface::heads;
@@ -48,7 +49,16 @@ TEST_P(DoublePrecision, GradientMatchesFiniteDifferences) {
   const std::string name = GetParam();
   torch::manual_seed(7);
   const int64_t batch = 6, dim = 5, classes = 4;
-  auto head = qh::make_head({.name = name, .embedding_size = dim, .num_classes = classes});
+  qh::HeadConfig config{.name = name, .embedding_size = dim, .num_classes = classes};
+  // CurricularFace's t is a running mean of the target cosines taken without
+  // gradient (as the official code), so finite differences would see it move:
+  // hold it (t_alpha 0) at a value that makes the hard negatives' weight show.
+  if (name == "curricularface") config.t_alpha = 0.0;
+  auto head = qh::make_head(config);
+  if (auto* cf = dynamic_cast<qh::CurricularFaceImpl*>(head.get())) {
+    torch::NoGradGuard g;
+    cf->t.fill_(0.3);
+  }
   ASSERT_EQ(head->kernel.scalar_type(), torch::kFloat64);
   torch::Tensor x = torch::randn({batch, dim});
   torch::Tensor x_hat = (x / x.norm(2, 1, true)).requires_grad_(true);
@@ -73,6 +83,9 @@ TEST_P(DoublePrecision, GradientMatchesFiniteDifferences) {
   auto out = head->loss(x_hat, norms, labels);
   out.loss.backward();
   torch::Tensor g_x = x_hat.grad().clone(), g_w = head->kernel.grad().clone();
+  if (name == "curricularface") {  // the case has hard negatives
+    EXPECT_GT(head->last_terms().at("hard_negatives").sum().item<double>(), 0.0);
+  }
   check_fd(loss_value, x_hat.detach(), g_x, 30, name + " d/d x_hat");
   check_fd(loss_value, head->kernel.detach(), g_w, 20, name + " d/d kernel");
   if (name == "magface" || name == "magface-cos") {
@@ -85,7 +98,8 @@ TEST_P(DoublePrecision, GradientMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllHeads, DoublePrecision,
-                         ::testing::Values("adaface", "magface", "magface-cos", "arcface", "cosface"),
+                         ::testing::Values("adaface", "magface", "magface-cos", "arcface", "cosface",
+                                           "curricularface"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n)

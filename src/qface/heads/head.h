@@ -1,5 +1,5 @@
-// Margin heads: the classification layer + loss of AdaFace, MagFace, ArcFace
-// and CosFace (SPEC §1). A head owns the class centres W [D, C] and turns
+// Margin heads: the classification layer + loss of AdaFace, MagFace, ArcFace,
+// CosFace and CurricularFace (SPEC §1; formulas in docs/method.md). A head owns the class centres W [D, C] and turns
 // (normalized embedding, feature norm, label) into scaled logits whose target
 // entry carries the method's margin.
 #pragma once
@@ -55,7 +55,8 @@ class HeadImpl : public torch::nn::Module {
   LossOutput loss(const torch::Tensor& x_hat, const torch::Tensor& norms, const torch::Tensor& labels);
 
   // Per-sample margin terms of the last call, detached: AdaFace "z", "g_ang",
-  // "g_add"; MagFace "a", "margin"; ArcFace/CosFace "margin".
+  // "g_add"; MagFace "a", "margin"; ArcFace/CosFace "margin"; CurricularFace
+  // "margin", "hard_negatives" (per row, the target column excluded).
   const std::map<std::string, torch::Tensor>& last_terms() const { return terms_; }
 
   torch::Tensor kernel;  // [D, C] parameter
