@@ -84,12 +84,20 @@ int run_toy(const ToyArgs& a) {
                      {"angular_high", band_mean(ang, toy.quality, 0.8, 1.1)},
                      {"additive_low", band_mean(add, toy.quality, 0.0, 0.4)},
                      {"additive_high", band_mean(add, toy.quality, 0.8, 1.1)}};
+    if (r.report.contains("hard_negatives")) {  // CurricularFace: hard negatives per sample, by quality band
+      const auto hard = r.report["hard_negatives"].get<std::vector<double>>();
+      summary[name]["hard_negatives_low"] = band_mean(hard, toy.quality, 0.0, 0.4);
+      summary[name]["hard_negatives_high"] = band_mean(hard, toy.quality, 0.8, 1.1);
+      summary[name]["t"] = r.report["t"];
+    }
   }
   write_file_atomic(fs::path(a.out) / "summary.json", summary.dump(2) + "\n");
   std::cout << fmt::format(
       "\nAdaFace gives low-quality (low-norm) samples a positive angular margin and a small additive one (towards "
       "ArcFace, de-emphasizing them) and high-quality samples a negative angular plus a larger additive margin (emphasizing "
-      "hard ones); MagFace's margin grows with the magnitude.\nReports and SVG plots: {}\n",
+      "hard ones); MagFace's margin grows with the magnitude; CurricularFace keeps ArcFace's angular margin and re-weights "
+      "its hard negatives (cos_j > cos(theta_y + m)) by t + cos_j, t the running mean target cosine (about 0 here, as "
+      "at the start of training).\nReports and SVG plots: {}\n",
       a.out);
   return 0;
 }

@@ -7,8 +7,8 @@
 
 namespace qface::cli {
 
-// --head, --m, --h, --s, --t-alpha, --batch-mean, --batch-std, --eps,
-// --l-a, --u-a, --l-m, --u-m, --lambda-g, --hard-margin. Flags left out keep
+// --head, --m, --h, --s, --t-alpha, --batch-mean, --batch-std, --stats-init,
+// --fixed-z, --eps, --l-a, --u-a, --l-m, --u-m, --lambda-g, --hard-margin. Flags left out keep
 // the chosen head's paper defaults.
 void add_head_options(CLI::App& app, heads::HeadConfig& config);
 

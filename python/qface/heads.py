@@ -9,7 +9,8 @@ The loss is exactly SPEC §1's (the numbers `qface margin` prints): the head
 normalizes the embeddings, takes their norm as the quality proxy (AdaFace,
 MagFace) and applies the margin to each row's target logit. The class centres
 are the Parameter `kernel` [D, C]; AdaFace's running batch statistics of the
-norm live in the C++ head (`terms()` shows them). CPU float32 only.
+norm and CurricularFace's t live in the C++ head (`terms()` shows them). CPU
+float32 only. Formulas: docs/method.md, "Margin heads".
 Needs Debian's python3-torch (the same LibTorch as qface).
 """
 import torch
@@ -18,8 +19,10 @@ from . import _torch
 
 
 class MarginHead(torch.nn.Module):
-    """A margin head by name (adaface, magface, magface-cos, arcface, cosface);
-    options not given take the paper's defaults (m, h, s, t_alpha, l_a, u_a, ...)."""
+    """A margin head by name (adaface, magface, magface-cos, arcface, cosface,
+    curricularface); options not given take the paper's defaults (m, h, s,
+    t_alpha, l_a, u_a, ...; AdaFace also stats_init="official"|"first_batch"
+    and fixed_z in [-1, 1])."""
 
     def __init__(self, name, embedding_size=512, num_classes=1000, **options):
         super().__init__()
@@ -44,7 +47,9 @@ class MarginHead(torch.nn.Module):
 
 
 class AdaFace(MarginHead):
-    """AdaFace (CVPR 2022): margin adapted to the feature norm (SPEC §1)."""
+    """AdaFace (CVPR 2022): margin adapted to the feature norm (SPEC §1).
+    stats_init="first_batch" starts the norm statistics at the first batch's;
+    fixed_z=-1/0/+1 holds the margin at ArcFace / CosFace / cos(theta - m) - 2m."""
 
     def __init__(self, embedding_size=512, num_classes=1000, **options):
         super().__init__("adaface", embedding_size, num_classes, **options)
@@ -69,3 +74,11 @@ class CosFace(MarginHead):
 
     def __init__(self, embedding_size=512, num_classes=1000, **options):
         super().__init__("cosface", embedding_size, num_classes, **options)
+
+
+class CurricularFace(MarginHead):
+    """CurricularFace (CVPR 2020): ArcFace's target logit, hard negatives
+    re-weighted by (t + cos), t a running mean of the target cosine."""
+
+    def __init__(self, embedding_size=512, num_classes=1000, **options):
+        super().__init__("curricularface", embedding_size, num_classes, **options)

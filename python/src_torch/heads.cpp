@@ -28,12 +28,17 @@ qface::heads::HeadConfig config_of(const std::string& name, int64_t embedding_si
       c.easy_margin = value.cast<bool>();
       continue;
     }
+    if (k == "stats_init") {
+      c.stats_init = value.cast<std::string>();
+      continue;
+    }
     std::optional<double>* slot = k == "m" ? &c.m : k == "h" ? &c.h : k == "s" ? &c.s : k == "t_alpha" ? &c.t_alpha
                                 : k == "eps" ? &c.eps : k == "batch_mean" ? &c.batch_mean
-                                : k == "batch_std" ? &c.batch_std : k == "l_a" ? &c.l_a : k == "u_a" ? &c.u_a
+                                : k == "batch_std" ? &c.batch_std : k == "fixed_z" ? &c.fixed_z
+                                : k == "l_a" ? &c.l_a : k == "u_a" ? &c.u_a
                                 : k == "l_m" ? &c.l_m : k == "u_m" ? &c.u_m : k == "lambda_g" ? &c.lambda_g : nullptr;
-    qface::require(slot != nullptr, "head option '{}' is unknown (m, h, s, t_alpha, eps, batch_mean, batch_std, l_a, "
-                   "u_a, l_m, u_m, lambda_g, easy_margin)", k);
+    qface::require(slot != nullptr, "head option '{}' is unknown (m, h, s, t_alpha, eps, batch_mean, batch_std, "
+                   "stats_init, fixed_z, l_a, u_a, l_m, u_m, lambda_g, easy_margin)", k);
     *slot = value.cast<double>();
   }
   return c;

@@ -93,6 +93,54 @@ TEST(CliMargin, AdaFaceMarginsLossAndBuffers) {
   EXPECT_NEAR(j["loss"].get<double>(), mean_ce(logits), 1e-3);
 }
 
+// stats_init first_batch: the statistics are this batch's (mean 30, std 20),
+// whatever t_alpha; fixed_z holds z.
+TEST(CliMargin, AdaFaceFirstBatchStartAndFixedZ) {
+  TempDir dir;
+  Inputs in = write_inputs(dir);
+  json j = run_json({"margin", "--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--head",
+                     "adaface", "--t-alpha", "0.5", "--stats-init", "first_batch"});
+  EXPECT_NEAR(j["batch_mean"].get<double>(), 30, 1e-4);
+  EXPECT_NEAR(j["batch_std"].get<double>(), 20, 1e-4);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(j["z"][i].get<double>(), 0.333 * (kNorm[i] - 30) / (20 + 1e-3), 1e-6);
+
+  j = run_json({"margin", "--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--head", "adaface",
+                "--fixed-z", "1"});
+  std::vector<std::pair<double, double>> logits;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(j["z"][i].get<double>(), 1.0);
+    // theta - m is clamped at eps (sample 0's target angle 0.3 is below m).
+    const double theta = std::clamp(target_angle(i) - 0.4, 1e-3, M_PI - 1e-3);
+    logits.push_back({64 * (std::cos(theta) - 0.8), 64 * other_cos(i)});
+  }
+  EXPECT_NEAR(j["loss"].get<double>(), mean_ce(logits), 1e-3);
+}
+
+// CurricularFace: sample 0 (target angle 0.3, threshold cos 0.8 = 0.697, other
+// cosine 0.296) has an easy negative; samples 1 (target angle pi/2 - 1,
+// threshold cos(1.071) = 0.479, other cos 1 = 0.540) and 2 (0.6: threshold
+// cos 1.1 = 0.454, other sin 0.6 = 0.565) hard ones, weighted by t + cos with
+// t = 0.01 * mean target cosine, updated before use.
+TEST(CliMargin, CurricularFaceMatchesHandDerivedLoss) {
+  TempDir dir;
+  Inputs in = write_inputs(dir);
+  json j = run_json({"margin", "--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--head",
+                     "curricularface"});
+  double t = 0;
+  for (int i = 0; i < 3; ++i) t += 0.01 * std::cos(target_angle(i)) / 3;
+  EXPECT_NEAR(j["t"].get<double>(), t, 1e-7);
+  std::vector<std::pair<double, double>> logits;
+  for (int i = 0; i < 3; ++i) {
+    const double o = other_cos(i);
+    const bool hard = o > std::cos(target_angle(i) + 0.5);
+    EXPECT_EQ(hard, i != 0) << i;
+    EXPECT_EQ(j["hard_negatives"][i].get<double>(), hard ? 1.0 : 0.0) << i;
+    EXPECT_NEAR(j["margin"][i].get<double>(), 0.5, 1e-7);
+    logits.push_back({64 * std::cos(target_angle(i) + 0.5), 64 * (hard ? o * (t + o) : o)});
+  }
+  EXPECT_NEAR(j["loss"].get<double>(), mean_ce(logits), 1e-3);
+}
+
 TEST(CliMargin, MagFaceLossSplitsIntoCeAndRegularizer) {
   TempDir dir;
   Inputs in = write_inputs(dir);
@@ -155,6 +203,12 @@ TEST(CliMargin, BadInputsAreRejectedWithoutOutputs) {
       {{"--embeddings", in.labels, "--labels", in.labels, "--kernel", in.kernel}, "labels.npy"},
       {{"--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--head", "arcface", "--h", "1"},
        "'h'"},
+      {{"--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--head", "arcface", "--fixed-z", "0"},
+       "'fixed_z'"},
+      {{"--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--fixed-z", "1.5"}, "fixed_z"},
+      {{"--embeddings", in.emb, "--labels", in.labels, "--kernel", in.kernel, "--head", "curricularface",
+        "--stats-init", "first_batch"},
+       "'stats_init'"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = {"margin", "--out", out};

@@ -89,6 +89,51 @@ TEST(TrainConfig, UnknownKeysAndWrongTypesNameTheKey) {
   EXPECT_EQ(error_of("", {"out_dir=runs/caf\xc3\xa9"}), "");
 }
 
+TEST(TrainConfig, AdaFaceStatsInitAndFixedZ) {
+  TrainConfig c = parse_config("[head]\nname = \"adaface\"\nstats_init = \"first_batch\"", "cfg.toml",
+                               {"head.fixed_z=-1"});
+  EXPECT_EQ(c.head.head.stats_init.value(), "first_batch");
+  EXPECT_DOUBLE_EQ(c.head.head.fixed_z.value(), -1.0);
+  TrainConfig back = parse_config(to_toml(c), "effective.toml");
+  EXPECT_EQ(back.head.head.stats_init.value(), "first_batch");
+  EXPECT_DOUBLE_EQ(back.head.head.fixed_z.value(), -1.0);
+  // Unset stays unset (the head's defaults: official start, z from the norms).
+  TrainConfig plain = parse_config(to_toml(parse_config("", "cfg.toml")), "effective.toml");
+  EXPECT_FALSE(plain.head.head.stats_init.has_value());
+  EXPECT_FALSE(plain.head.head.fixed_z.has_value());
+
+  EXPECT_NE(error_of("[head]\nstats_init = \"zeros\"").find("head.stats_init must be"), std::string::npos);
+  EXPECT_NE(error_of("[head]\nstats_init = 1").find("key 'head.stats_init' must be a string"), std::string::npos);
+  EXPECT_NE(error_of("", {"head.fixed_z=1.5"}).find("head.fixed_z must lie in [-1, 1]"), std::string::npos);
+  EXPECT_NE(error_of("", {"head.fixed_z=\"zero\""}).find("key 'head.fixed_z' must be a number"), std::string::npos);
+}
+
+// A recipe's head.stats_init is AdaFace's: another head chosen with --set
+// head.name (as the main job does) ignores it, and the head builds.
+TEST(TrainConfig, StatsInitIsDroppedForOtherHeads) {
+  const std::string text = "[head]\nname = \"adaface\"\nstats_init = \"first_batch\"";
+  for (const std::string& name : qface::heads::head_names()) {
+    SCOPED_TRACE(name);
+    TrainConfig c = parse_config(text, "cfg.toml", {"head.name=" + name});
+    EXPECT_EQ(c.head.head.stats_init.has_value(), name == "adaface");
+    EXPECT_EQ(to_toml(c).find("stats_init") != std::string::npos, name == "adaface");
+    qface::heads::HeadConfig h = c.head.head;
+    h.embedding_size = 4;
+    h.num_classes = 3;
+    EXPECT_NO_THROW(qface::heads::make_head(h));
+  }
+  // fixed_z is not silently dropped: it changes what is trained.
+  TrainConfig c = parse_config("[head]\nname = \"arcface\"\nfixed_z = 0.0", "cfg.toml");
+  qface::heads::HeadConfig h = c.head.head;
+  h.embedding_size = 4;
+  h.num_classes = 3;
+  EXPECT_THROW(qface::heads::make_head(h), qface::Error);
+  // CurricularFace's options.
+  TrainConfig cf = parse_config("[head]\nname = \"curricularface\"\nm = 0.5\nt_alpha = 0.01", "cfg.toml");
+  EXPECT_EQ(cf.head.head.name, "curricularface");
+  EXPECT_DOUBLE_EQ(parse_config(to_toml(cf), "effective.toml").head.head.t_alpha.value(), 0.01);
+}
+
 TEST(LrSchedule, WarmupMultistepCosinePoly) {
   ScheduleConfig s;
   s.type = "multistep";
@@ -165,4 +210,13 @@ TEST(Config, ShippedRecipesParse) {
   EXPECT_DOUBLE_EQ(mag.head.head.lambda_g.value(), 35.0);
   EXPECT_EQ(mag.schedule.milestones, (std::vector<double>{10, 18, 22}));
   EXPECT_EQ(mag.epochs, 25);
+  // AdaFace's statistics start: official at the published scale, the first
+  // batch's in the synthetic recipes (short runs; docs/method.md).
+  EXPECT_EQ(ada.head.head.stats_init.value(), "official");
+  for (const char* synth : {"synth_demo.toml", "synth_study.toml", "synth_tiny.toml"}) {
+    SCOPED_TRACE(synth);
+    EXPECT_EQ(load_config(dir / synth).head.head.stats_init.value(), "first_batch");
+    for (const std::string& name : qface::heads::head_names())
+      EXPECT_NO_THROW(load_config(dir / synth, {"head.name=" + name})) << name;
+  }
 }

@@ -8,6 +8,7 @@
 #include "qface/core/svg_plot.h"
 #include "qface/core/tensor_util.h"
 #include "qface/heads/adaface.h"
+#include "qface/heads/curricularface.h"
 
 namespace qface::analysis {
 
@@ -51,6 +52,7 @@ MarginResult analyze_margin(const torch::Tensor& raw_embeddings, const torch::Te
     r["batch_mean"] = ada->batch_mean.item<double>();
     r["batch_std"] = ada->batch_std.item<double>();
   }
+  if (auto* cf = dynamic_cast<heads::CurricularFaceImpl*>(head.get())) r["t"] = cf->t.item<double>();
   return {std::move(r), x.grad(), head->kernel.grad()};
 }
 

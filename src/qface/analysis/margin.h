@@ -14,7 +14,7 @@
 namespace qface::analysis {
 
 struct MarginResult {
-  nlohmann::json report;        // loss, ce, [reg], norm, per-head terms, [batch_mean, batch_std]
+  nlohmann::json report;        // loss, ce, [reg], norm, per-head terms, [batch_mean, batch_std] (AdaFace), [t] (CurricularFace)
   torch::Tensor d_embeddings;   // [N, D] d loss / d raw embeddings
   torch::Tensor d_kernel;       // [D, C] d loss / d kernel
 };

@@ -1,5 +1,6 @@
 #include "qface/train/config.h"
 
+#include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
 #include <limits>
@@ -51,6 +52,9 @@ class Section {
     } else if constexpr (std::is_same_v<T, std::optional<double>>) {
       if (!n->is_number()) type_error(key, "a number", *n);
       out = *n->value<double>();
+    } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
+      if (!n->is_string()) type_error(key, "a string", *n);
+      out = *n->value<std::string>();
     } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
       if (!n->is_boolean()) type_error(key, "true or false", *n);
       out = *n->value<bool>();
@@ -140,6 +144,25 @@ void apply_override(toml::table& root, const std::string& item) {
   }
 }
 
+// AdaFace's own options. head.stats_init is a recipe's choice for AdaFace
+// (the synthetic recipes set "first_batch"): with another head (e.g. `--set
+// head.name=arcface` on such a recipe, as the main job does) it is dropped,
+// with a debug log, so that one recipe serves every head. head.fixed_z changes
+// what is trained and stays an error with other heads (at make_head).
+void check_head_options(heads::HeadConfig& h, const std::string& file) {
+  if (h.stats_init) {
+    require(*h.stats_init == "official" || *h.stats_init == "first_batch",
+            "{}: head.stats_init must be \"official\" or \"first_batch\", got '{}'", file, *h.stats_init);
+    if (h.name != "adaface") {
+      spdlog::debug("{}: head.stats_init = \"{}\" is an AdaFace option; ignored for head '{}'", file,
+                    *h.stats_init, h.name);
+      h.stats_init.reset();
+    }
+  }
+  if (h.fixed_z)
+    require(*h.fixed_z >= -1 && *h.fixed_z <= 1, "{}: head.fixed_z must lie in [-1, 1], got {}", file, *h.fixed_z);
+}
+
 }  // namespace
 
 TrainConfig parse_config(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
@@ -184,6 +207,8 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   head.get("eps", h.eps);
   head.get("batch_mean", h.batch_mean);
   head.get("batch_std", h.batch_std);
+  head.get("stats_init", h.stats_init);
+  head.get("fixed_z", h.fixed_z);
   head.get("l_a", h.l_a);
   head.get("u_a", h.u_a);
   head.get("l_m", h.l_m);
@@ -245,6 +270,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   const auto& names = heads::head_names();
   require(std::find(names.begin(), names.end(), h.name) != names.end(), "{}: head.name '{}' is not a head ({})", name,
           h.name, fmt::join(names, ", "));
+  check_head_options(c.head.head, name);
   return c;
 }
 
@@ -265,6 +291,8 @@ std::string to_toml(const TrainConfig& c) {
   opt(head, "eps", h.eps);
   opt(head, "batch_mean", h.batch_mean);
   opt(head, "batch_std", h.batch_std);
+  if (h.stats_init) head.insert("stats_init", *h.stats_init);
+  opt(head, "fixed_z", h.fixed_z);
   opt(head, "l_a", h.l_a);
   opt(head, "u_a", h.u_a);
   opt(head, "l_m", h.l_m);

@@ -24,7 +24,9 @@ struct ModelConfig {
 };
 
 struct HeadSection {
-  heads::HeadConfig head;    // name + margin options (num_classes comes from the data)
+  // name + margin options (num_classes comes from the data). head.stats_init
+  // is dropped when head.name is not adaface (parse_config).
+  heads::HeadConfig head;
   bool sharded = false;      // split the class centres across ranks (Partial FC)
   double sample_rate = 1.0;  // Partial FC negative sampling rate (sharded only)
 };
