@@ -14,6 +14,7 @@
 #include "qface/data/bin_set.h"
 #include "qface/data/tools.h"
 #include "qface/heads/adaface.h"
+#include "qface/heads/curricularface.h"
 #include "qface/train/checkpoint.h"
 #include "qface/train/distributed.h"
 #include "qface/train/sharded_classifier.h"
@@ -103,7 +104,7 @@ TEST(Distributed, EnvironmentIsValidated) {
 class ShardedHead : public ::testing::TestWithParam<std::string> {};
 
 // Sampling rate 1.0 on 2 ranks equals the unsharded head: loss, the gradients
-// of embeddings, norms and centres, and AdaFace's buffers.
+// of embeddings, norms and centres, AdaFace's buffers and CurricularFace's t.
 TEST_P(ShardedHead, RateOneOnTwoRanksEqualsUnshardedHead) {
   const std::string name = GetParam();
   const int world = 2;
@@ -149,11 +150,18 @@ TEST_P(ShardedHead, RateOneOnTwoRanksEqualsUnshardedHead) {
       EXPECT_NEAR(ada->batch_mean.item<double>(), ref_ada->batch_mean.item<double>(), 1e-4);
       EXPECT_NEAR(ada->batch_std.item<double>(), ref_ada->batch_std.item<double>(), 1e-4);
     }
+    if (auto* cf = dynamic_cast<qface::heads::CurricularFaceImpl*>(sc->head.get())) {
+      // Every shard knows every row's target: t and the hard negatives are the unsharded head's.
+      auto* ref_cf = dynamic_cast<qface::heads::CurricularFaceImpl*>(full.get());
+      EXPECT_NEAR(cf->t.item<double>(), ref_cf->t.item<double>(), 1e-7);
+      EXPECT_GT(cf->t.item<double>(), 0.0);
+    }
   });
 }
 
 INSTANTIATE_TEST_SUITE_P(AllHeads, ShardedHead,
-                         ::testing::Values("adaface", "magface", "magface-cos", "arcface", "cosface"),
+                         ::testing::Values("adaface", "magface", "magface-cos", "arcface", "cosface",
+                                           "curricularface"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n)

@@ -124,6 +124,31 @@ struct Item {
   json j;
 };
 
+// AdaFace's z over training (the trainer's z_q05 / z_q50 / z_q95 per log
+// window): one chart, three lines per AdaFace run; drawn only when some run
+// logged them.
+void plot_z_quantiles(Doc& doc, const std::vector<std::pair<std::string, std::vector<json>>>& training) {
+  std::vector<PlotSeries> series;
+  for (const auto& [run, recs] : training)
+    for (const char* key : {"z_q05", "z_q50", "z_q95"}) {
+      PlotSeries s;
+      s.label = run + " " + std::string(key).substr(2);
+      for (const json& r : recs)
+        if (r.contains("step") && r.contains(key) && r[key].is_number()) {
+          s.x.push_back(r["step"].get<double>());
+          s.y.push_back(r[key].get<double>());
+        }
+      if (!s.x.empty()) series.push_back(std::move(s));
+    }
+  PlotOptions o;
+  o.title = "Training: AdaFace z (5 / 50 / 95 % quantiles)";
+  o.x_label = "step";
+  o.y_label = "z (-1 ArcFace, 0 CosFace, +1 hard)";
+  o.y_min = -1.0;
+  o.y_max = 1.0;
+  doc.plot(o, series);
+}
+
 }  // namespace
 
 std::string build_report(const std::vector<fs::path>& runs, ReportStats* stats, const std::string& title) {
@@ -410,6 +435,7 @@ std::string build_report(const std::vector<fs::path>& runs, ReportStats* stats, 
       o.y_label = label;
       o.log_y = field == "lr";
       doc.plot(o, series);
+      if (field == "batch_mean") plot_z_quantiles(doc, training);  // the margin those statistics give
     }
     for (const auto& [run, recs] : training) {
       const json& last = recs.back();

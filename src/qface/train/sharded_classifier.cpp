@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "qface/core/error.h"
+#include "qface/heads/curricularface.h"
 
 namespace qface::train {
 
@@ -64,6 +65,17 @@ ShardedClassifierImpl::ShardedClassifierImpl(ShardedClassifierOptions o, std::sh
   heads::HeadConfig shard = options.head;
   shard.num_classes = size_;
   head = register_module("head", heads::make_head(shard));
+  // CurricularFace needs every row's target cosine on every shard (its
+  // hard-negative threshold) and their global mean (t): the row's owner
+  // supplies it, the other shards add 0. Every rank scores the whole global
+  // batch, so no further mean reduction is needed. Negative sampling keeps
+  // every positive class, so the owner always has the target.
+  if (auto* cf = dynamic_cast<heads::CurricularFaceImpl*>(head.get()); cf && dist_->world_size() > 1)
+    cf->set_row_reducer([d = dist_](const torch::Tensor& v) {
+      torch::Tensor sum = v.contiguous().clone();
+      d->all_reduce_sum(sum);
+      return sum;
+    });
   torch::NoGradGuard no_grad;
   if (dist_->world_size() > 1) head->kernel.normal_(0, 0.01);  // Partial FC's initialization
 }

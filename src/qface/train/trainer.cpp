@@ -19,6 +19,7 @@
 #include "qface/core/threads.h"
 #include "qface/data/loader.h"
 #include "qface/heads/adaface.h"
+#include "qface/heads/curricularface.h"
 #include "qface/infer/embed.h"
 #include "qface/io/checkpoint.h"
 #include "qface/train/checkpoint.h"
@@ -169,6 +170,13 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
     head = heads::make_head(hc);
     if (auto* ada = dynamic_cast<heads::AdaFaceImpl*>(head.get()); ada && world > 1)
       ada->set_norm_stats([d = dist](const torch::Tensor& n) { return global_mean_std(*d, n); });
+    // CurricularFace's t follows the global batch's mean target cosine.
+    if (auto* cf = dynamic_cast<heads::CurricularFaceImpl*>(head.get()); cf && world > 1)
+      cf->set_mean_reducer([d = dist](const torch::Tensor& v) {
+        torch::Tensor sum = v.contiguous().clone();
+        d->all_reduce_sum(sum);
+        return sum;
+      });
     head_module = head.ptr();
     kernel = head->kernel;
   }
@@ -235,6 +243,10 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   head_module->train();
   auto t_window = clock::now();
   int64_t window_images = 0;
+  // AdaFace's z of every sample of the log window (every step since the last
+  // log line; rank 0's rows: its local batch, or the global batch with a
+  // sharded head, which scores every rank's rows), summarized at each log step.
+  std::vector<torch::Tensor> z_window;
   double img_s = 0;
   // Every rank validates its share of each set (validation.h), at the same steps.
   std::unique_ptr<Validator> validator;
@@ -318,6 +330,9 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
       pos.batch = batch->batch + 1;
       summary.last_loss = loss.item<double>();
       window_images += batch->images.size(0) * world;
+      heads::HeadImpl* head_impl = c.head.sharded ? sharded->head.get() : head.get();
+      auto* ada = rank == 0 ? dynamic_cast<heads::AdaFaceImpl*>(head_impl) : nullptr;
+      if (ada) z_window.push_back(ada->last_terms().at("z"));
 
       if (pos.step % c.log_every == 0 || pos.step == total) {
         const double secs = std::chrono::duration<double>(clock::now() - t_window).count();
@@ -336,10 +351,11 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
                               {"norm_std", n.numel() > 1 ? n.std().item<double>() : 0.0},
                               {"img_s", img_s}};
           m["acc"] = acc.defined() ? nlohmann::json(acc.item<double>()) : nlohmann::json();
-          heads::HeadImpl* h = c.head.sharded ? sharded->head.get() : head.get();
-          if (auto* ada = dynamic_cast<heads::AdaFaceImpl*>(h)) {
+          if (ada) {
             m["batch_mean"] = ada->batch_mean.item<double>();
             m["batch_std"] = ada->batch_std.item<double>();
+            for (const auto& [key, value] : heads::z_distribution(torch::cat(z_window))) m[key] = value;
+            z_window.clear();
           }
           metrics << m.dump() << "\n" << std::flush;
         }
