@@ -48,7 +48,7 @@ int run_toy(const ToyArgs& a) {
   std::cout << fmt::format("\nMargin vs quality on toy embeddings (N = {}, {} classes). Quality bands: low < 0.4 "
                            "<= mid < 0.8 <= high.\n",
                            a.n, a.classes);
-  std::cout << fmt::format("{:<12} {:>9} {:>9} {:>9}   {:>22}   {:>22}\n", "head", "loss", "ce", "reg",
+  std::cout << fmt::format("{:<14} {:>9} {:>9} {:>9}   {:>22}   {:>22}\n", "head", "loss", "ce", "reg",
                            "angular margin lo/hi", "additive margin lo/hi");
   for (const std::string& name : heads::head_names()) {
     heads::HeadConfig config;
@@ -76,7 +76,7 @@ int run_toy(const ToyArgs& a) {
       return fmt::format("{:+.3f} / {:+.3f}", band_mean(v, toy.quality, 0.0, 0.4), band_mean(v, toy.quality, 0.8, 1.1));
     };
     const double reg = r.report.value("reg", 0.0);
-    std::cout << fmt::format("{:<12} {:>9.4f} {:>9.4f} {:>9.4f}   {:>22}   {:>22}\n", name,
+    std::cout << fmt::format("{:<14} {:>9.4f} {:>9.4f} {:>9.4f}   {:>22}   {:>22}\n", name,
                              r.report["loss"].get<double>(), r.report["ce"].get<double>(), reg, fmt_band(ang),
                              fmt_band(add));
     summary[name] = {{"loss", r.report["loss"]}, {"ce", r.report["ce"]}, {"reg", reg},
