@@ -20,8 +20,8 @@ struct SynthArgs {
   uint64_t seed = 1;
   int threads = 2;
   int preview = 0;
-  double label_noise = -1, unrecognizable = -1;
-  int64_t val_pairs = 0;
+  double label_noise = -1, unrecognizable = -1, identity_free = -1;
+  int64_t val_pairs = 0, tail_probe = -1;
   bool surveillance_only = false;
 };
 
@@ -49,6 +49,8 @@ int run_synth(const SynthArgs& a) {
   if (a.val_pairs > 0) o.val_pairs = a.val_pairs;
   if (a.label_noise >= 0) o.label_noise = a.label_noise;
   if (a.unrecognizable >= 0) o.nuisance.unrecognizable = a.unrecognizable;
+  if (a.identity_free >= 0) o.identity_free = a.identity_free;
+  if (a.tail_probe >= 0) o.tail_probe = a.tail_probe;
   if (a.preview > 0) {
     const cv::Mat sheet = synth::preview_sheet(a.preview, o);
     write_file_atomic(a.out, data::encode_image(sheet, ".png", a.out));
@@ -65,10 +67,10 @@ int run_synth(const SynthArgs& a) {
   }
   const synth::SynthSummary s = synth::generate(a.out, o);
   std::cout << fmt::format(
-      "train {} images / {} identities, val {} pairs, ijb {} images / {} templates, tinyface {} images, "
-      "ijbs {} images / {} templates, {:.1f} s\n",
-      s.train_images, s.train_ids, s.val_pairs, s.ijb_images, s.ijb_templates, s.tinyface_images, s.ijbs_images,
-      s.ijbs_templates, s.seconds);
+      "train {} images / {} identities ({} identity-free), val {} pairs, val_cross {} pairs, ijb {} images / {} "
+      "templates, tinyface {} images, tail_probe {} images, ijbs {} images / {} templates, {:.1f} s\n",
+      s.train_images, s.train_ids, s.identity_free_images, s.val_pairs, s.val_cross_pairs, s.ijb_images,
+      s.ijb_templates, s.tinyface_images, s.tail_probe_images, s.ijbs_images, s.ijbs_templates, s.seconds);
   return 0;
 }
 
@@ -89,7 +91,14 @@ Runner setup(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.99));
   app.add_option("--unrecognizable", a->unrecognizable, "share of unrecognizable training images (default 0.03)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--val-pairs", a->val_pairs, "pairs per verification set (default: the preset's)")
+  app.add_option("--identity-free", a->identity_free,
+                 fmt::format("share of identity-free training images: filed under an identity, a fresh identity "
+                             "under the unrecognizable recipe (default 0; the study's: {}); > 0 also writes DIR/tail_probe",
+                             synth::kStudyIdentityFree))
+      ->check(CLI::Range(0.0, 0.99));
+  app.add_option("--tail-probe", a->tail_probe, "tail-probe images per kind (default: the preset's)")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--val-pairs", a->val_pairs, "pairs per verification set, val_cross included (default: the preset's)")
       ->check(CLI::Range(2, 10000000));
   app.add_flag("--surveillance-only", a->surveillance_only,
                "write only the IJB-S-style set DIR/ijbs (e.g. into a folder made before it existed); "

@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core/utility.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
@@ -12,93 +11,23 @@
 #include <cmath>
 #include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
-#include "qface/core/progress.h"
 #include "qface/data/bin_set.h"
 #include "qface/data/recordio.h"
 #include "qface/synth/render.h"
 #include "qface/synth/rng.h"
+#include "qface/synth/writer.h"
 
 namespace qface::synth {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-
-// Seed streams: never reuse one for two purposes.
-// Append new streams at the end (existing values must never change: they fix
-// the bytes of every set). 112 (kIjbLayout + 7) and 1103..2104 (val sets 1, 2)
-// are taken by offsets, hence the surveillance streams start at 200.
-enum Stream : uint64_t {
-  kIdsTrain = 1, kIdsVal, kIdsIjb, kIdsTiny, kIdsDistractor,
-  kCounts = 100, kTrainImage, kLabelNoise, kValPair, kValImage, kIjbLayout, kIjbImage, kTinyImage, kPreview,
-  kValReference,
-  kIdsIjbs = 200, kIjbsLayout, kIjbsStill, kIjbsVideo, kIjbsNoise,
-  kSample = 300
-};
-
-double r4(double v) { return std::round(v * 1e4) / 1e4; }
-
-json landmarks_json(const Landmarks& l) {
-  json j = json::array();
-  for (const auto& p : l) j.push_back({r4(p.x), r4(p.y)});
-  return j;
-}
-
-// One image to draw.
-struct Job {
-  const Identity* identity = nullptr;
-  ImageNuisance nuisance;
-  int loose_size = 0;  // 0: aligned 112 x 112
-};
-
-struct Done {
-  std::string jpeg;
-  Landmarks landmarks;
-};
-
-std::string encode_jpeg(const cv::Mat& img, int quality) {
-  std::vector<uchar> buf;
-  if (!cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, quality}))
-    fail("synth: JPEG encoding failed");
-  return std::string(buf.begin(), buf.end());
-}
-
-// Renders jobs in chunks on the worker threads; `sink(i, done)` runs in order
-// on the calling thread. Shows progress for long runs.
-void render_jobs(const std::vector<Job>& jobs, const SynthOptions& o, const std::string& what,
-                 const std::function<void(std::size_t, Done&&)>& sink) {
-  const std::size_t chunk = 1024;
-  Progress progress("synth: " + what, static_cast<int64_t>(jobs.size()), "images");
-  for (std::size_t start = 0; start < jobs.size(); start += chunk) {
-    const std::size_t end = std::min(jobs.size(), start + chunk);
-    std::vector<Done> done(end - start);
-    parallel_for(static_cast<int64_t>(end - start), o.threads, [&](int64_t k) {
-      const Job& job = jobs[start + static_cast<std::size_t>(k)];
-      Rendered r = job.loose_size > 0 ? render_loose(*job.identity, job.nuisance, job.loose_size)
-                                      : render_aligned(*job.identity, job.nuisance);
-      done[static_cast<std::size_t>(k)] = Done{encode_jpeg(r.image, o.jpeg_quality), r.landmarks};
-    });
-    for (std::size_t k = 0; k < done.size(); ++k) sink(start + k, std::move(done[k]));
-    progress.update(static_cast<int64_t>(end));
-  }
-}
-
-json image_json(const Job& job, const Done& d) {
-  json j;
-  j["identity"] = job.identity->index;
-  j["quality"] = r4(job.nuisance.quality());
-  j["nuisance"] = nuisance_to_json(job.nuisance);
-  j["landmarks"] = landmarks_json(d.landmarks);
-  return j;
-}
-
-}  // namespace
+using namespace detail;  // writer.h: seed streams, render jobs, the shared set writers
 
 json options_json(const SynthOptions& o) {
   json j;
@@ -108,6 +37,8 @@ json options_json(const SynthOptions& o) {
   j["per_id"] = o.per_id;
   j["per_id_spread"] = o.per_id_spread;
   j["label_noise"] = o.label_noise;
+  j["identity_free"] = o.identity_free;
+  j["tail_probe"] = o.identity_free > 0 ? o.tail_probe : 0;
   j["family_fraction"] = o.population.family_fraction;
   j["twin_fraction"] = o.population.twin_fraction;
   j["family_spread"] = o.population.family_spread;
@@ -123,6 +54,7 @@ json options_json(const SynthOptions& o) {
   j["jpeg_quality"] = o.jpeg_quality;
   j["val_ids"] = o.val_ids;
   j["val_pairs"] = o.val_pairs;
+  j["val_cross_pairs"] = o.val_cross_pairs < 0 ? o.val_pairs : o.val_cross_pairs;
   j["quality_bands"] = {{"high", {o.high_lo, 1.0}}, {"low", {o.low_lo, o.low_hi}}};
   j["ijb_subjects"] = o.ijb_subjects;
   j["tf_ids"] = o.tf_ids;
@@ -137,6 +69,10 @@ void check_options(const SynthOptions& o) {
   require(o.per_id >= 2, "synth: --per-id must be at least 2, got {}", o.per_id);
   require(o.threads >= 1, "synth: --threads must be at least 1, got {}", o.threads);
   require(o.label_noise >= 0 && o.label_noise < 1, "synth: --label-noise must be in [0, 1), got {}", o.label_noise);
+  require(o.identity_free >= 0 && o.identity_free < 1, "synth: --identity-free must be in [0, 1), got {}",
+          o.identity_free);
+  require(o.tail_probe >= 0, "synth: --tail-probe must be at least 0, got {}", o.tail_probe);
+  require(o.val_cross_pairs >= -1, "synth: val_cross pairs must be >= 0 (-1: val_pairs), got {}", o.val_cross_pairs);
   require(o.nuisance.unrecognizable >= 0 && o.nuisance.unrecognizable <= 1,
           "synth: --unrecognizable must be in [0, 1], got {}", o.nuisance.unrecognizable);
   require(o.val_ids >= 4 && o.val_pairs >= 2, "synth: need at least 4 val identities and 2 val pairs");
@@ -150,7 +86,39 @@ void check_options(const SynthOptions& o) {
 }
 
 // ---------------------------------------------------------------- training set
-int64_t write_train(const fs::path& out, const SynthOptions& o, json& manifest) {
+// Identity-free images (SynthOptions::identity_free): which training items
+// are replaced, from a stream of their own (share 0: none, and nothing else
+// moves), and one fresh identity each. Why a fresh identity under the
+// unrecognizable recipe: degradation alone leaves identity in the image (skin,
+// hair and iris colour, hair style survive the recipe, and trained models
+// place 43-51 % of the degraded training images with their own identity,
+// docs/study.md), so the identity is removed by construction; one new identity
+// per image, not one stand-in per class, so that nothing recurs within a class
+// that a model could learn as the class (that would be label noise, a
+// different phenomenon). The degradation keeps these images in the low-quality
+// tail, where AdaFace's premise puts them: what sets them apart from a class's
+// genuine images is their low quality, the cue the paper's norm-adaptive margin uses.
+struct FreeItems {
+  std::vector<int64_t> of;  // per item: index into `ids`, or -1 (ordinary item)
+  std::vector<Identity> ids;
+};
+
+template <class Item>
+FreeItems choose_identity_free(const std::vector<Item>& items, const SynthOptions& o) {
+  FreeItems f;
+  f.of.assign(items.size(), -1);
+  if (o.identity_free <= 0) return f;
+  int64_t n = 0;
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    const uint64_t key = static_cast<uint64_t>(items[k].identity) << 24 | static_cast<uint64_t>(items[k].index);
+    Rng rng(derive_seed(o.seed, kFreeChoice, key));
+    if (rng.chance(o.identity_free)) f.of[k] = n++;
+  }
+  f.ids = sample_population(o.seed, kIdsFree, n, free_population(o));
+  return f;
+}
+
+int64_t write_train(const fs::path& out, const SynthOptions& o, json& manifest, int64_t* free_images) {
   const auto ids = sample_population(o.seed, kIdsTrain, o.ids, o.population);
   struct Item {
     int64_t label, identity, index;
@@ -172,9 +140,16 @@ int64_t write_train(const fs::path& out, const SynthOptions& o, json& manifest) 
   }
   // Records are grouped by the (possibly wrong) label, as in a crawled folder tree.
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.label < b.label; });
+  const FreeItems free = choose_identity_free(items, o);
   std::vector<Job> jobs(items.size());
   for (std::size_t k = 0; k < items.size(); ++k) {
-    Rng rng(derive_seed(o.seed, kTrainImage, static_cast<uint64_t>(items[k].identity) << 24 | static_cast<uint64_t>(items[k].index)));
+    const uint64_t key = static_cast<uint64_t>(items[k].identity) << 24 | static_cast<uint64_t>(items[k].index);
+    if (const int64_t f = free.of[k]; f >= 0) {
+      Rng rng(derive_seed(o.seed, kFreeImage, key));
+      jobs[k] = Job{&free.ids[static_cast<std::size_t>(f)], sample_unrecognizable(rng, o.nuisance), 0};
+      continue;
+    }
+    Rng rng(derive_seed(o.seed, kTrainImage, key));
     jobs[k] = Job{&ids[static_cast<std::size_t>(items[k].identity)], sample_nuisance(rng, o.nuisance), 0};
   }
   data::FaceRecordWriter writer(out / "train.rec");
@@ -184,14 +159,25 @@ int64_t write_train(const fs::path& out, const SynthOptions& o, json& manifest) 
     json j = image_json(jobs[k], d);
     j["key"] = key;
     j["label"] = items[k].label;
-    j["noisy_label"] = items[k].label != items[k].identity;
+    const bool identity_free = free.of[k] >= 0;
+    j["noisy_label"] = !identity_free && items[k].label != items[k].identity;
+    j["identity_free"] = identity_free;
+    if (identity_free) {  // nobody's image: its fresh identity is no training identity
+      j["free_identity"] = j["identity"];
+      j["identity"] = -1;
+    }
     records.push_back(std::move(j));
   });
   writer.finish(o.ids);
   json idj = json::array();
   for (const auto& id : ids) idj.push_back(identity_to_json(id));
   manifest["identities"]["train"] = std::move(idj);
-  manifest["train"] = {{"file", "train.rec"}, {"index", "train.idx"}, {"classes", o.ids}, {"records", std::move(records)}};
+  const json free_note{{"share", o.identity_free},
+                       {"images", free.ids.size()},
+                       {"note", "identity -1, free_identity: index of a fresh identity (not stored)"}};
+  manifest["train"] = {{"file", "train.rec"}, {"index", "train.idx"}, {"classes", o.ids},
+                       {"identity_free", free_note}, {"records", std::move(records)}};
+  *free_images = static_cast<int64_t>(free.ids.size());
   return static_cast<int64_t>(items.size());
 }
 
@@ -224,72 +210,24 @@ void write_val_reference(const fs::path& out, const SynthOptions& o, const std::
 
 int64_t write_val(const fs::path& out, const SynthOptions& o, json& manifest) {
   const auto ids = sample_population(o.seed, kIdsVal, o.val_ids, o.population);
-  std::map<int64_t, std::vector<int64_t>> families;
-  for (const auto& id : ids) families[id.family].push_back(id.index);
   json idj = json::array();
   for (const auto& id : ids) idj.push_back(identity_to_json(id));
   manifest["identities"]["val"] = std::move(idj);
   const int64_t pairs = o.val_pairs + (o.val_pairs % 2);  // even: half genuine, half impostor
+  // Bands: high = both high; low = both low; mixed = one of each (random order).
   const char* names[3] = {"val_high", "val_mixed", "val_low"};
   for (int set = 0; set < 3; ++set) {
-    std::vector<Job> jobs(static_cast<std::size_t>(2 * pairs));
-    std::vector<bool> issame(static_cast<std::size_t>(pairs));
-    for (int64_t p = 0; p < pairs; ++p) {
-      Rng rng(derive_seed(o.seed, kValPair + static_cast<uint64_t>(set) * 1000, static_cast<uint64_t>(p)));
-      const bool same = p % 2 == 0;  // alternating: every fold is balanced
-      const int64_t a = rng.integer(0, o.val_ids - 1);
-      int64_t b = a;
-      if (!same) {
-        const auto& fam = families[ids[static_cast<std::size_t>(a)].family];
-        if (fam.size() > 1 && rng.chance(0.5)) {  // look-alike impostor
-          while (b == a) b = fam[static_cast<std::size_t>(rng.integer(0, static_cast<int64_t>(fam.size()) - 1))];
-        } else {
-          b = rng.integer(0, o.val_ids - 2);
-          if (b >= a) ++b;
-        }
-      }
-      issame[static_cast<std::size_t>(p)] = same;
-      // Bands: high = both high; low = both low; mixed = one of each (random order).
-      double lo[2], hi[2];
-      const bool flip = rng.chance(0.5);
-      for (int side = 0; side < 2; ++side) {
-        const bool high = set == 0 || (set == 1 && (side == 0) != flip);
-        lo[side] = high ? o.high_lo : o.low_lo;
-        hi[side] = high ? 1.0 : o.low_hi;
-      }
-      for (int side = 0; side < 2; ++side) {
-        Rng irng(derive_seed(o.seed, kValImage + static_cast<uint64_t>(set) * 1000, static_cast<uint64_t>(2 * p + side)));
-        const int64_t who = side == 0 ? a : b;
-        jobs[static_cast<std::size_t>(2 * p + side)] =
-            Job{&ids[static_cast<std::size_t>(who)], sample_nuisance_in_band(irng, o.nuisance, lo[side], hi[side]), 0};
-      }
+    PairSetSpec spec;
+    spec.name = names[set];
+    spec.pair_stream = kValPair + static_cast<uint64_t>(set) * 1000;
+    spec.image_stream = kValImage + static_cast<uint64_t>(set) * 1000;
+    for (int side = 0; side < 2; ++side) {
+      const bool high = set == 0 || (set == 1 && side == 0);
+      spec.lo[side] = high ? o.high_lo : o.low_lo;
+      spec.hi[side] = high ? 1.0 : o.low_hi;
     }
-    data::BinSet bin;
-    bin.issame.assign(issame.begin(), issame.end());
-    bin.images.resize(jobs.size());
-    json images = json::array();
-    render_jobs(jobs, o, names[set], [&](std::size_t k, Done&& d) {
-      json j = image_json(jobs[k], d);
-      j["index"] = k;
-      images.push_back(std::move(j));
-      bin.images[k] = std::move(d.jpeg);
-    });
-    data::write_bin_set(out / (std::string(names[set]) + ".bin"), bin);
-    json side;
-    side["file"] = std::string(names[set]) + ".bin";
-    side["issame"] = json::array();
-    side["identity"] = json::array();
-    side["quality"] = json::array();
-    for (int64_t p = 0; p < pairs; ++p) {
-      const auto& j0 = jobs[static_cast<std::size_t>(2 * p)];
-      const auto& j1 = jobs[static_cast<std::size_t>(2 * p + 1)];
-      side["issame"].push_back(static_cast<bool>(issame[static_cast<std::size_t>(p)]));
-      side["identity"].push_back({j0.identity->index, j1.identity->index});
-      side["quality"].push_back({r4(j0.nuisance.quality()), r4(j1.nuisance.quality())});
-    }
-    write_file_atomic(out / (std::string(names[set]) + ".json"), side.dump() + "\n");
-    side["images"] = std::move(images);
-    manifest[names[set]] = std::move(side);
+    spec.shuffle = set == 1;
+    manifest[names[set]] = write_pair_set(out, o, ids, pairs, spec);
   }
   write_val_reference(out, o, ids, manifest);
   return 3 * pairs;
@@ -408,11 +346,7 @@ int64_t write_tinyface(const fs::path& out, const SynthOptions& o, json& manifes
   const auto dis = sample_population(o.seed, kIdsDistractor, o.tf_distractors, o.population);
   NuisanceOptions nopt = o.nuisance;
   nopt.severity = 0.2;
-  struct Img {
-    std::string file;
-    int64_t label;
-  };
-  std::vector<Img> imgs;
+  std::vector<LabelledFile> imgs;
   std::vector<Job> jobs;
   auto add = [&](const Identity& id, const std::string& folder, int64_t label, int64_t n, uint64_t key) {
     Rng rng(derive_seed(o.seed, kTinyImage, key));
@@ -435,14 +369,7 @@ int64_t write_tinyface(const fs::path& out, const SynthOptions& o, json& manifes
     for (int64_t n = 1; n <= count; ++n)
       add(id, "distractor", label, n, (1ULL << 40) + static_cast<uint64_t>(i) * 16 + static_cast<uint64_t>(n));
   }
-  for (const char* f : {"probe", "gallery", "distractor"}) ensure_dir(out / "tinyface" / f);
-  json files;
-  render_jobs(jobs, o, "tinyface", [&](std::size_t k, Done&& d) {
-    write_file_atomic(out / imgs[k].file, d.jpeg);
-    json j = image_json(jobs[k], d);
-    j["label"] = imgs[k].label;
-    files[imgs[k].file] = std::move(j);
-  });
+  json files = write_labelled_images(out, jobs, imgs, o, "tinyface");
   manifest["tinyface"] = {{"identities", o.tf_ids}, {"distractor_identities", o.tf_distractors}, {"files", std::move(files)}};
   return static_cast<int64_t>(jobs.size());
 }
@@ -770,6 +697,7 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijb_subjects = 4;
     o.tf_ids = 4;
     o.tf_distractors = 6;
+    o.tail_probe = 12;
     o.ijbs_subjects = 4;
     o.ijbs_unenrolled = 2;
     o.ijbs_frames = 6;
@@ -783,6 +711,7 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijb_subjects = 50;
     o.tf_ids = 60;
     o.tf_distractors = 200;
+    o.tail_probe = 300;  // one image of every class per kind
     o.ijbs_subjects = 64;
     o.ijbs_unenrolled = 32;  // ~48 non-mated probes: TPIR at FPIR 10 % resolved
   } else if (preset == "full") {
@@ -794,6 +723,7 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijb_subjects = 300;
     o.tf_ids = 300;
     o.tf_distractors = 2000;
+    o.tail_probe = 500;  // one image of every class per kind
     o.ijbs_subjects = 160;
     o.ijbs_unenrolled = 60;  // ~120 non-mated probes: TPIR at FPIR 1 % resolved
     o.ijbs_max_videos = 3;
@@ -822,21 +752,25 @@ SynthSummary generate(const fs::path& out, const SynthOptions& o) {
   SynthSummary sum;
   sum.train_ids = o.ids;
   spdlog::info("synth: preset {} seed {} -> {}", o.preset, o.seed, out.string());
-  sum.train_images = write_train(out, o, manifest);
+  sum.train_images = write_train(out, o, manifest, &sum.identity_free_images);
   sum.val_pairs = write_val(out, o, manifest);
+  sum.val_cross_pairs = write_val_cross(out, o, manifest);
   const IjbCounts ijb = write_ijb(out, o, manifest);
   sum.ijb_images = ijb.images;
   sum.ijb_templates = ijb.templates;
   sum.tinyface_images = write_tinyface(out, o, manifest);
+  sum.tail_probe_images = write_tail_probe(out, o, manifest);
   write_file_atomic(out / "manifest.json", manifest.dump() + "\n");
   const SynthSummary ijbs = write_surveillance(out, o);
   sum.ijbs_images = ijbs.ijbs_images;
   sum.ijbs_templates = ijbs.ijbs_templates;
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("synth: {} training images of {} identities, {} val pairs, {} IJB images ({} templates), {} TinyFace images, "
+  spdlog::info("synth: {} training images of {} identities ({} identity-free), {} val pairs, {} val_cross pairs, "
+               "{} IJB images ({} templates), {} TinyFace images, {} tail-probe images, "
                "{} surveillance images ({} templates) in {:.1f} s",
-               sum.train_images, sum.train_ids, sum.val_pairs, sum.ijb_images, sum.ijb_templates, sum.tinyface_images,
-               sum.ijbs_images, sum.ijbs_templates, sum.seconds);
+               sum.train_images, sum.train_ids, sum.identity_free_images, sum.val_pairs, sum.val_cross_pairs,
+               sum.ijb_images, sum.ijb_templates, sum.tinyface_images, sum.tail_probe_images, sum.ijbs_images,
+               sum.ijbs_templates, sum.seconds);
   return sum;
 }
 

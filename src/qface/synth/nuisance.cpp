@@ -95,6 +95,12 @@ ImageNuisance sample_nuisance(Rng& rng, const NuisanceOptions& o) {
   return n;
 }
 
+ImageNuisance sample_unrecognizable(Rng& rng, const NuisanceOptions& options) {
+  NuisanceOptions o = options;
+  o.unrecognizable = 1.0;
+  return sample_nuisance(rng, o);
+}
+
 ImageNuisance sample_nuisance_in_band(Rng& rng, const NuisanceOptions& options, double q_lo, double q_hi) {
   require(q_lo <= q_hi && q_hi > 0 && q_lo < 1, "synth: empty quality band [{}, {}]", q_lo, q_hi);
   NuisanceOptions o = options;

@@ -92,6 +92,11 @@ struct NuisanceOptions {
 // One draw from the web-crawl-like distribution.
 ImageNuisance sample_nuisance(Rng& rng, const NuisanceOptions& options);
 
+// A draw from the same distribution with the unrecognizable recipe forced
+// (NuisanceOptions::unrecognizable = 1): identity-free training images and the
+// tail probe (generate.h). Quality at most ~0.14.
+ImageNuisance sample_unrecognizable(Rng& rng, const NuisanceOptions& options);
+
 // A draw whose quality lies in [q_lo, q_hi] (rejection sampling from the
 // distribution at a severity suited to the band). Deterministic in `rng`.
 ImageNuisance sample_nuisance_in_band(Rng& rng, const NuisanceOptions& options, double q_lo, double q_hi);
