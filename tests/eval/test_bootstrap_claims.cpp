@@ -154,3 +154,57 @@ TEST(Bootstrap, BCubedFOfADrawFromPerItemValues) {
   const std::vector<int64_t> twice{3, 3};
   EXPECT_NEAR(qe::bcubed_f(m, twice), 2.0 / 3, 1e-12);
 }
+
+TEST(Bootstrap, ClusterBootstrapOfSingletonClustersIsThePlainBootstrap) {
+  // One item per cluster, clusters in item order: the same draws as bootstrap().
+  std::vector<double> a(300), b(300);
+  std::vector<int64_t> cluster(300);
+  for (int i = 0; i < 300; ++i) a[i] = std::sin(i * 0.3), b[i] = std::cos(i * 0.7), cluster[i] = 1000 + i;
+  const qe::Interval plain = qe::paired_mean_difference(a, b, {.resamples = 500, .seed = 9});
+  const qe::Interval clustered = qe::clustered_mean_difference(a, b, cluster, {.resamples = 500, .seed = 9});
+  EXPECT_DOUBLE_EQ(clustered.estimate, plain.estimate);
+  EXPECT_DOUBLE_EQ(clustered.lo, plain.lo);
+  EXPECT_DOUBLE_EQ(clustered.hi, plain.hi);
+  EXPECT_EQ(clustered.items, 300);
+}
+
+TEST(Bootstrap, ClusterBootstrapCountsClustersNotItems) {
+  // 20 identities of 50 pairs each; the 50 pairs of an identity share one
+  // outcome (d = 1 on 10 identities, 0 on 10). Independent units: 20, so the
+  // interval is about 0.5 -+ 1.96 sqrt(0.25 / 20) = [0.28, 0.72]; resampling
+  // the 1000 pairs as if independent gives 0.5 -+ 0.031.
+  std::vector<double> a(1000), b(1000, 0.0);
+  std::vector<int64_t> cluster(1000);
+  for (int i = 0; i < 1000; ++i) cluster[i] = (i * 7) % 20, a[i] = cluster[i] < 10;
+  const qe::Interval c = qe::clustered_mean_difference(a, b, cluster, {.resamples = 4000, .seed = 1});
+  EXPECT_DOUBLE_EQ(c.estimate, 0.5);
+  EXPECT_EQ(c.items, 20);
+  EXPECT_NEAR(c.lo, 0.5 - 1.96 * std::sqrt(0.25 / 20), 0.04);
+  EXPECT_NEAR(c.hi, 0.5 + 1.96 * std::sqrt(0.25 / 20), 0.04);
+  const qe::Interval p = qe::paired_mean_difference(a, b, {.resamples = 4000, .seed = 1});
+  EXPECT_LT(p.hi - p.lo, 0.08);
+  const std::vector<int64_t> one(1000, 5);
+  EXPECT_THROW(qe::clustered_mean_difference(a, b, one), qface::Error);  // a single cluster resamples nothing
+}
+
+TEST(Bootstrap, StudentTQuantilesMatchTheTables) {
+  // Two-sided 95 % critical values (any statistics table).
+  EXPECT_NEAR(qe::student_t_quantile(0.975, 1), 12.7062047, 1e-5);
+  EXPECT_NEAR(qe::student_t_quantile(0.975, 3), 3.1824463, 1e-6);
+  EXPECT_NEAR(qe::student_t_quantile(0.975, 10), 2.2281389, 1e-6);
+  EXPECT_NEAR(qe::student_t_quantile(0.995, 4), 4.6040949, 1e-6);
+  EXPECT_NEAR(qe::student_t_quantile(0.5, 7), 0.0, 1e-9);
+  EXPECT_NEAR(qe::student_t_quantile(0.025, 3), -3.1824463, 1e-6);
+}
+
+TEST(Bootstrap, SeedIntervalIsStudentsT) {
+  // 1, 2, 3, 4: mean 2.5, sd sqrt(5/3), se sd/2 = 0.645497, t(0.975, 3) = 3.182446:
+  // 2.5 -+ 2.054254.
+  const std::vector<double> d{1, 2, 3, 4};
+  const qe::Interval i = qe::seed_interval(d);
+  EXPECT_DOUBLE_EQ(i.estimate, 2.5);
+  EXPECT_NEAR(i.lo, 0.445746, 1e-5);
+  EXPECT_NEAR(i.hi, 4.554254, 1e-5);
+  EXPECT_EQ(i.items, 4);
+  EXPECT_THROW(qe::seed_interval(std::vector<double>{1.0}), qface::Error);
+}

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qface/core/fs.h"
+#include "qface/eval/bootstrap.h"
 #include "tests/support/testing.h"
 
 using qface::testing::run_qface;
@@ -44,30 +45,79 @@ TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
     for (const char* f : {"model.pt", "metrics.jsonl", "eval/verify.json", "eval/quality.json", "eval/cluster.json"})
       EXPECT_TRUE(fs::exists(dir / "demo" / head / f)) << head << " " << f;
   }
-  // Every claim of the two papers, each with an interval around its estimate and a verdict.
+  // Every claim of the two papers, each with the verdict its interval gives
+  // (eval/claims.h rules) and the verdict predicted before the results.
   const auto& claims = cmp["claims"]["0"];
   std::vector<std::string> ids;
   for (const auto& c : claims) {
     ids.push_back(c["id"]);
     const auto& i = c["interval"];
-    EXPECT_LE(i["lo"].get<double>(), i["hi"].get<double>()) << c.dump();
-    const std::string v = c["verdict"];
-    EXPECT_TRUE(v == "holds" || v == "does not hold" || v == "not resolved") << v;
+    const double lo = i["lo"], hi = i["hi"], bound = c["kind"] == "not_worse" ? -c["margin"].get<double>() : 0.0;
+    const std::string expect = lo > bound ? "holds" : hi < bound ? "does not hold" : "not resolved";
+    EXPECT_EQ(c["verdict"], expect) << c.dump();
+    EXPECT_EQ(c["as_predicted"].get<bool>(), c["verdict"] == c["predicted"]) << c.dump();
+    EXPECT_FALSE(c["prediction"].get<std::string>().empty()) << c.dump();
   }
-  EXPECT_EQ(ids, (std::vector<std::string>{"adaface_low", "adaface_high", "adaface_norm", "magface_norm",
-                                           "magface_vs_brisque", "magface_recognition", "magface_cluster",
-                                           "adaface_surveillance_to_single", "adaface_surveillance_to_booking",
-                                           "adaface_surveillance_to_surveillance", "adaface_fusion", "magface_fusion"}));
+  EXPECT_EQ(ids, (std::vector<std::string>{
+                     "adaface_tinyface_rank1_vs_arcface", "adaface_tinyface_rank5_vs_arcface",
+                     "adaface_high_vs_arcface", "adaface_low", "adaface_norm", "tail_identity_free", "tail_ordinary", "magface_norm", "magface_vs_brisque",
+                     "magface_recognition", "magface_cluster", "adaface_surveillance_to_single",
+                     "adaface_surveillance_to_booking", "adaface_surveillance_to_surveillance", "adaface_fusion",
+                     "magface_fusion"}));
+  auto claim = [&](const std::string& id) -> const nlohmann::json& {
+    for (const auto& c : claims)
+      if (c["id"] == id) return c;
+    ADD_FAILURE() << "no claim " << id;
+    return claims[0];
+  };
+  // "No loss on val_high": the estimate is the difference of the two models'
+  // stored per-pair outcomes, and the interval is the identity bootstrap over
+  // val_high's pairs (cluster = the first image's identity) with the job's seed
+  // and resamples, recomputed here.
+  auto per_pair = [&](const char* head, const char* stratum) {
+    const auto e = nlohmann::json::parse(qface::read_file(dir / "demo" / head / "eval" / "model_eval.json"));
+    for (const auto& s : e["eval"]["strata"])
+      if (s["name"] == stratum) return s["correct"].get<std::vector<double>>();
+    ADD_FAILURE() << "no " << stratum;
+    return std::vector<double>();
+  };
+  const std::vector<double> ca = per_pair("adaface", "val_high"), cb = per_pair("arcface", "val_high");
+  ASSERT_EQ(ca.size(), cb.size());
+  double diff = 0;
+  for (std::size_t p = 0; p < ca.size(); ++p) diff += (ca[p] - cb[p]) / static_cast<double>(ca.size());
+  const nlohmann::json& high = claim("adaface_high_vs_arcface");
+  EXPECT_NEAR(high["interval"]["estimate"].get<double>(), diff, 1e-12);
+  std::vector<int64_t> pair_ids;
+  const nlohmann::json high_side = nlohmann::json::parse(qface::read_file(dir / "demo" / "data" / "val_high.json"));
+  for (const auto& p : high_side["identity"]) pair_ids.push_back(p[0].get<int64_t>());
+  const qface::eval::Interval again_ci = qface::eval::clustered_mean_difference(ca, cb, pair_ids,
+                                                                                 {.resamples = 200, .seed = 0});
+  EXPECT_EQ(high["interval"]["lo"].get<double>(), again_ci.lo);
+  EXPECT_EQ(high["interval"]["hi"].get<double>(), again_ci.hi);
+  EXPECT_EQ(high["interval"]["items"].get<int64_t>(), again_ci.items);  // identities, not pairs
+  EXPECT_LT(again_ci.items, static_cast<int64_t>(ca.size()));
+  EXPECT_EQ(high["interval_over"], "identities");
+  // TinyFace-style rank-1: the claim is the difference of the stored rates.
+  auto rate = [&](const char* head, const char* k) {
+    return cmp["runs"]["0"][head]["protocols"]["tinyface"]["rank"][k].get<double>();
+  };
+  EXPECT_NEAR(claim("adaface_tinyface_rank1_vs_arcface")["interval"]["estimate"].get<double>(),
+              rate("adaface", "1") - rate("arcface", "1"), 1e-12);
+  EXPECT_NEAR(claim("adaface_tinyface_rank5_vs_arcface")["interval"]["estimate"].get<double>(),
+              rate("adaface", "5") - rate("arcface", "5"), 1e-12);
+  EXPECT_EQ(cmp["runs"]["0"]["adaface"]["protocols"]["tinyface"]["probes"].get<int>(), 8);  // 4 identities x 2
   // The surveillance claims are the paired differences of the stored per-model rank-1 rates.
   auto rank1 = [&](const char* head, const char* fusion, std::size_t protocol) {
     const auto& p = cmp["runs"]["0"][head]["ijbs"][fusion]["protocols"][protocol];
     return p["cmc"]["top1"].get<double>();
   };
   for (const auto& c : claims) {
-    if (c["id"] == "adaface_surveillance_to_single")
+    if (c["id"] == "adaface_surveillance_to_single") {
       EXPECT_NEAR(c["interval"]["estimate"].get<double>(), rank1("adaface", "norm", 0) - rank1("arcface", "norm", 0), 1e-12);
-    if (c["id"] == "magface_fusion")
+    }
+    if (c["id"] == "magface_fusion") {
       EXPECT_NEAR(c["interval"]["estimate"].get<double>(), rank1("magface", "norm", 0) - rank1("magface", "mean", 0), 1e-12);
+    }
   }
   for (const char* head : {"adaface", "magface", "arcface"}) {
     const auto& p = cmp["runs"]["0"][head]["ijbs"]["topk:5"]["protocols"];

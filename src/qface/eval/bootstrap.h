@@ -44,6 +44,28 @@ Interval bootstrap(int64_t items, const std::function<double(std::span<const int
 Interval paired_mean_difference(std::span<const double> a, std::span<const double> b,
                                 const BootstrapOptions& options = {});
 
+// Cluster (identity) bootstrap: items that share a cluster (the pairs or probes
+// of one identity) are not independent, so each resample draws the *clusters*
+// with replacement and takes every item of each drawn cluster (a cluster drawn
+// twice contributes its items twice). cluster[i] is item i's cluster id (any
+// int64); the interval's `items` is the number of clusters. stat receives the
+// drawn item indices, as for bootstrap().
+Interval cluster_bootstrap(std::span<const int64_t> cluster,
+                           const std::function<double(std::span<const int64_t>)>& stat,
+                           const BootstrapOptions& options = {});
+
+// mean(a) - mean(b) of paired per-item values, clusters resampled.
+Interval clustered_mean_difference(std::span<const double> a, std::span<const double> b,
+                                   std::span<const int64_t> cluster, const BootstrapOptions& options = {});
+
+// Across seeds: the mean of per-seed paired differences with Student's t
+// interval, mean +- t_{(1+level)/2, n-1} * sd / sqrt(n) (n >= 2 seeds; the
+// seeds are the independent units, so nothing is resampled).
+Interval seed_interval(std::span<const double> per_seed_differences, double level = 0.95);
+
+// The quantile function of Student's t with `df` degrees of freedom.
+double student_t_quantile(double p, double df);
+
 // Spearman's rho of (x, y) over items, with its bootstrap interval.
 Interval spearman_interval(std::span<const double> x, std::span<const double> y, const BootstrapOptions& options = {});
 

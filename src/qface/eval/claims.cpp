@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "qface/core/error.h"
+
 namespace qface::eval {
 
 Verdict verdict(const Claim& c) {
@@ -21,6 +23,12 @@ const char* verdict_name(Verdict v) {
     case Verdict::kNotResolved: return "not resolved";
   }
   return "?";
+}
+
+Verdict verdict_from_name(const std::string& name) {
+  for (Verdict v : {Verdict::kHolds, Verdict::kDoesNotHold, Verdict::kNotResolved})
+    if (name == verdict_name(v)) return v;
+  fail("unknown verdict '{}'", name);
 }
 
 namespace {
@@ -59,14 +67,21 @@ nlohmann::json to_json(const Claim& c) {
           {"margin", c.margin},
           {"display_scale", c.display_scale},
           {"unit", c.unit},
-          {"verdict", verdict_name(verdict(c))}};
+          {"verdict", verdict_name(verdict(c))},
+          {"predicted", verdict_name(c.predicted)},
+          {"prediction", c.prediction},
+          {"as_predicted", verdict(c) == c.predicted},
+          {"interval_over", c.interval_over}};
 }
 
 std::string claims_markdown(const std::vector<Claim>& claims) {
-  std::string t = "| paper | claim | measured | estimate (95 % CI) | rule | verdict |\n|---|---|---|---|---|---|\n";
+  std::string t =
+      "| paper | claim | measured | estimate (95 % CI) | interval over | rule | predicted | verdict | as predicted |\n"
+      "|---|---|---|---|---|---|---|---|---|\n";
   for (const Claim& c : claims)
-    t += fmt::format("| {} | {} | {} | {} | {} | **{}** |\n", c.paper, c.statement, c.measure, measured(c), rule(c),
-                     verdict_name(verdict(c)));
+    t += fmt::format("| {} | {} | {} | {} | {} | {} | {} | **{}** | {} |\n", c.paper, c.statement, c.measure, measured(c),
+                     c.interval_over, rule(c), verdict_name(c.predicted), verdict_name(verdict(c)),
+                     verdict(c) == c.predicted ? "yes" : "**no**");
   return t;
 }
 

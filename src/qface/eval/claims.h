@@ -19,6 +19,7 @@ namespace qface::eval {
 
 enum class ClaimKind { kGreater, kNotWorse };
 enum class Verdict { kHolds, kDoesNotHold, kNotResolved };
+Verdict verdict_from_name(const std::string& name);  // inverse of verdict_name; throws for others
 
 struct Claim {
   std::string paper;      // "AdaFace", "MagFace"
@@ -29,13 +30,18 @@ struct Claim {
   double margin = 0;      // kNotWorse: the tolerated loss, in the interval's units
   double display_scale = 1;  // e.g. 100: shown as points
   std::string unit;          // e.g. "points"
+  // What the paper's mechanism predicts, written before the results
+  // (docs/study.md, "Predictions"): the expected verdict and why.
+  Verdict predicted = Verdict::kHolds;
+  std::string prediction;
+  std::string interval_over = "identities";  // what the interval resamples: "identities", "probes", "seeds"
 };
 
 Verdict verdict(const Claim& c);
 const char* verdict_name(Verdict v);  // "holds", "does not hold", "not resolved"
 
 nlohmann::json to_json(const Claim& c);
-// One Markdown table: claim | measured (95 % CI) | verdict.
+// One Markdown table: claim | measured (95 % CI) | rule | prediction | verdict | as predicted.
 std::string claims_markdown(const std::vector<Claim>& claims);
 
 // Decimals that show the interval's width to two significant digits (at

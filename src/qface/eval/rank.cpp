@@ -57,6 +57,7 @@ RankResult rank_identification(const torch::Tensor& probe, const std::vector<std
     });
   }
   RankResult r;
+  r.probe_rank = rank;
   r.gallery = G;
   r.distractors = A - G;
   for (int64_t p = 0; p < P; ++p) (pl[p] < 0 ? r.probes_without_mate : r.probes) += 1;

@@ -16,6 +16,7 @@ namespace qface::eval {
 struct RankResult {
   int64_t probes = 0, gallery = 0, distractors = 0, probes_without_mate = 0;
   std::vector<std::pair<int, double>> rank_accuracy;  // (k, rate)
+  std::vector<int64_t> probe_rank;  // per probe: the rank of its best mate (1 = first), 0 for a probe without mate
 };
 
 // labels: probe and gallery identity labels (strings); distractors have none.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "qface/pipeline/model_eval.h"
+#include "qface/synth/generate.h"
 
 namespace qface::pipeline {
 
@@ -24,6 +25,9 @@ struct MainJobOptions {
   std::filesystem::path out = "runs/demo";
   std::filesystem::path config;            // training recipe; empty: configs/synth_demo.toml of the source tree
   std::string preset = "demo";             // qface synth preset
+  // Share of identity-free training images (synth::SynthOptions::identity_free):
+  // the tail AdaFace's argument is about; 0 gives the preset's original data.
+  double identity_free = synth::kStudyIdentityFree;
   std::vector<std::string> heads = {"adaface", "magface", "arcface"};
   std::vector<uint64_t> seeds = {0};       // training seeds (one run folder per head and seed)
   bool seed_dirs = false;                  // runs in <out>/seed<k>/<head> (the study: seeds can run as separate processes)
@@ -43,11 +47,17 @@ struct MainJobResult {
 
 MainJobResult run_main_job(const MainJobOptions& options);
 
+// The training overrides of a run name: a head ("arcface"), a fixed-z control
+// of AdaFace ("adaface_z-1", "adaface_z0", "adaface_z+1": head.fixed_z) or
+// AdaFace with the official statistics start ("adaface_official").
+std::vector<std::string> run_overrides(const std::string& run);
+
 // The recipes the demo and the study train with by default.
 std::filesystem::path default_demo_config();
 std::filesystem::path default_study_config();
 
-// The study's options: preset full, configs/synth_study.toml, seeds 0, 1, 2.
+// The study's options: preset full, configs/synth_study.toml, seeds 0-3, the
+// heads and controls each question needs.
 MainJobOptions study_options();
 
 }  // namespace qface::pipeline

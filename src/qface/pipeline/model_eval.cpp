@@ -98,6 +98,7 @@ EvalData load_eval_data(const fs::path& dir) {
   require(d.reference_identity.size() == d.reference_images.size(), "{}: {} reference identities for {} images",
           manifest.string(), d.reference_identity.size(), d.reference_images.size());
   if (fs::exists(dir / "ijbs" / "manifest.json")) d.ijbs = eval::load_ijbs_meta(dir / "ijbs");
+  d.protocols = load_protocol_data(dir);
   return d;
 }
 
@@ -173,8 +174,6 @@ std::vector<double> pooled_images(const ModelEval& m, std::vector<double> Stratu
   return pooled_pairs(m, field);
 }
 
-namespace {
-
 // The trained network, ready for inference in the settings' precision.
 backbones::Backbone load_for_eval(const fs::path& model_path, const EvalSettings& settings,
                                   infer::InferenceOptions& options) {
@@ -186,6 +185,8 @@ backbones::Backbone load_for_eval(const fs::path& model_path, const EvalSettings
   infer::prepare_for_inference(*net, options);
   return net;
 }
+
+namespace {
 
 // The surveillance protocols (DIR/ijbs) under every fusion, cached on their
 // own so that adding the set to an evaluated folder does not redo the rest.
@@ -390,9 +391,10 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
 }  // namespace
 
 ModelEval evaluate_model(const fs::path& model_path, const std::string& name, const EvalData& data,
-                         const EvalSettings& settings, const fs::path& eval_dir) {
+                         const EvalSettings& settings, const fs::path& eval_dir, const torch::Tensor& centres) {
   ModelEval m = evaluate_verification(model_path, name, data, settings, eval_dir);
   if (data.ijbs) m.ijbs = evaluate_surveillance(model_path, name, *data.ijbs, settings, eval_dir);
+  m.protocols = evaluate_protocols(model_path, name, data.protocols, data.dir, settings, centres, eval_dir);
   return m;
 }
 

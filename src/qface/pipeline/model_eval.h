@@ -27,7 +27,10 @@
 #include <string>
 #include <vector>
 
+#include "qface/backbones/backbone.h"
 #include "qface/eval/ijbs.h"
+#include "qface/infer/embed.h"
+#include "qface/pipeline/protocols.h"
 
 namespace qface::pipeline {
 
@@ -56,6 +59,7 @@ struct EvalData {
   std::vector<std::string> reference_images;  // clean renders
   std::vector<int64_t> reference_identity;
   std::optional<eval::IjbsMeta> ijbs;  // DIR/ijbs (surveillance protocols) when present
+  ProtocolData protocols;              // val_cross, tinyface/, tail_probe/ (pipeline/protocols.h), when present
 };
 // Reads val_{high,mixed,low}.bin, their sidecars, the manifest's ground truth,
 // val_reference.bin and the surveillance set's meta (DIR/ijbs, when there);
@@ -82,7 +86,8 @@ struct ModelEval {
   nlohmann::json cluster;               // {"plain": metrics, "quality_ordered": metrics}
   std::vector<double> bcubed_p_plain, bcubed_r_plain, bcubed_p_quality, bcubed_r_quality;  // per pooled image
   std::map<std::string, eval::IjbsResult> ijbs;  // per fusion (kSurveillanceFusions) when the data has DIR/ijbs
-  nlohmann::json to_json() const;  // without `ijbs` (cached on its own)
+  ProtocolEval protocols;                          // cross-quality, TinyFace-style, tail check
+  nlohmann::json to_json() const;  // without `ijbs` and `protocols` (cached on their own)
   static ModelEval from_json(const nlohmann::json& j);
 };
 
@@ -93,13 +98,20 @@ inline const std::vector<std::string> kSurveillanceFusions = {"mean", "norm", "t
 // Evaluates (or reads back from eval_dir/model_eval.json when the model file
 // and settings are unchanged) and writes the report's eval.verify,
 // eval.quality, eval.cluster (and eval.ijbs) JSONs into eval_dir.
+// `centres`: the trained head's class centres for the tail check (class_centres()).
 ModelEval evaluate_model(const std::filesystem::path& model, const std::string& name, const EvalData& data,
-                         const EvalSettings& settings, const std::filesystem::path& eval_dir);
+                         const EvalSettings& settings, const std::filesystem::path& eval_dir,
+                         const torch::Tensor& centres = {});
 
 // Pooled (all strata, in order) per-image and per-pair views.
 std::vector<double> pooled_images(const EvalData& data, std::vector<double> Stratum::*field);
 std::vector<double> pooled_pairs(const ModelEval& m, std::vector<double> StratumResult::*field);
 std::vector<double> pooled_images(const ModelEval& m, std::vector<double> StratumResult::*field);
+
+// The trained network of a `qface train` model file, ready for inference in
+// the settings' precision (options receive it).
+backbones::Backbone load_for_eval(const std::filesystem::path& model_path, const EvalSettings& settings,
+                                  infer::InferenceOptions& options);
 
 // BRISQUE as a quality score (higher is better, like the norm): its negation.
 std::vector<double> brisque_quality(std::vector<double> brisque);
