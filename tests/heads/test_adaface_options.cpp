@@ -11,25 +11,15 @@
 #include "qface/heads/adaface.h"
 #include "qface/heads/arcface.h"
 #include "qface/heads/factory.h"
+#include "tests/heads/two_class.h"
 
 namespace qh = qface::heads;
+using qface::testing::set_kernel;
+using qface::testing::unit_rows;
 
 namespace {
 
-// Two classes in D = 2 (centres e1, e2); sample i at angle phis[i] from e1.
-torch::Tensor unit_rows(const std::vector<double>& phis) {
-  std::vector<float> xs;
-  for (double p : phis) {
-    xs.push_back(static_cast<float>(std::cos(p)));
-    xs.push_back(static_cast<float>(std::sin(p)));
-  }
-  return torch::tensor(xs).reshape({static_cast<int64_t>(phis.size()), 2});
-}
 
-void set_kernel(qh::HeadImpl& head, const torch::Tensor& k) {
-  torch::NoGradGuard g;
-  head.kernel.copy_(k);
-}
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;

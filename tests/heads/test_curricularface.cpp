@@ -9,19 +9,14 @@
 #include "qface/core/error.h"
 #include "qface/heads/curricularface.h"
 #include "qface/heads/factory.h"
+#include "tests/heads/two_class.h"
 
 namespace qh = qface::heads;
+using qface::testing::set_kernel;
+using qface::testing::unit_rows;
 
 namespace {
 
-torch::Tensor unit_rows(const std::vector<double>& phis) {
-  std::vector<float> xs;
-  for (double p : phis) {
-    xs.push_back(static_cast<float>(std::cos(p)));
-    xs.push_back(static_cast<float>(std::sin(p)));
-  }
-  return torch::tensor(xs).reshape({static_cast<int64_t>(phis.size()), 2});
-}
 
 qh::CurricularFace two_class_head(double t0 = 0.0) {
   qh::CurricularFace head(qh::CurricularFaceOptions(2, 2));

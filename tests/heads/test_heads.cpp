@@ -10,8 +10,11 @@
 #include "qface/heads/arcface.h"
 #include "qface/heads/factory.h"
 #include "qface/heads/magface.h"
+#include "tests/heads/two_class.h"
 
 namespace qh = qface::heads;
+using qface::testing::set_kernel;
+using qface::testing::unit_rows;
 
 namespace {
 
@@ -30,10 +33,6 @@ struct TwoClass {
   }
 };
 
-void set_kernel(qh::HeadImpl& head, const torch::Tensor& k) {
-  torch::NoGradGuard g;
-  head.kernel.copy_(k);
-}
 
 torch::Tensor zeros_labels(int64_t n) { return torch::zeros({n}, torch::kInt64); }
 

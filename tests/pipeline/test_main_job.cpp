@@ -1,7 +1,8 @@
-// The main job end to end on the tiny synthetic preset: data, three trainings
-// (AdaFace, MagFace, ArcFace), evaluation per quality stratum, the claims
-// table with intervals and verdicts, comparison files and report; a second run
-// reuses every finished stage, a changed setting retrains.
+// The main job end to end on the tiny synthetic preset: data, four trainings
+// (AdaFace, ArcFace, MagFace and the CurricularFace control), evaluation per
+// quality stratum and on the low-quality protocols, the claims table with
+// identity-bootstrap intervals, predictions and verdicts, comparison files and
+// report; a second run reuses every finished stage, a changed setting retrains.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -15,7 +16,7 @@ using qface::testing::run_qface;
 using qface::testing::TempDir;
 namespace fs = std::filesystem;
 
-TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
+TEST(MainJob, FourHeadsClaimsWithIntervalsThenReuseAndRetrain) {
   TempDir dir;
   std::vector<std::string> args = {"demo",  "--preset", "tiny",         "--out",
                                    (dir / "demo").string(), "--threads", "1", "--resamples", "200",
@@ -60,7 +61,8 @@ TEST(MainJob, ThreeHeadsClaimsWithIntervalsThenReuseAndRetrain) {
   }
   EXPECT_EQ(ids, (std::vector<std::string>{
                      "adaface_tinyface_rank1_vs_arcface", "adaface_tinyface_rank5_vs_arcface",
-                     "adaface_high_vs_arcface", "adaface_low", "adaface_norm", "tail_identity_free", "tail_ordinary", "magface_norm", "magface_vs_brisque",
+                     "adaface_high_vs_arcface", "adaface_tinyface_rank1_vs_curricularface",
+                     "adaface_tinyface_rank5_vs_curricularface", "adaface_high_vs_curricularface", "adaface_low", "adaface_norm", "tail_identity_free", "tail_ordinary", "magface_norm", "magface_vs_brisque",
                      "magface_recognition", "magface_cluster", "adaface_surveillance_to_single",
                      "adaface_surveillance_to_booking", "adaface_surveillance_to_surveillance", "adaface_fusion",
                      "magface_fusion"}));

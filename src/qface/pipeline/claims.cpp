@@ -215,36 +215,33 @@ void adaface_protocol_claims(const std::map<std::string, ModelEval>& by_head, co
     const std::string title = head_title(bl.run), run = bl.run;
     const bool greater = bl.kind == eval::ClaimKind::kGreater;
     const std::string relation = greater ? "ahead of " + title : "at least as good as " + title;
+    // One row per protocol against this baseline, predicted to hold.
+    auto versus = [&](std::string id, const std::string& setting, std::string measure, eval::Interval interval) {
+      add(std::move(id), {.paper = "AdaFace",
+                          .statement = relation + " " + setting,
+                          .measure = std::move(measure),
+                          .interval = std::move(interval),
+                          .kind = bl.kind,
+                          .margin = greater ? 0.0 : kNoLossMargin,
+                          .display_scale = 100,
+                          .unit = "points",
+                          .predicted = eval::Verdict::kHolds,
+                          .prediction = bl.why});
+    };
     if (const auto& cross = data.protocols.cross; cross && !a.protocols.cross_score.empty()) {
       const int64_t impostors = a.protocols.cross.value("impostors", int64_t{0});
       if (const double far = claim_far(impostors); far > 0)
-        add("adaface_cross_vs_" + run,
-            {.paper = "AdaFace",
-             .statement = relation + " on low-quality probes against high-quality references",
-             .measure = fmt::format("TAR@FAR={:g} AdaFace − {}, val_cross (one threshold over all pairs)", far, title),
-             .interval = tar_difference(a.protocols.cross_score, b.protocols.cross_score, cross->issame,
-                                        pair_identity(cross->identity), far, o),
-             .kind = bl.kind,
-             .margin = greater ? 0.0 : kNoLossMargin,
-             .display_scale = 100,
-             .unit = "points",
-             .predicted = eval::Verdict::kHolds,
-             .prediction = bl.why});
+        versus("adaface_cross_vs_" + run, "on low-quality probes against high-quality references",
+               fmt::format("TAR@FAR={:g} AdaFace − {}, val_cross (one threshold over all pairs)", far, title),
+               tar_difference(a.protocols.cross_score, b.protocols.cross_score, cross->issame,
+                              pair_identity(cross->identity), far, o));
     }
     if (const auto& tf = data.protocols.tinyface; tf && !a.protocols.tinyface_rank.empty())
       for (int k : {1, 5})
-        add(fmt::format("adaface_tinyface_rank{}_vs_{}", k, run),
-            {.paper = "AdaFace",
-             .statement = relation + " on TinyFace-style low-resolution identification",
-             .measure = fmt::format("rank-{} AdaFace − {}, tinyface (gallery + distractors)", k, title),
-             .interval = eval::clustered_mean_difference(hits_at(a.protocols.tinyface_rank, k),
-                                                         hits_at(b.protocols.tinyface_rank, k), probe_clusters(*tf), o),
-             .kind = bl.kind,
-             .margin = greater ? 0.0 : kNoLossMargin,
-             .display_scale = 100,
-             .unit = "points",
-             .predicted = eval::Verdict::kHolds,
-             .prediction = bl.why});
+        versus(fmt::format("adaface_tinyface_rank{}_vs_{}", k, run), "on TinyFace-style low-resolution identification",
+               fmt::format("rank-{} AdaFace − {}, tinyface (gallery + distractors)", k, title),
+               eval::clustered_mean_difference(hits_at(a.protocols.tinyface_rank, k),
+                                               hits_at(b.protocols.tinyface_rank, k), probe_clusters(*tf), o));
     if (run == "arcface" || run == "curricularface")
       add("adaface_high_vs_" + run,
           {.paper = "AdaFace",

@@ -628,13 +628,14 @@ MainJobOptions study_options() {
   MainJobOptions o;
   o.out = "runs/study";
   o.config = default_study_config();
-  o.preset = "full";
+  o.preset = "study";
   // The margin question needs AdaFace against ArcFace, CurricularFace and its
   // own fixed-z endpoints (z = -1 is ArcFace with m 0.4, close to the ArcFace
   // run, so it is left to the demo's --heads); the magnitude questions need
   // MagFace against ArcFace. Four paired seeds carry each claim.
   o.heads = {"adaface", "arcface", "curricularface", "adaface_z0", "adaface_z+1", "magface"};
   o.seeds = {0, 1, 2, 3};
+
   o.eval.flip = true;
   o.seed_dirs = true;
   o.title = "qface study";

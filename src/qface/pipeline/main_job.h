@@ -24,11 +24,15 @@ namespace qface::pipeline {
 struct MainJobOptions {
   std::filesystem::path out = "runs/demo";
   std::filesystem::path config;            // training recipe; empty: configs/synth_demo.toml of the source tree
-  std::string preset = "demo";             // qface synth preset
+  // qface synth preset: "main" trains few identities for several epochs so
+  // that the heads get near a fit within the job's budget (docs/study.md).
+  std::string preset = "main";
   // Share of identity-free training images (synth::SynthOptions::identity_free):
   // the tail AdaFace's argument is about; 0 gives the preset's original data.
   double identity_free = synth::kStudyIdentityFree;
-  std::vector<std::string> heads = {"adaface", "magface", "arcface"};
+  // The papers' heads and one control: CurricularFace, the AdaFace paper's
+  // main baseline (hard samples emphasised everywhere).
+  std::vector<std::string> heads = {"adaface", "arcface", "magface", "curricularface"};
   std::vector<uint64_t> seeds = {0};       // training seeds (one run folder per head and seed)
   bool seed_dirs = false;                  // runs in <out>/seed<k>/<head> (the study: seeds can run as separate processes)
   std::vector<std::string> overrides;      // --set key=value for every run

@@ -60,15 +60,18 @@ std::vector<fs::path> images_in(const fs::path& dir) {
 std::string far_key(double far) { return fmt::format("{:g}", far); }
 
 // The identity-free records of train.rec named by the manifest
-// (train.records[k].identity_free), their images read by record key.
+// (train.records[k].identity_free), at most kTrainTailSample of them spread
+// evenly over the records, their images read by record key.
 void load_train_tail(const fs::path& dir, TailSet& t) {
   const json m = json::parse(read_file(dir / "manifest.json"));
   if (!m.contains("train") || !m["train"].contains("records")) return;
-  std::vector<std::pair<uint64_t, int64_t>> wanted;  // key, label
+  std::vector<std::pair<uint64_t, int64_t>> flagged, wanted;  // key, label
   for (const json& r : m["train"]["records"])
-    if (r.value("identity_free", false) && wanted.size() < kTrainTailSample)
-      wanted.push_back({r.at("key").get<uint64_t>(), r.at("label").get<int64_t>()});
-  if (wanted.empty()) return;
+    if (r.value("identity_free", false)) flagged.push_back({r.at("key").get<uint64_t>(), r.at("label").get<int64_t>()});
+  if (flagged.empty()) return;
+  // Records are grouped by class: an even stride samples every class alike.
+  const std::size_t stride = (flagged.size() + kTrainTailSample - 1) / kTrainTailSample;
+  for (std::size_t i = 0; i < flagged.size(); i += stride) wanted.push_back(flagged[i]);
   const data::FaceRecordSet rec(dir / "train.rec");
   std::unordered_map<uint64_t, std::size_t> index;
   for (std::size_t i = 0; i < rec.num_images(); ++i) index[rec.image_key(i)] = i;

@@ -45,7 +45,7 @@ struct TailSet {  // tail_probe/, and the identity-free images of train.rec
   std::vector<std::string> free, ordinary;  // held-out, encoded
   std::vector<int64_t> free_label, ordinary_label;  // training class index
   // The identity-free images the models trained on (at most kTrainTailSample,
-  // in record order): how far each head fitted (memorized) them.
+  // spread evenly over the classes): how far each head fitted (memorized) them.
   std::vector<std::string> train_free;
   std::vector<int64_t> train_free_label;
 };
