@@ -41,19 +41,32 @@ std::string label_of(const fs::path& file) {
   return stem.substr(0, cut);
 }
 
-int64_t int_label(const fs::path& file) {
-  const std::string l = label_of(file);
-  require(std::all_of(l.begin(), l.end(), [](char c) { return c >= '0' && c <= '9'; }) && l.size() < 18,
-          "{}: label '{}' is not a class index", file.string(), l);
-  return std::stoll(l);
+// The .jpg files of a folder in name order, encoded, with the file names'
+// labels ("<label>_<n>.jpg").
+struct Labelled {
+  std::vector<std::string> images, labels;
+};
+Labelled read_labelled(const fs::path& dir) {
+  require(fs::is_directory(dir), "{}: folder missing", dir.string());
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".jpg") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  Labelled out;
+  for (const fs::path& f : files) {
+    out.labels.push_back(label_of(f));
+    out.images.push_back(read_file(f));
+  }
+  return out;
 }
 
-// The .jpg files of a folder in name order.
-std::vector<fs::path> images_in(const fs::path& dir) {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && e.path().extension() == ".jpg") out.push_back(e.path());
-  std::sort(out.begin(), out.end());
+std::vector<int64_t> class_indices(const std::vector<std::string>& labels, const fs::path& dir) {
+  std::vector<int64_t> out;
+  for (const std::string& l : labels) {
+    require(!l.empty() && l.size() < 18 && std::all_of(l.begin(), l.end(), [](char c) { return c >= '0' && c <= '9'; }),
+            "{}: label '{}' is not a class index", dir.string(), l);
+    out.push_back(std::stoll(l));
+  }
   return out;
 }
 
@@ -108,29 +121,23 @@ ProtocolData load_protocol_data(const fs::path& dir) {
   }
   if (fs::exists(dir / "tinyface" / "probe")) {
     GallerySet g;
-    for (const fs::path& f : images_in(dir / "tinyface" / "probe")) {
-      g.probe.push_back(read_file(f));
-      g.probe_label.push_back(label_of(f));
-    }
-    for (const fs::path& f : images_in(dir / "tinyface" / "gallery")) {
-      g.gallery.push_back(read_file(f));
-      g.gallery_label.push_back(label_of(f));
-    }
-    for (const fs::path& f : images_in(dir / "tinyface" / "distractor")) g.distractor.push_back(read_file(f));
+    Labelled probe = read_labelled(dir / "tinyface" / "probe"), gallery = read_labelled(dir / "tinyface" / "gallery");
+    g.probe = std::move(probe.images);
+    g.probe_label = std::move(probe.labels);
+    g.gallery = std::move(gallery.images);
+    g.gallery_label = std::move(gallery.labels);
+    if (fs::exists(dir / "tinyface" / "distractor")) g.distractor = read_labelled(dir / "tinyface" / "distractor").images;
     require(!g.probe.empty() && !g.gallery.empty(), "{}: TinyFace-style set without probes or gallery",
             (dir / "tinyface").string());
     d.tinyface = std::move(g);
   }
   if (fs::exists(dir / "tail_probe" / "free")) {
     TailSet t;
-    for (const fs::path& f : images_in(dir / "tail_probe" / "free")) {
-      t.free.push_back(read_file(f));
-      t.free_label.push_back(int_label(f));
-    }
-    for (const fs::path& f : images_in(dir / "tail_probe" / "ordinary")) {
-      t.ordinary.push_back(read_file(f));
-      t.ordinary_label.push_back(int_label(f));
-    }
+    Labelled free = read_labelled(dir / "tail_probe" / "free"), ordinary = read_labelled(dir / "tail_probe" / "ordinary");
+    t.free_label = class_indices(free.labels, dir / "tail_probe" / "free");
+    t.ordinary_label = class_indices(ordinary.labels, dir / "tail_probe" / "ordinary");
+    t.free = std::move(free.images);
+    t.ordinary = std::move(ordinary.images);
     load_train_tail(dir, t);
     d.tail = std::move(t);
   }
