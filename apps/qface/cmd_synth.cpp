@@ -78,7 +78,7 @@ Runner setup(CLI::App& app) {
   auto a = std::make_shared<SynthArgs>();
   app.add_option("--out", a->out, "output folder (with --preview: the PNG file; with --baseline: optional JSON report)");
   app.add_option("--preset", a->preset, "tiny (tests), demo, main (the main job), full (benchmarks), study (qface study)")
-      ->check(CLI::IsMember({"tiny", "demo", "full"}))
+      ->check(CLI::IsMember(synth::preset_names()))
       ->capture_default_str();
   app.add_option("--ids", a->ids, "training identities (default: the preset's)")->check(CLI::Range(2, 10000000));
   app.add_option("--per-id", a->per_id, "mean training images per identity (default: the preset's)")

@@ -94,3 +94,23 @@ TEST(Protocols, ClaimsAcrossSeedsUseTheTIntervalOfTheEstimates) {
   EXPECT_EQ(qface::eval::verdict(all.claims[0]), qface::eval::Verdict::kHolds);
   EXPECT_THROW(qp::claims_across_seeds({seeds[0]}), qface::Error);
 }
+
+TEST(Protocols, TheMainJobAndTheStudyUseTheirOwnPresets) {
+  // The sizes docs/study.md ("Training to fit") and the recipes assume.
+  const qface::synth::SynthOptions main = qface::synth::preset_options("main");
+  EXPECT_EQ(main.ids, 100);
+  EXPECT_EQ(main.per_id, 30);
+  EXPECT_EQ(main.val_pairs, 2000);
+  EXPECT_EQ(main.val_ids, qface::synth::preset_options("demo").val_ids);
+  const qface::synth::SynthOptions study = qface::synth::preset_options("study");
+  EXPECT_EQ(study.ids, 150);
+  EXPECT_EQ(study.per_id, 30);
+  EXPECT_EQ(study.val_pairs, qface::synth::preset_options("full").val_pairs);
+  EXPECT_EQ(qp::MainJobOptions().preset, "main");
+  EXPECT_DOUBLE_EQ(qp::MainJobOptions().identity_free, qface::synth::kStudyIdentityFree);
+  const qp::MainJobOptions s = qp::study_options();
+  EXPECT_EQ(s.preset, "study");
+  EXPECT_EQ(s.seeds.size(), 4u);  // paired seeds for the t interval
+  for (const auto& p : qface::synth::preset_names()) EXPECT_NO_THROW(qface::synth::preset_options(p)) << p;
+  EXPECT_THROW(qface::synth::preset_options("huge"), qface::Error);
+}

@@ -1,5 +1,6 @@
 #include "qface/synth/generate.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
@@ -686,6 +687,11 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn
   if (error) std::rethrow_exception(error);
 }
 
+const std::vector<std::string>& preset_names() {
+  static const std::vector<std::string> names = {"tiny", "demo", "main", "full", "study"};
+  return names;
+}
+
 SynthOptions preset_options(const std::string& preset) {
   SynthOptions o;
   o.preset = preset;
@@ -751,7 +757,7 @@ SynthOptions preset_options(const std::string& preset) {
     o.ijbs_frames = 30;
     o.ijbs_booking = 5;
   } else {
-    fail("synth: unknown preset '{}' (tiny, demo, main, full, study)", preset);
+    fail("synth: unknown preset '{}' (choose one of: {})", preset, fmt::join(preset_names(), ", "));
   }
   return o;
 }

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -101,6 +102,9 @@ struct SynthOptions {
 // images, 4 x 3000 verification pairs), "full" (the study: 16k training
 // images, 4 x 5000 pairs). Throws qface::Error for an unknown name.
 SynthOptions preset_options(const std::string& preset);
+
+// "tiny", "demo", "main" (the main job), "full", "study" (qface study).
+const std::vector<std::string>& preset_names();
 
 struct SynthSummary {
   int64_t train_images = 0, train_ids = 0, val_pairs = 0, ijb_images = 0, ijb_templates = 0, tinyface_images = 0;
