@@ -172,16 +172,31 @@ Interval seed_interval(std::span<const double> d, double level) {
   return r;
 }
 
+namespace {
+
+// Spearman's rho of the drawn items.
+double spearman_of(std::span<const double> x, std::span<const double> y, std::span<const int64_t> draw) {
+  std::vector<double> xs(draw.size()), ys(draw.size());
+  for (std::size_t k = 0; k < draw.size(); ++k) {
+    xs[k] = x[static_cast<std::size_t>(draw[k])];
+    ys[k] = y[static_cast<std::size_t>(draw[k])];
+  }
+  return spearman(xs, ys);
+}
+
+}  // namespace
+
 Interval spearman_interval(std::span<const double> x, std::span<const double> y, const BootstrapOptions& o) {
   require(x.size() == y.size(), "spearman: {} vs {} values", x.size(), y.size());
-  return bootstrap(static_cast<int64_t>(x.size()), [&](std::span<const int64_t> draw) {
-    std::vector<double> xs(draw.size()), ys(draw.size());
-    for (std::size_t k = 0; k < draw.size(); ++k) {
-      xs[k] = x[static_cast<std::size_t>(draw[k])];
-      ys[k] = y[static_cast<std::size_t>(draw[k])];
-    }
-    return spearman(xs, ys);
-  }, o);
+  return bootstrap(static_cast<int64_t>(x.size()),
+                   [&](std::span<const int64_t> draw) { return spearman_of(x, y, draw); }, o);
+}
+
+Interval spearman_interval(std::span<const double> x, std::span<const double> y, std::span<const int64_t> cluster,
+                           const BootstrapOptions& o) {
+  require(x.size() == y.size() && x.size() == cluster.size(), "spearman: {} vs {} values and {} cluster ids",
+          x.size(), y.size(), cluster.size());
+  return cluster_bootstrap(cluster, [&](std::span<const int64_t> draw) { return spearman_of(x, y, draw); }, o);
 }
 
 nlohmann::json to_json(const Interval& i) {

@@ -68,6 +68,9 @@ double student_t_quantile(double p, double df);
 
 // Spearman's rho of (x, y) over items, with its bootstrap interval.
 Interval spearman_interval(std::span<const double> x, std::span<const double> y, const BootstrapOptions& options = {});
+// The same with clusters (identities) resampled, as cluster_bootstrap().
+Interval spearman_interval(std::span<const double> x, std::span<const double> y, std::span<const int64_t> cluster,
+                           const BootstrapOptions& options = {});
 
 nlohmann::json to_json(const Interval& i);
 

@@ -98,21 +98,6 @@ std::vector<int64_t> pooled_image_identity(const EvalData& data) {
   return out;
 }
 
-// Spearman's rho with identities resampled.
-eval::Interval clustered_spearman(const std::vector<double>& x, const std::vector<double>& y,
-                                  const std::vector<int64_t>& identity, const eval::BootstrapOptions& o) {
-  return eval::cluster_bootstrap(identity, [&](std::span<const int64_t> draw) {
-    std::vector<double> xs, ys;
-    xs.reserve(draw.size());
-    ys.reserve(draw.size());
-    for (int64_t i : draw) {
-      xs.push_back(x[static_cast<std::size_t>(i)]);
-      ys.push_back(y[static_cast<std::size_t>(i)]);
-    }
-    return eval::spearman(xs, ys);
-  }, o);
-}
-
 // 1 where a probe's best mate is at rank <= k.
 std::vector<double> hits_at(const std::vector<double>& rank, int k) {
   std::vector<double> h(rank.size());
@@ -275,7 +260,7 @@ void adaface_protocol_claims(const std::map<std::string, ModelEval>& by_head, co
   add("adaface_norm", {.paper = "AdaFace",
                        .statement = "the feature norm is a proxy of image quality",
                        .measure = "Spearman(AdaFace norm, true quality), all strata",
-                       .interval = clustered_spearman(pooled_images(a, &StratumResult::norm),
+                       .interval = eval::spearman_interval(pooled_images(a, &StratumResult::norm),
                                                       pooled_images(data, &Stratum::gt), pooled_image_identity(data),
                                                       {.resamples = std::min(o.resamples, 1000), .level = o.level,
                                                        .seed = o.seed}),
@@ -331,7 +316,7 @@ void magface_claims(const std::map<std::string, ModelEval>& by_head, const EvalD
   add("magface_norm", {.paper = "MagFace",
                        .statement = "the magnitude is a quality score",
                        .measure = "Spearman(MagFace magnitude, true quality), all strata",
-                       .interval = clustered_spearman(norm, pooled_images(data, &Stratum::gt), image_ids,
+                       .interval = eval::spearman_interval(norm, pooled_images(data, &Stratum::gt), image_ids,
                                                       {.resamples = std::min(o.resamples, 1000), .level = o.level,
                                                        .seed = o.seed}),
                        .predicted = eval::Verdict::kHolds,

@@ -12,6 +12,7 @@
 #include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/tensor_util.h"
 #include "qface/data/bin_set.h"
 #include "qface/data/recordio.h"
 #include "qface/eval/rank.h"
@@ -27,11 +28,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::vector<double> to_vec(const torch::Tensor& t) {
-  torch::Tensor d = t.to(torch::kFloat64).reshape({-1}).contiguous();
-  return {d.data_ptr<double>(), d.data_ptr<double>() + d.numel()};
-}
 
 // "<label>_<n>.jpg" -> "<label>".
 std::string label_of(const fs::path& file) {
@@ -265,7 +261,7 @@ ProtocolEval evaluate_protocols(const fs::path& model_path, const std::string& n
     const infer::Embeddings e = embed(data.cross->images, (data_dir / "val_cross.bin").string());
     const torch::Tensor probe = e.embeddings.slice(0, 0, e.embeddings.size(0), 2);
     const torch::Tensor ref = e.embeddings.slice(0, 1, e.embeddings.size(0), 2);
-    r.cross_score = to_vec((probe * ref).sum(1));
+    r.cross_score = to_vector((probe * ref).sum(1));
     int64_t impostors = 0;
     for (uint8_t g : data.cross->issame) impostors += g ? 0 : 1;
     r.cross = {{"pairs", data.cross->issame.size()}, {"impostors", impostors}};
