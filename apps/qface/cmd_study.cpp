@@ -1,5 +1,6 @@
 // qface study: the main job at a scale that resolves the papers' claims
-// (preset full, configs/synth_study.toml, seeds 0 1 2); resumable stage by stage.
+// (preset study, configs/synth_study.toml, six heads, seeds 0-3); resumable
+// stage by stage.
 #include "apps/qface/command.h"
 #include "apps/qface/main_job_options.h"
 
@@ -12,7 +13,7 @@ Runner setup(CLI::App& app) {
   return [o] { return run_main_job_command(*o); };
 }
 
-const Registrar registrar{{"study", "The main job at study scale: preset full, 3 epochs, seeds 0 1 2 (~3 h on 2 cores)", setup}};
+const Registrar registrar{{"study", "The fair test at study scale: preset study, 14 epochs, six heads, seeds 0-3 (~7 h on 2 cores, resumable)", setup}};
 
 }  // namespace
 }  // namespace qface::cli
