@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fixed overhead of `qface embed`: its wall time on a list of aligned crops
 # against N / (the `qface bench infer` rate measured right before it), for a
-# few rounds, plus `qface --version`. README "Fixed overhead".
+# few rounds, plus `qface --version`. docs/performance.md, "Fixed overhead".
 #   bench/embed_overhead.sh ARCH WEIGHTS LIST [ROUNDS]   (QFACE=path/to/qface)
 set -euo pipefail
 arch=$1 weights=$2 list=$3 rounds=${4:-5}

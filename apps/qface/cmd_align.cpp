@@ -1,6 +1,7 @@
 // qface align: detect faces (dlib HOG), find 5 landmarks (dlib 68-point model)
-// or read them from an IJB 5-point file, and write 112x112 crops aligned to
-// the SPEC §3 template (or 96x112 on request) plus a JSON summary (faceless / unreadable images listed).
+// or read them from an IJB 5-point file, and write 112x112 crops aligned to the
+// 112x112 template (docs/method.md, Alignment; or 96x112 on request) plus a
+// JSON summary (faceless / unreadable images listed).
 #include <spdlog/spdlog.h>
 
 #include "apps/qface/command.h"
@@ -25,7 +26,7 @@ Runner setup(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--upsample", a->detector.upsample, "image doublings before HOG detection (finds faces >= 80/2^n px)")
       ->capture_default_str();
-  app.add_option("--crop", *crop, "crop layout: 112x112 (SPEC §3, the official checkpoints' crops) or 96x112 "
+  app.add_option("--crop", *crop, "crop layout: 112x112 (arcface_dst, the official checkpoints' crops) or 96x112 "
                  "(SphereFace/CosFace)")->capture_default_str();
   app.add_option("--landmark-model", *model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
   return [a, images, out, landmarks, model, crop] {

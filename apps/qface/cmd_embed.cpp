@@ -24,7 +24,7 @@ Runner setup(CLI::App& app) {
       ->required();
   app.add_option("--out", *out, "output folder: embeddings.npy, norms.npy, files.txt (skipped.txt)")->required();
   add_flip_fuse_option(app, a->flip_fuse,
-                       "embeddings fused with the flipped image's, norms of the fused features (SPEC §5)");
+                       "embeddings fused with the flipped image's, norms of the fused features (docs/method.md)");
   app.add_option("--batch", a->batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", a->threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
   app.add_flag("--resize", a->resize, "resize images of other sizes to 112x112 instead of rejecting them");

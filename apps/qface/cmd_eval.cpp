@@ -1,4 +1,4 @@
-// qface eval <verb>: the evaluation protocols of SPEC §5 on precomputed
+// qface eval <verb>: the evaluation protocols (docs/method.md) on precomputed
 // features (`qface embed` output folders), one verb a file (cmd_eval_*.cpp).
 // Each verb writes one JSON (kind "eval.<verb>") that `qface report` reads.
 #include "apps/qface/command.h"

@@ -1,4 +1,4 @@
-// qface eval verify: the 10-fold 1:1 protocol (SPEC §5) on .bin sets, from
+// qface eval verify: the 10-fold 1:1 protocol (docs/method.md) on .bin sets, from
 // features folders or by embedding the images with a model (plain and
 // flip-fused); optionally the cosine thresholds per FAR for `qface verify`.
 #include <spdlog/spdlog.h>
@@ -128,7 +128,8 @@ Runner setup(CLI::App& app) {
   app.add_option("--arch", a->arch, "embed the .bin images with this backbone (plain and flip-fused)");
   app.add_option("--weights", a->weights, "checkpoint for --arch (AdaFace .ckpt, MagFace .pth, qface)")->check(CLI::ExistingFile);
   app.add_flag("--random-weights", a->random_weights, "--arch without a checkpoint (pipeline tests only)");
-  add_flip_fuse_option(app, a->flip_fuse, "with --arch: also the flip-fused mode (SPEC §5) beside the plain one");
+  add_flip_fuse_option(app, a->flip_fuse,
+                       "with --arch: also the flip-fused mode (docs/method.md) beside the plain one");
   app.add_option("--batch", a->batch, "batch size with --arch")->capture_default_str();
   add_precision_option(app, a->precision);
   app.add_option("--folds", a->folds, "folds of the protocol")->capture_default_str();

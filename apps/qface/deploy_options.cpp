@@ -28,8 +28,8 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
                  "unless --random-weights")->check(CLI::ExistingFile);
   app.add_flag("--random-weights", a.options.random_weights,
                "no checkpoint: random weights (pipeline tests and benchmarks only; the scores mean nothing)");
-  add_flip_fuse_option(app, a.flip_fuse, "match embeddings fused with the flipped image's (SPEC §5); the quality "
-                       "stays the plain image's norm");
+  add_flip_fuse_option(app, a.flip_fuse, "match embeddings fused with the flipped image's (docs/method.md); the "
+                       "quality stays the plain image's norm");
   app.add_option("--align", a.align, "auto: 112x112 inputs are aligned crops, others are detected and aligned; "
                  "detect: always detect; aligned: inputs must be crops")->capture_default_str()
       ->check(CLI::IsMember({"auto", "detect", "aligned"}));

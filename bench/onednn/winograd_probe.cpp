@@ -1,11 +1,11 @@
 // oneDNN's Winograd against its direct f32 3x3 convolutions (forward, backward
 // data, backward weights) on IR-50's stride-1 shapes, batch 32: the lever for
-// fp32 training past the direct-convolution rate (README "Training speed").
+// fp32 training past the direct-convolution rate (docs/performance.md, "Training speed").
 // LibTorch 1.13 calls the same libdnnl.so.2 but only with convolution_direct.
 // With the argument `int8`: forward inference of oneDNN's int8 convolutions,
 // direct against Winograd (jit_int8_wino), beside the f32 Winograd that fp32
 // inference uses: whether an int8 Winograd path could bring int8 back to 2x
-// the fp32 rate (README "int8"). Throughput only: the int8 Winograd kernels'
+// the fp32 rate (docs/history.md, "Inference"). Throughput only: the int8 Winograd kernels'
 // accuracy (they round the transformed input to 8 bits) is not measured.
 // Not part of the build (needs libdnnl-dev):
 //   g++ -O2 -std=c++17 bench/onednn/winograd_probe.cpp -o /tmp/winograd_probe -ldnnl

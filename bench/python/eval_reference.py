@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""NumPy reference of the IJB 1:1 protocol (SPEC §5), the side-by-side
+"""NumPy reference of the IJB 1:1 protocol (docs/method.md), the side-by-side
 reference of `qface bench eval`. Same protocol as qface::eval::evaluate_ijb:
 normalized image features -> mean per media -> sum per template -> normalize;
 cosine per template pair (batches of 100k pairs, as the insightface IJB

@@ -5,7 +5,7 @@
     loss, logits = head(embeddings, labels)   # raw (unnormalized) embeddings
     loss.backward()                           # autograd through the C++ head
 
-The loss is exactly SPEC §1's (the numbers `qface margin` prints): the head
+The loss is exactly docs/method.md's ("Margin heads"; the numbers `qface margin` prints): the head
 normalizes the embeddings, takes their norm as the quality proxy (AdaFace,
 MagFace) and applies the margin to each row's target logit. The class centres
 are the Parameter `kernel` [D, C]; AdaFace's running batch statistics of the
@@ -47,7 +47,7 @@ class MarginHead(torch.nn.Module):
 
 
 class AdaFace(MarginHead):
-    """AdaFace (CVPR 2022): margin adapted to the feature norm (SPEC §1).
+    """AdaFace (CVPR 2022): margin adapted to the feature norm (docs/method.md, Margin heads).
     stats_init="first_batch" starts the norm statistics at the first batch's;
     fixed_z=-1/0/+1 holds the margin at ArcFace / CosFace / cos(theta - m) - 2m."""
 
@@ -56,7 +56,7 @@ class AdaFace(MarginHead):
 
 
 class MagFace(MarginHead):
-    """MagFace (CVPR 2021): margin growing with the magnitude, plus its regularizer (SPEC §1)."""
+    """MagFace (CVPR 2021): margin growing with the magnitude, plus its regularizer (docs/method.md, Margin heads)."""
 
     def __init__(self, embedding_size=512, num_classes=1000, **options):
         super().__init__("magface", embedding_size, num_classes, **options)

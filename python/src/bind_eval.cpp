@@ -53,7 +53,7 @@ void bind_eval(pyb::module_ m) {
         return to_python(j);
       },
       pyb::arg("embeddings"), pyb::arg("issame"), pyb::arg("folds") = 10,
-      R"(The 10-fold 1:1 protocol (SPEC §5) on a .bin set's embeddings.
+      R"(The 10-fold 1:1 protocol (docs/method.md) on a .bin set's embeddings.
 
 embeddings: 2P x D (pair i is rows 2i, 2i+1); issame: P booleans. Returns the
 dict `qface eval verify` writes per set and mode: accuracy_mean / _std over
@@ -69,7 +69,8 @@ resolve it), roc, ...)");
         return pyb::make_tuple(like_input(to_numpy(fe), e), like_input(to_numpy(fn), e));
       },
       pyb::arg("embeddings"), pyb::arg("norms"), pyb::arg("flipped"), pyb::arg("flipped_norms"),
-      "AdaFace's flip fusion (SPEC §5): f = e n + e_f n_f; returns (f / |f|, |f|) (torch tensors for torch input).");
+      "AdaFace's flip fusion (docs/method.md): f = e n + e_f n_f; returns (f / |f|, |f|) "
+      "(torch tensors for torch input).");
 
   m.def(
       "rank",

@@ -46,7 +46,7 @@ Made by qface.load_model(). Thread-safe: calls are serialized on the model.)")
       .def_property_readonly("precision", [](const Pipeline& p) { return std::string(infer::precision_name(p.precision())); },
                              "the precision inference runs in (auto resolved)")
       .def_property_readonly("flip_fuse", [](const Pipeline& p) { return p.options().flip_fuse; },
-                             "whether embeddings are fused with the flipped image's (SPEC §5)")
+                             "whether embeddings are fused with the flipped image's (docs/method.md)")
       .def(
           "embed",
           [](const Pipeline& p, const pyb::object& images, bool bgr) {
@@ -126,7 +126,7 @@ model was loaded with a quality calibration, else None).)");
 weights: a qface checkpoint, an official AdaFace Lightning .ckpt, a MagFace
 .pth or a torch state dict (read without Python's torch).
 arch: ir_18 / ir_50 / ir_101 / ir_se_50 / iresnet18..100 / mobilefacenet.
-flip_fuse: embeddings fused with the flipped image's, weighted by norm (SPEC §5).
+flip_fuse: embeddings fused with the flipped image's, weighted by norm (docs/method.md, Flip fusion).
 quality_calibration: a calibration.quality JSON (`qface eval quality
 --calibration-out`) to map norms to [0, 1].
 threads: CPU threads (0: every logical core).

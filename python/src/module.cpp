@@ -28,7 +28,7 @@ PYBIND11_MODULE(_qface, m) {
   qface::py::bind_model(m);
   qface::py::bind_align(m);
   qface::py::bind_data(m);
-  qface::py::bind_eval(m.def_submodule("eval", "Evaluation protocols on features (SPEC §5), results as dicts"));
+  qface::py::bind_eval(m.def_submodule("eval", "Evaluation protocols on features (docs/method.md), results as dicts"));
   qface::py::bind_gallery(m);
   qface::py::bind_synth(m.def_submodule("synth", "Synthetic identities with ground-truth quality"));
 }

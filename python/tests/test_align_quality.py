@@ -13,7 +13,8 @@ DLIB_FACES = "/usr/share/doc/libdlib19.1/examples/faces"
 
 
 def five_from_68(p):
-    """SPEC §3's five points from iBUG 68 (as deploy/align.cpp: pupils lifted a quarter lid opening)."""
+    """The five points (docs/method.md, Alignment) from iBUG 68, as deploy/align.cpp
+    computes them: pupils lifted a quarter lid opening."""
     def eye(a):
         upper, lower = (p[a + 1] + p[a + 2]) / 2, (p[a + 4] + p[a + 5]) / 2
         return p[a:a + 6].mean(axis=0) + (upper - lower) / 4

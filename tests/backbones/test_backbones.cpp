@@ -25,7 +25,7 @@ int64_t count_params(const qb::BackboneImpl& m) {
   return n;
 }
 
-// Hand-derived parameter count of an AdaFace IR network (SPEC §2).
+// Hand-derived parameter count of an AdaFace IR network (docs/method.md, Backbones).
 int64_t ir_param_count(const std::vector<int64_t>& units, bool se) {
   auto bn = [](int64_t c) { return 2 * c; };
   int64_t n = 3 * 64 * 9 + bn(64) + 64;  // stem conv, BN, PReLU
@@ -120,9 +120,9 @@ TEST(Backbones, ParameterCountsMatchHandDerivedValues) {
 }
 
 TEST(Backbones, MacsMatchThePublishedCost) {
-  // SPEC §7: IR-50 is about 12.6 GFLOP (6.3 GMAC) per 112x112 image.
+  // docs/method.md, Backbones: IR-50 is about 12.6 GFLOP (6.3 GMAC) per 112x112 image.
   EXPECT_NEAR(qb::macs_per_image("ir_50") / 1e9, 6.3, 0.2);
-  // MobileFaceNet: about 0.2 GMACs (SPEC §2).
+  // MobileFaceNet: about 0.2 GMACs (docs/method.md, Backbones).
   EXPECT_NEAR(qb::macs_per_image("mobilefacenet") / 1e9, 0.22, 0.05);
 }
 

@@ -1,5 +1,5 @@
-// The one five-point template (SPEC §3, insightface arcface_dst) and the
-// least-squares similarity onto it.
+// The one five-point template (docs/method.md, Alignment: insightface
+// arcface_dst) and the least-squares similarity onto it.
 #include <gtest/gtest.h>
 
 #include <opencv2/imgproc.hpp>
@@ -22,7 +22,8 @@ double max_error(const Points5& a, const Points5& b) {
 }  // namespace
 
 TEST(DataAlignment, TemplateIsArcfaceDst) {
-  // Pinned to SPEC §3; the 96x112 layout (SphereFace/CosFace) is the same points 8 px left.
+  // Pinned to docs/method.md, Alignment; the 96x112 layout (SphereFace/CosFace) is the same points
+  // 8 px left.
   const double want[5][2] = {{38.2946, 51.6963}, {73.5318, 51.5014}, {56.0252, 71.7366},
                              {41.5493, 92.3655}, {70.7299, 92.2041}};
   const Points5& t = face_template();

@@ -1,5 +1,5 @@
-// AdaFace augmentations (SPEC §4): each step against its definition, the
-// probabilities, and determinism from the seed.
+// AdaFace augmentations (docs/method.md, Training recipe): each step against
+// its definition, the probabilities, and determinism from the seed.
 #include <gtest/gtest.h>
 
 #include <opencv2/imgproc.hpp>

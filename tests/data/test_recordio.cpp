@@ -1,5 +1,5 @@
-// RecordIO: byte layout per SPEC §3, round trips with and without the index,
-// continuation records, label arrays.
+// RecordIO: byte layout per docs/method.md, Data formats, round trips with and
+// without the index, continuation records, label arrays.
 #include <gtest/gtest.h>
 
 #include <cstring>

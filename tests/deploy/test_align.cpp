@@ -1,7 +1,7 @@
 // Alignment: exact recovery of a known similarity, synth faces with known
-// landmarks land on the SPEC §3 template, dlib detection + landmarks on real
-// photos (dlib's own annotated examples, when installed), faceless and broken
-// images through `qface align`.
+// landmarks land on the template (docs/method.md, Alignment), dlib detection +
+// landmarks on real photos (dlib's own annotated examples, when installed),
+// faceless and broken images through `qface align`.
 #include <gtest/gtest.h>
 
 #include <dlib/geometry/point_transforms.h>

@@ -1,4 +1,4 @@
-// Analytic identities of the margin heads (SPEC §1).
+// Analytic identities of the margin heads (docs/method.md, Margin heads).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

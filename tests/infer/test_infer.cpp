@@ -1,5 +1,5 @@
 // Inference: preprocessing, BN folding + channels_last vs the plain model,
-// flip fusion (SPEC §5), bf16 check, and `qface embed` end to end.
+// flip fusion (docs/method.md), bf16 check, and `qface embed` end to end.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

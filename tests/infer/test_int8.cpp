@@ -105,7 +105,7 @@ TEST(Int8, TheGraphIsTheFoldedModelExactly) {
 
 // Random networks (BN statistics from faces) are the hard case for int8: their
 // features carry no structure for the noise to hide behind, so the guard's
-// 0.99 is measured on trained models (README, `qface quantize`); here the
+// 0.99 is measured on trained models (docs/performance.md, int8); here the
 // int8 engine must track fp32 closely and rank the norms alike.
 TEST(Int8, TracksFp32OnHeldOutFaces) {
   ASSERT_TRUE(qf::int8_supported());

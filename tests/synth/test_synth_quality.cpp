@@ -1,6 +1,7 @@
 // Ground-truth quality: the formula falls monotonically in every strength, and
 // the rendered image moves further from the clean face as each degradation
-// strength rises; alignment puts the landmarks on the SPEC §3 template.
+// strength rises; alignment puts the landmarks on the template (docs/method.md,
+// Alignment).
 #include <gtest/gtest.h>
 
 #include <opencv2/imgproc.hpp>
@@ -196,7 +197,7 @@ TEST(SynthIdentity, FamiliesAreLookAlikesAndTwinsCloser) {
 
 // The synthetic faces have the proportions of the real faces the template was
 // averaged from: a frontal, neutral face with every gene at its middle value
-// puts its true landmarks within 1 px of the SPEC §3 template after alignment,
+// puts its true landmarks within 1 px of the 112x112 template after alignment,
 // and the population's mean landmark lands within 1 px of each template point.
 TEST(SynthQuality, TheAverageFaceAlignsOntoTheTemplateWithin1Px) {
   std::array<double, kGenes> mid;

@@ -1,6 +1,6 @@
-// Face-recognition backbones (SPEC §2): 112x112 aligned crops in, a 512-d
-// embedding out, returned L2-normalized together with its norm (the quality
-// proxy of AdaFace and MagFace). Module and parameter names follow the
+// Face-recognition backbones (docs/method.md, Backbones): 112x112 aligned crops
+// in, a 512-d embedding out, returned L2-normalized together with its norm (the
+// quality proxy of AdaFace and MagFace). Module and parameter names follow the
 // official implementations exactly, so official state dicts map 1:1.
 #pragma once
 

@@ -1,7 +1,7 @@
 // AdaFace's IR / IR-SE ResNets (ir_18, ir_34, ir_50, ir_101, ir_se_50), with the
 // official module names: input_layer.{0,1,2}, body.{i}.res_layer.{0..5}
 // (+ res_layer.se_block.{fc1,fc2} for IR-SE), body.{i}.shortcut_layer.{0,1},
-// output_layer.{0,3,4}. SPEC §2.
+// output_layer.{0,3,4}. docs/method.md, Backbones.
 #pragma once
 
 #include <torch/nn/modules/activation.h>

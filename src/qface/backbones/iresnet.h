@@ -1,6 +1,7 @@
 // InsightFace's iresnet (MagFace's backbone): conv1/bn1/prelu/layer1..4/bn2/
 // dropout/fc/features, every stage strided with a downsample branch, BN eps
-// 2e-5 (momentum 0.9 as in MagFace), final BatchNorm1d affine. SPEC §2.
+// 2e-5 (momentum 0.9 as in MagFace), final BatchNorm1d affine.
+// docs/method.md, Backbones.
 #pragma once
 
 #include <torch/nn/modules/activation.h>

@@ -9,7 +9,7 @@ namespace qface::data {
 const Points5& face_template() { return face_template(CropLayout::k112x112); }
 
 const Points5& face_template(CropLayout layout) {
-  // insightface arcface_dst (SPEC §3).
+  // insightface arcface_dst (docs/method.md, Alignment).
   static const Points5 t112 = {cv::Point2d(38.2946, 51.6963), cv::Point2d(73.5318, 51.5014),
                                cv::Point2d(56.0252, 71.7366), cv::Point2d(41.5493, 92.3655),
                                cv::Point2d(70.7299, 92.2041)};

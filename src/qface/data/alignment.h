@@ -1,7 +1,7 @@
 // Five-point face alignment, the one implementation every 112x112 warp uses
 // (`qface align`, IJB 5-point files, the synth renderer, the deployment
-// pipeline): the SPEC §3 template, a least-squares similarity transform onto
-// it, and the warped crop.
+// pipeline): the template of docs/method.md, Alignment, a least-squares
+// similarity transform onto it, and the warped crop.
 //
 // The template is insightface's `arcface_dst`, the points every official
 // checkpoint (AdaFace, MagFace, insightface) was trained on; AdaFace's MTCNN
@@ -22,11 +22,11 @@ namespace qface::data {
 using Points5 = std::array<cv::Point2d, 5>;
 
 enum class CropLayout {
-  k112x112,  // SPEC §3, arcface_dst: what the official checkpoints expect
+  k112x112,  // arcface_dst (docs/method.md, Alignment): what the official checkpoints expect
   k96x112,   // SphereFace / CosFace crops: 96 wide, the 112 template - 8 in x
 };
 
-// The SPEC §3 112x112 template.
+// The 112x112 template (docs/method.md, Alignment).
 const Points5& face_template();
 // The template of a crop layout, and the crop's size.
 const Points5& face_template(CropLayout layout);

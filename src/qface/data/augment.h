@@ -1,5 +1,6 @@
-// The AdaFace training augmentations (SPEC §4; AdaFace's augmenter.py), on
-// 8-bit BGR images, each applied with its own probability, in this order:
+// The AdaFace training augmentations (docs/method.md, Training recipe;
+// AdaFace's augmenter.py), on 8-bit BGR images, each applied with its own
+// probability, in this order:
 //   1. crop (p 0.2): torchvision RandomResizedCrop.get_params with scale
 //      (0.2, 1) and ratio (3/4, 4/3); the crop stays at its place in a black
 //      canvas of the original size (no resize);

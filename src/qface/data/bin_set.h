@@ -1,11 +1,11 @@
 // Verification `.bin` sets (lfw.bin, cfp_fp.bin, agedb_30.bin, calfw.bin,
-// cplfw.bin; SPEC §3): a Python pickle of `(bins, issame_list)`, `bins` a list
-// of encoded images (bytes), pairs are images (2i, 2i+1), `issame_list` one
-// bool per pair. Read with qface::io::unpickle (any protocol; Python 2 str and
-// Python 3 bytes alike; the list may also be a NumPy bool array and images
-// NumPy uint8 arrays); written with protocol 2 and bytes as Python 2 str, as
-// the original tools wrote them, so Python 3 loads them with
-// pickle.load(f, encoding='bytes').
+// cplfw.bin; docs/method.md, Data formats): a Python pickle of `(bins,
+// issame_list)`, `bins` a list of encoded images (bytes), pairs are images (2i,
+// 2i+1), `issame_list` one bool per pair. Read with qface::io::unpickle (any
+// protocol; Python 2 str and Python 3 bytes alike; the list may also be a NumPy
+// bool array and images NumPy uint8 arrays); written with protocol 2 and bytes
+// as Python 2 str, as the original tools wrote them, so Python 3 loads them
+// with pickle.load(f, encoding='bytes').
 #pragma once
 
 #include <cstdint>

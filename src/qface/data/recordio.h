@@ -1,5 +1,5 @@
 // MXNet RecordIO (`train.rec` + `train.idx`), the format of MS1MV2/MS1MV3/
-// WebFace (SPEC §3), read and written without MXNet.
+// WebFace (docs/method.md, Data formats), read and written without MXNet.
 //
 // On disk, each record is
 //   uint32 magic = 0xced7230a

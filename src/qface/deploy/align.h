@@ -1,9 +1,9 @@
-// Face detection and alignment for deployment: dlib's HOG frontal face
-// detector and 68-point shape predictor (Debian's libdlib-dev / libdlib-data),
-// the 68 points reduced to the five of SPEC §3 (eye centres, nose tip, mouth
-// corners), then data/alignment.h's similarity onto the 112x112 template and
-// the warped crop. Also the IJB `*_name_5pts_score.txt` reader and the
-// `qface align` job.
+// Face detection and alignment for deployment: dlib's HOG frontal face detector
+// and 68-point shape predictor (Debian's libdlib-dev / libdlib-data), the 68
+// points reduced to the usual five (eye centres, nose tip, mouth corners;
+// docs/method.md, Alignment), then data/alignment.h's similarity onto the
+// 112x112 template and the warped crop. Also the IJB `*_name_5pts_score.txt`
+// reader and the `qface align` job.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,8 +21,8 @@ namespace qface::deploy {
 
 using data::Points5;
 
-// iBUG 68 points -> the five of SPEC §3 as MTCNN places them: eye centres
-// (pupils), nose tip, mouth corners (see align.cpp for the eye correction).
+// iBUG 68 points -> the five points as MTCNN places them: eye centres (pupils),
+// nose tip, mouth corners (docs/method.md, Alignment: the eye correction).
 Points5 five_from_68(const std::array<cv::Point2d, 68>& points);
 
 struct Face {

@@ -41,7 +41,8 @@ struct QualityCalibration {
 
 nlohmann::json quality_calibration_json(std::vector<double> norms, const std::string& source);
 
-// OFIQ's unified quality score (ISO/IEC 29794-5 reference software, SPEC §5):
+// OFIQ's unified quality score (ISO/IEC 29794-5 reference software;
+// docs/method.md, Quality: EDC, ERC, OFIQ):
 // 100 / (1 + exp((23 - x) / 2.6)) of a MagFace magnitude x, in (0, 100). The
 // constants are OFIQ's calibration of a MagFace iResNet-50 magnitude; other
 // heads' norms live on other scales (use the [0, 1] quality calibration).

@@ -1,10 +1,10 @@
 // A persistent face gallery on faiss: one template per identity (the
 // norm-weighted sum of its images' normalized embeddings, renormalized, so a
-// low-quality image counts less; SPEC §5's flip fusion rule applied across
-// images), searched by inner product = cosine. Index kinds: exact `flat`
-// (IndexFlatIP), `ivf` (IndexIVFFlat, inverted lists with native ids and
-// removal) and `hnsw` (IndexHNSWFlat; faiss cannot remove from it, so removals
-// and re-enrolments rebuild it from the stored templates).
+// low-quality image counts less; the flip fusion rule of docs/method.md, Flip
+// fusion, applied across images), searched by inner product = cosine. Index
+// kinds: exact `flat` (IndexFlatIP), `ivf` (IndexIVFFlat, inverted lists with
+// native ids and removal) and `hnsw` (IndexHNSWFlat; faiss cannot remove from
+// it, so removals and re-enrolments rebuild it from the stored templates).
 //
 // Each identity also keeps up to kMaxThumbnails small JPEGs of its enrolled
 // crops (the highest-norm ones) for display; features enrolled without

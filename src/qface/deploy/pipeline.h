@@ -1,10 +1,11 @@
 // From a photo to an embedding: decode, align (a 112x112 input is taken as an
 // aligned crop; anything else goes through the dlib detector and the largest
-// face is aligned), embed with a backbone (optionally flip-fused, SPEC §5),
-// and read the quality (the raw feature norm of the image itself, SPEC §1,
-// also when the match embedding is flip-fused, so that it matches a
-// calibration made from plain `qface embed` features; optionally mapped to
-// [0, 1] by that calibration). Shared by `qface verify/quality/search` and `qface serve`.
+// face is aligned), embed with a backbone (optionally flip-fused), and read the
+// quality (the raw feature norm of the image itself, also when the match
+// embedding is flip-fused, so that it matches a calibration made from plain
+// `qface embed` features; optionally mapped to [0, 1] by that calibration;
+// docs/method.md, Flip fusion and Margin heads). Shared by
+// `qface verify/quality/search` and `qface serve`.
 // Thread-safe: the detector is created once on first use; forward passes are
 // serialized by a mutex (LibTorch parallelizes inside each one).
 #pragma once

@@ -1,4 +1,4 @@
-// Face clustering (MagFace's experiment, SPEC §5): a k-NN graph from faiss
+// Face clustering (MagFace's experiment, docs/method.md): a k-NN graph from faiss
 // (exact inner-product search on normalized embeddings), edges kept when the
 // cosine is at least a threshold, clusters = connected components (union-find).
 // The quality-ordered variant (MagFace: high-magnitude samples are reliable

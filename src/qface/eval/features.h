@@ -22,7 +22,8 @@ namespace qface::eval {
 // {"mode": "plain" | "flip_fused"}; absent means plain).
 struct Features {
   std::filesystem::path dir;
-  std::string mode = "plain";  // "flip_fused": each row already fused with its flipped image's (SPEC §5)
+  // "flip_fused": each row already fused with its flipped image's (docs/method.md, Flip fusion)
+  std::string mode = "plain";
   torch::Tensor embeddings;  // N x D float32, contiguous
   torch::Tensor norms;       // N float32
   std::vector<std::string> files;

@@ -1,4 +1,4 @@
-// IJB-B / IJB-C template protocols (SPEC §5), from image features:
+// IJB-B / IJB-C template protocols (docs/method.md), from image features:
 //  - templates: image features (normalized; optionally times the raw norm or
 //    the detector score) averaged per media, summed per template, normalized;
 //  - 1:1: cosine per template pair, exact ROC, TAR at FAR 1e-6 ... 1e-1;

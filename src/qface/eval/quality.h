@@ -1,4 +1,4 @@
-// Face image quality assessment (FIQA) curves, SPEC §5 (hand-written: no
+// Face image quality assessment (FIQA) curves, docs/method.md, Quality (hand-written: no
 // Debian library computes them). Comparisons carry a similarity score, a
 // genuine flag and a pair quality = min of the two image qualities (higher is
 // better); the lowest-quality comparisons are discarded first and ties on the

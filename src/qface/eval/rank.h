@@ -1,4 +1,4 @@
-// TinyFace-style closed-set identification with distractors (SPEC §5):
+// TinyFace-style closed-set identification with distractors (docs/method.md):
 // every probe is ranked against gallery + distractors by cosine; rank-k is the
 // share of probes whose first same-label gallery item is within the top k
 // (ties counted in the probe's favour: only strictly higher non-mates push it

@@ -1,5 +1,5 @@
 // 1:1 verification on pair lists (.bin sets: pairs are images 2i, 2i+1),
-// the 10-fold protocol of SPEC §5 exactly as the InsightFace/AdaFace
+// the 10-fold protocol (docs/method.md) exactly as the InsightFace/AdaFace
 // reference computes it (hand-written, as no C++ library has it):
 // squared L2 distance of normalized features, thresholds 0..4 step 0.01,
 // predict "same" when distance < threshold, contiguous folds without shuffle
@@ -77,7 +77,7 @@ struct VerifySet {
 };
 nlohmann::json verify_report_json(const std::string& name, const std::vector<VerifySet>& sets);
 
-// The protocol on a .bin set in the feature modes of SPEC §5: "plain" on
+// The protocol on a .bin set in both feature modes (docs/method.md): "plain" on
 // `plain` (N x D normalized), then, when `flipped` is defined (the flipped
 // images' embeddings), "flip_fused" on qface::fuse_flip of both, which is
 // also returned in `fused` / `fused_norms` when they are given. The one

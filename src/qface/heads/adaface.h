@@ -1,6 +1,5 @@
 // AdaFace (Kim, Jain, Liu; CVPR 2022): a margin that adapts to image quality,
-// with the feature norm as the quality proxy. SPEC §1; docs/method.md,
-// "Margin heads".
+// with the feature norm as the quality proxy. docs/method.md, "Margin heads".
 //
 // Per sample, z = clamp(h (n - batch_mean) / (batch_std + eps), -1, 1) with n
 // the clamped, detached feature norm; the target logit is

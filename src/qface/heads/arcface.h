@@ -1,5 +1,6 @@
 // ArcFace (additive angular margin, s cos(theta + m)) and CosFace (additive
-// cosine margin, s (cos theta - m)): the fixed-margin baselines. SPEC §1.
+// cosine margin, s (cos theta - m)): the fixed-margin baselines.
+// docs/method.md, Margin heads.
 #pragma once
 
 #include <torch/arg.h>

@@ -2,7 +2,7 @@
 // baseline): ArcFace's target logit plus negatives that are "hard" (above the
 // target's margined cosine) re-weighted by an adaptive t, so that hard
 // samples matter little early in training (t ~ 0) and more later (t -> the
-// mean target cosine). SPEC §1 style; docs/method.md, "Margin heads".
+// mean target cosine). docs/method.md, "Margin heads".
 //
 // With cos clamped to [-1 + eps, 1 - eps] (the official code clamps to
 // [-1, 1]; eps = 0 reproduces it, the default 1e-7 keeps the gradient of

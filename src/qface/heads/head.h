@@ -1,7 +1,8 @@
 // Margin heads: the classification layer + loss of AdaFace, MagFace, ArcFace,
-// CosFace and CurricularFace (SPEC §1; formulas in docs/method.md). A head owns the class centres W [D, C] and turns
-// (normalized embedding, feature norm, label) into scaled logits whose target
-// entry carries the method's margin.
+// CosFace and CurricularFace (formulas: docs/method.md, Margin heads). A head
+// owns the class centres W [D, C] and turns (normalized embedding, feature
+// norm, label) into scaled logits whose target entry carries the method's
+// margin.
 #pragma once
 
 #include <torch/nn/module.h>

@@ -1,6 +1,7 @@
 // MagFace (Meng et al., CVPR 2021): a margin that grows with the feature
 // magnitude a, plus a regularizer g(a) that rewards large magnitudes for easy
-// samples, so that the magnitude becomes a quality score. SPEC §1.
+// samples, so that the magnitude becomes a quality score. docs/method.md,
+// Margin heads.
 #pragma once
 
 #include <torch/arg.h>

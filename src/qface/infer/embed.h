@@ -1,7 +1,7 @@
 // Fast CPU inference with the backbones: BatchNorm folding, channels_last
 // weights and activations (oneDNN convolutions), thread control, optional
 // bf16 (autocast) kept only when it matches fp32; preprocessing of aligned
-// 112x112 crops; embedding extraction with flip fusion (SPEC §5); the
+// 112x112 crops; embedding extraction with flip fusion (docs/method.md); the
 // `qface embed` job.
 #pragma once
 
@@ -59,8 +59,8 @@ struct Embeddings {
 // Runs preprocessed N x 3 x 112 x 112 input through the model (no grad).
 Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, const InferenceOptions& options);
 
-// SPEC §5 (AdaFace): f = e * n + e_f * n_f; embedding f / ||f||, norm ||f||
-// (qface::fuse_flip on Embeddings).
+// Flip fusion (AdaFace; docs/method.md): f = e * n + e_f * n_f; embedding
+// f / ||f||, norm ||f|| (qface::fuse_flip on Embeddings).
 Embeddings fuse_flip(const Embeddings& a, const Embeddings& flipped);
 
 // Embeds input and its horizontal flip and fuses them.
@@ -90,9 +90,10 @@ struct EmbedOptions {
   bool random_weights = false;    // no checkpoint (testing pipelines only)
   std::filesystem::path images;   // a folder (its image files, sorted) or a text file with one path per line
   std::filesystem::path out;
-  bool flip_fuse = true;  // SPEC §5: embeddings fused with the flipped image's (norms of the fused features)
-  bool resize = false;   // resize other sizes to 112x112 instead of rejecting them
-  bool strict = false;   // unreadable images are fatal instead of skipped
+  // Embeddings fused with the flipped image's, norms of the fused features (docs/method.md, Flip fusion).
+  bool flip_fuse = true;
+  bool resize = false;  // resize other sizes to 112x112 instead of rejecting them
+  bool strict = false;  // unreadable images are fatal instead of skipped
   Precision precision = Precision::kFp32;
   int batch = 32;
   int threads = 0;

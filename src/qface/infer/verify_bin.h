@@ -1,5 +1,5 @@
 // A verification .bin set through a model: its images embedded plain and
-// flipped (embed_encoded), then SPEC §5's 1:1 protocol in both feature modes
+// flipped (embed_encoded), then the 1:1 protocol (docs/method.md) in both feature modes
 // (eval::verify_modes). Used by `qface eval verify --arch` and the main job;
 // training-time validation embeds its share per rank and calls
 // eval::verify_modes on the gathered features.

@@ -5,7 +5,7 @@
 //   lbp     uniform LBP (8 neighbours, radius 1; 59 codes) histograms on an
 //           8 x 8 grid of 14 x 14 cells, square-rooted (Hellinger), unit norm
 // Accuracy: 10 contiguous folds, threshold chosen on 9, accuracy on the 10th
-// (SPEC §5's protocol, on similarity instead of distance).
+// (docs/method.md's 1:1 protocol, on similarity instead of distance).
 #pragma once
 
 #include <cstdint>

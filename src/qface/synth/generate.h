@@ -1,5 +1,5 @@
 // `qface synth`: synthetic face datasets with ground-truth quality, written in
-// the field's formats (SPEC §3, §8):
+// the field's formats (docs/method.md, Data formats and Synthetic data):
 //
 //   DIR/train.rec, train.idx        InsightFace face RecordIO (header, images, identity records)
 //   DIR/val_{high,mixed,low}.bin    verification pairs (pickle), balanced genuine/impostor

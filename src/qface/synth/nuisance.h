@@ -74,7 +74,8 @@ struct ImageNuisance {
 // Fills the physical values of `n` from its strengths, drawing directions from `rng`.
 void derive(ImageNuisance& n, Rng& rng);
 
-// SPEC §8 knobs: how strengths are drawn for training-like ("web-crawled") data.
+// The knobs of docs/method.md, Synthetic data: how strengths are drawn for
+// training-like ("web-crawled") data.
 struct NuisanceOptions {
   // Per nuisance: probability it is present, and the exponent a of s = u^a
   // (u uniform): a > 1 puts most mass near 0 (mostly good, long bad tail).

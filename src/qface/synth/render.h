@@ -1,10 +1,11 @@
 // The face renderer: draws an identity under an image's nuisances with OpenCV
-// (anti-aliased polygons with sub-pixel precision at 2x the output size, per-pixel
-// Lambertian shading of an ellipsoid head, skin texture), places it with a
-// similarity transform that maps its five landmarks onto the SPEC §3 template
-// (data/alignment.h, least squares), and then applies the image degradations (blur, low
-// resolution, sensor noise, JPEG) at the output size. The landmarks are known
-// exactly: they are projected from the 3-D face model, not detected.
+// (anti-aliased polygons with sub-pixel precision at 2x the output size,
+// per-pixel Lambertian shading of an ellipsoid head, skin texture), places it
+// with a similarity transform that maps its five landmarks onto the 112x112
+// template (data/alignment.h, least squares; docs/method.md, Alignment), and
+// then applies the image degradations (blur, low resolution, sensor noise,
+// JPEG) at the output size. The landmarks are known exactly: they are projected
+// from the 3-D face model, not detected.
 #pragma once
 
 #include <opencv2/core.hpp>

@@ -1,7 +1,7 @@
 // Training configuration: a TOML file (toml++), overridable with `--set
 // key=value`, turned into one struct whose defaults are the AdaFace recipe
-// (SPEC §4) scaled to a CPU. Unknown keys and wrong types are errors naming
-// the key.
+// (docs/method.md, Training recipe) scaled to a CPU. Unknown keys and wrong
+// types are errors naming the key.
 #pragma once
 
 #include <cstdint>

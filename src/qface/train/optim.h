@@ -1,7 +1,7 @@
-// SGD with the AdaFace recipe's parameter groups (SPEC §4, AdaFace's
-// split_parameters): weight decay on every parameter except BatchNorm's
-// (conv and linear weights and biases, PReLU slopes) and on the head's class
-// centres; none on BatchNorm weights and biases.
+// SGD with the AdaFace recipe's parameter groups (docs/method.md, Training
+// recipe; AdaFace's split_parameters): weight decay on every parameter except
+// BatchNorm's (conv and linear weights and biases, PReLU slopes) and on the
+// head's class centres; none on BatchNorm weights and biases.
 #pragma once
 
 #include <torch/nn/module.h>

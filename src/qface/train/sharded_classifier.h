@@ -1,8 +1,9 @@
 // The classifier sharded across ranks (model parallel, as arcface_torch's
-// Partial FC; SPEC §4): rank r holds the class centres [start_r, start_r + n_r),
-// scores the whole global batch (embeddings all-gathered with gradient) against
-// its shard, optionally against a sample of negatives only, and the softmax
-// cross-entropy is computed across ranks. Works with every margin head.
+// Partial FC; docs/method.md, Sharded classifier): rank r holds the class
+// centres [start_r, start_r + n_r), scores the whole global batch (embeddings
+// all-gathered with gradient) against its shard, optionally against a sample of
+// negatives only, and the softmax cross-entropy is computed across ranks. Works
+// with every margin head.
 //
 // Memory: C classes x D floats of centres, plus as much again for SGD momentum
 // (and the gradient). 2M identities x 512 x 4 B = 4.1 GB of centres, ~12 GB

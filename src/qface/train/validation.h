@@ -1,4 +1,4 @@
-// Periodic validation during training: the 1:1 protocol (SPEC §5) on .bin
+// Periodic validation during training: the 1:1 protocol (docs/method.md) on .bin
 // verification sets, embedded with the backbone being trained (eval mode, no
 // BatchNorm folding), plain and flip-fused, plus the mean feature norm of each
 // set. With qface synth data the sets are the quality strata (val_high,
