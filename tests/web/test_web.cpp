@@ -109,7 +109,7 @@ TEST(WebPage, EveryViewInChromium) {
 
   // Random weights (plumbing, not accuracy), saved once so that every process
   // embeds alike; QFACE_WEB_WEIGHTS names a trained mobilefacenet instead (the
-  // README's screenshots: the demo's MagFace).
+  // screenshots in docs/web.md: the demo's MagFace).
   fs::path weights = out / "mobilefacenet-random.pt";
   if (const char* trained = std::getenv("QFACE_WEB_WEIGHTS")) {
     weights = trained;
