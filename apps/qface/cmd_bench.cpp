@@ -7,8 +7,8 @@ namespace qface::cli {
 namespace {
 
 const Registrar registrar{{"bench",
-                           "Speed against the Python reference, measured in one run: eval, ijbs, infer, loader, "
-                           "search, train",
+                           "Speed against the Python reference, measured in one run: detect (also recall, against "
+                           "face-api's JavaScript), eval, ijbs, infer, loader, search, train",
                            [](CLI::App& app) -> Runner {
                              app.require_subcommand(1);
                              return nullptr;
