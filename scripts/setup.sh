@@ -51,16 +51,22 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# The serve page's browser test (tests/web) drives chromium with playwright-core
-# (the driver only: it downloads no browser), installed from the committed
-# lockfile into tests/web/node_modules (ignored by git); again only when the
-# lockfile changed.
-web="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/web" && pwd)"
-stamp="$web/node_modules/.qface-lock.json"
-if ! cmp -s "$web/package-lock.json" "$stamp" || [[ ! -f "$web/node_modules/playwright-core/package.json" ]]; then
-  echo "setup: npm ci in $web (playwright-core for the browser test)"
-  (cd "$web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-  cp "$web/package-lock.json" "$stamp"
-else
-  echo "setup: tests/web/node_modules up to date"
-fi
+# npm folders, each installed from its committed lockfile (`npm ci`, no install
+# scripts, nothing fetched at run time), again only when the lockfile changed:
+#   models/                  face-api's SSD face detector weights (qface reads them; MIT)
+#   tests/web/               playwright-core, the driver for the serve page's browser test
+#                            (it downloads no browser: Debian's chromium is used)
+#   tests/deploy/ssd_reference/  face-api's JavaScript detector on TensorFlow.js, the
+#                            reference the SSD detector's test compares with
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+for dir in models tests/web tests/deploy/ssd_reference; do
+  d="$root/$dir"
+  stamp="$d/node_modules/.qface-lock.json"
+  if ! cmp -s "$d/package-lock.json" "$stamp"; then
+    echo "setup: npm ci in $dir"
+    (cd "$d" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    cp "$d/package-lock.json" "$stamp"
+  else
+    echo "setup: $dir/node_modules up to date"
+  fi
+done

@@ -1,10 +1,11 @@
-// qface align: detect faces (dlib HOG), find 5 landmarks (dlib 68-point model)
+// qface align: detect faces (SSD CNN or dlib HOG), find 5 landmarks (dlib 68-point model)
 // or read them from an IJB 5-point file, and write 112x112 crops aligned to the
 // 112x112 template (docs/method.md, Alignment; or 96x112 on request) plus a
 // JSON summary (faceless / unreadable images listed).
 #include <spdlog/spdlog.h>
 
 #include "apps/qface/command.h"
+#include "apps/qface/detector_options.h"
 #include "qface/deploy/align.h"
 
 namespace qface::cli {
@@ -13,7 +14,7 @@ namespace {
 Runner setup(CLI::App& app) {
   auto a = std::make_shared<deploy::AlignOptions>();
   auto images = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
-       landmarks = std::make_shared<std::string>(), model = std::make_shared<std::string>(),
+       landmarks = std::make_shared<std::string>(),
        crop = std::make_shared<std::string>("112x112");
   app.add_option("--images", *images, "folder of photos (or a text file with one path per line; with --landmarks: "
                  "the folder the file's image names are relative to)")->required();
@@ -21,28 +22,22 @@ Runner setup(CLI::App& app) {
   app.add_option("--landmarks", *landmarks, "IJB *_name_5pts_score.txt (image x1 y1 ... x5 y5 score): no detection")
       ->check(CLI::ExistingFile);
   app.add_flag("--all", a->all, "every detected face (<stem>_<k>.png, largest first) instead of the largest");
-  app.add_option("--detect-max-pixels", a->detector.max_pixels,
-                 "photos larger than this are scaled down for face detection (landmarks use full resolution)")
-      ->capture_default_str();
-  app.add_option("--upsample", a->detector.upsample, "image doublings before HOG detection (finds faces >= 80/2^n px)")
-      ->capture_default_str();
   app.add_option("--crop", *crop, "crop layout: 112x112 (arcface_dst, the official checkpoints' crops) or 96x112 "
                  "(SphereFace/CosFace)")->capture_default_str();
-  app.add_option("--landmark-model", *model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
-  return [a, images, out, landmarks, model, crop] {
+  add_detector_options(app, a->detector);
+  return [a, images, out, landmarks, crop] {
     a->crop = data::parse_crop_layout(*crop);
     a->images = *images;
     a->out = *out;
     a->landmarks = *landmarks;
-    a->detector.landmark_model = *model;
     deploy::AlignSummary s = deploy::run_align(*a);
-    spdlog::info("align: {} images -> {} crops in {} ({} without a face, {} unreadable)", s.images, s.crops,
-                 a->out.string(), s.no_face.size(), s.unreadable.size());
+    spdlog::info("align: {} images -> {} crops in {} ({} without a face, {} unreadable; {})", s.images, s.crops,
+                 a->out.string(), s.no_face.size(), s.unreadable.size(), s.json["source"].get<std::string>());
     return 0;
   };
 }
 
-const Registrar registrar{{"align", "Detect, landmark and align faces to 112x112 crops (dlib HOG + 68 points)", setup}};
+const Registrar registrar{{"align", "Detect, landmark and align faces to 112x112 crops (SSD or HOG detector + dlib 68 points)", setup}};
 
 }  // namespace
 }  // namespace qface::cli

@@ -3,6 +3,7 @@
 #include "apps/qface/precision_option.h"
 #include "qface/infer/precision.h"
 
+#include "apps/qface/detector_options.h"
 #include "apps/qface/flip_option.h"
 
 #include "qface/backbones/backbone.h"
@@ -14,7 +15,6 @@ deploy::PipelineOptions PipelineArgs::resolve() const {
   o.weights = weights;
   o.flip_fuse = flip_fuse;
   o.align = deploy::parse_align_mode(align);
-  o.detector.landmark_model = landmark_model;
   o.quality_calibration = quality_calibration;
   o.precision = infer::parse_precision(precision);
   return o;
@@ -33,12 +33,7 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
   app.add_option("--align", a.align, "auto: 112x112 inputs are aligned crops, others are detected and aligned; "
                  "detect: always detect; aligned: inputs must be crops")->capture_default_str()
       ->check(CLI::IsMember({"auto", "detect", "aligned"}));
-  app.add_option("--detect-max-pixels", a.options.detector.max_pixels,
-                 "photos larger than this are scaled down for face detection (landmarks use full resolution)")
-      ->capture_default_str();
-  app.add_option("--upsample", a.options.detector.upsample, "image doublings before HOG face detection")
-      ->capture_default_str();
-  app.add_option("--landmark-model", a.landmark_model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
+  add_detector_options(app, a.options.detector);
   app.add_option("--quality-calibration", a.quality_calibration,
                  "calibration.quality JSON (`qface eval quality --calibration-out`): quality in [0,1]")
       ->check(CLI::ExistingFile);

@@ -13,13 +13,13 @@ namespace qface::cli {
 
 struct PipelineArgs {
   deploy::PipelineOptions options;
-  std::string weights, align = "auto", landmark_model, quality_calibration, precision = "fp32";
+  std::string weights, align = "auto", quality_calibration, precision = "fp32";
   bool flip_fuse = true;
   deploy::PipelineOptions resolve() const;  // the options with the strings applied
 };
 
-// Declares --arch --weights --flip-fuse/--no-flip-fuse --align --upsample --landmark-model
-// --quality-calibration --threads --precision on `app`.
+// Declares --arch --weights --flip-fuse/--no-flip-fuse --align, the detector's options
+// (detector_options.h), --quality-calibration --threads --precision on `app`.
 void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required = true);
 
 }  // namespace qface::cli

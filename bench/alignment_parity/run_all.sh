@@ -17,3 +17,5 @@ rm -rf out && ./qface align --images photos --out out --all
 /usr/bin/python3 check_crop_shift.py out | tee crop_shift.txt
 # views: /usr/bin/python3 render.py [ids]  (unmarked, for marking);  /usr/bin/python3 render.py --check [ids]
 /usr/bin/python3 analyze.py hand.csv --k 0.25,0,0 | tee results_proposal.txt
+# the five points through each detector (hog, ssd), at the photos' sizes and with the faces shrunk to 24-48 px:
+/usr/bin/python3 detector_check.py hand_image.csv --json detector_check.json | tee detector_check.txt

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include "bindings.h"
 #include "convert.h"
@@ -18,16 +19,20 @@
 namespace qface::py {
 namespace {
 
-// One detector per upsample setting, made on first use (loading dlib's
-// landmark model takes ~0.1 s) and kept for the process.
-const deploy::FaceDetector& detector(int upsample) {
+// One detector per setting (kind, upsample, tile, min score), made on first
+// use (loading dlib's landmark model takes ~0.1 s, the SSD's weights ~0.05 s)
+// and kept for the process.
+const deploy::FaceDetector& detector(const std::string& kind, int upsample, int tile, double min_score) {
   static std::mutex mutex;
-  static std::map<int, std::unique_ptr<deploy::FaceDetector>> detectors;
+  static std::map<std::tuple<std::string, int, int, double>, std::unique_ptr<deploy::FaceDetector>> detectors;
   std::lock_guard lock(mutex);
-  auto& d = detectors[upsample];
+  auto& d = detectors[{kind, upsample, tile, min_score}];
   if (!d) {
     deploy::DetectorOptions o;
+    o.kind = deploy::parse_detector_kind(kind);
     o.upsample = upsample;
+    o.ssd.tile = tile;
+    o.ssd.min_score = min_score;
     d = std::make_unique<deploy::FaceDetector>(o);
   }
   return *d;
@@ -53,26 +58,35 @@ std::vector<cv::Mat> image_list(const pyb::object& images, bool bgr) {
 void bind_align(pyb::module_& m) {
   m.def(
       "align",
-      [](const pyb::object& image, bool bgr, int upsample) {
+      [](const pyb::object& image, bool bgr, const std::string& detector_kind, int upsample, int tile,
+         double min_score) {
         require(upsample >= 0 && upsample <= 3, "upsample: expected 0 to 3, got {}", upsample);
+        const deploy::FaceDetector& d = detector(detector_kind, upsample, tile, min_score);
         std::vector<cv::Mat> imgs = images_from_numpy(image, bgr, "image");
         require(imgs.size() == 1, "image: expected one H x W x 3 image, got a batch of {}", imgs.size());
         std::vector<std::pair<deploy::Face, cv::Mat>> faces;
         {
           pyb::gil_scoped_release release;
-          for (const auto& f : detector(upsample).detect(imgs[0]))
+          for (const auto& f : d.detect(imgs[0]))
             faces.emplace_back(f, data::warp_face(imgs[0], f.landmarks));
         }
         pyb::list out;
         for (const auto& [f, crop] : faces) out.append(face_dict(f, crop, bgr));
         return out;
       },
-      pyb::arg("image"), pyb::arg("bgr") = false, pyb::arg("upsample") = 1,
-      R"(Every face in a photo, detected (dlib HOG + 68 landmarks, no recognition
-model needed) and aligned to the 112 x 112 ArcFace template by its five points.
+      pyb::arg("image"), pyb::arg("bgr") = false,
+      pyb::arg("detector") = deploy::detector_kind_name(deploy::DetectorOptions{}.kind), pyb::arg("upsample") = 1,
+      pyb::arg("tile") = deploy::SsdOptions{}.tile, pyb::arg("min_score") = deploy::SsdOptions{}.min_score,
+      R"(Every face in a photo, detected (no recognition model needed) and
+aligned to the 112 x 112 ArcFace template by its five points (dlib's 68
+landmarks reduced to five).
 
-image: H x W x 3 uint8, RGB unless bgr=True. upsample: image doublings before
-detection (HOG finds faces of about 80 / 2^upsample pixels and up).
+image: H x W x 3 uint8, RGB unless bgr=True. detector: "ssd" (face-api's
+SSD-MobileNetV1 CNN, the npm package scripts/setup.sh installs) or "hog"
+(dlib's frontal HOG), as `qface align --detector`. upsample (hog): image
+doublings before detection (HOG finds faces of about 80 / 2^upsample pixels
+and up). tile (ssd): also detect in windows of this many pixels (0: one
+whole-photo pass). min_score (ssd): face probability a box needs.
 Returns a list, largest face first (empty when none), of {"crop": 112 x 112 x 3
 uint8 in the input's channel order, "points": 5 x 2 float32 (eye centres,
 nose tip, mouth corners, in image pixels), "box": (x, y, w, h), "score":

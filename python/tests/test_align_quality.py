@@ -33,13 +33,14 @@ def annotated(name):
     return faces
 
 
-def test_align_finds_the_hand_marked_faces():
+@pytest.mark.parametrize("detector", ["hog", "ssd"])
+def test_align_finds_the_hand_marked_faces(detector):
     cv2 = pytest.importorskip("cv2")
     name = "2008_002470.jpg"
     if not os.path.exists(os.path.join(DLIB_FACES, name)):
         pytest.skip("dlib's example faces are not installed (libdlib19.1 docs)")
     bgr = cv2.imread(os.path.join(DLIB_FACES, name))
-    faces = qface.align(bgr, bgr=True)
+    faces = qface.align(bgr, bgr=True, detector=detector)
     assert len(faces) >= 1
     areas = [f["box"][2] * f["box"][3] for f in faces]
     assert areas == sorted(areas, reverse=True)  # largest first
@@ -52,8 +53,10 @@ def test_align_finds_the_hand_marked_faces():
             assert err < 3.0
             matched += 1
     assert matched >= 1
+    if detector == "ssd":  # the SSD's score is a probability
+        assert all(0.5 < f["score"] < 1 for f in faces)
     # RGB input (the default) gives the same faces with the crop in RGB.
-    rgb = qface.align(np.ascontiguousarray(bgr[:, :, ::-1]))
+    rgb = qface.align(np.ascontiguousarray(bgr[:, :, ::-1]), detector=detector)
     assert len(rgb) == len(faces)
     np.testing.assert_allclose(rgb[0]["points"], faces[0]["points"])
     np.testing.assert_array_equal(rgb[0]["crop"], faces[0]["crop"][:, :, ::-1])
@@ -65,6 +68,8 @@ def test_align_of_a_wall_is_empty_and_bad_input_raises():
         qface.align(np.zeros((2, 50, 50, 3), np.uint8))
     with pytest.raises(qface.Error, match="upsample"):
         qface.align(np.zeros((50, 50, 3), np.uint8), upsample=9)
+    with pytest.raises(qface.Error, match="unknown face detector 'cnn'"):
+        qface.align(np.zeros((50, 50, 3), np.uint8), detector="cnn")
 
 
 def test_quality_is_the_plain_norm_and_marks_faceless_images(model, crops):

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <numeric>
 #include <regex>
 
 #include "qface/core/error.h"
@@ -32,6 +33,13 @@ const fs::path kDlibFaces = "/usr/share/doc/libdlib19.1/examples/faces";
 
 const FaceDetector& detector() {
   static FaceDetector d;
+  return d;
+}
+
+// The SSD detector with its boxes mapped to the shape predictor's convention
+// (hog_box_from_ssd); its model comes from scripts/setup.sh.
+const FaceDetector& ssd_detector() {
+  static FaceDetector d(DetectorOptions{.kind = DetectorKind::kSsd});
   return d;
 }
 
@@ -132,9 +140,15 @@ TEST(DeployAlign, AverageSynthFaceFromALooseCropLandsWithin1PxOfTheTemplate) {
     EXPECT_LT(cv::norm(mapped[i] - qface::data::face_template()[i]), 1.0) << "point " << i << " " << mapped[i];
 }
 
-TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {
+namespace {
+
+// dlib's own 68 points on its annotated example photos, against qface's five
+// from a detector's box. Returns the nearest face's largest point error per
+// annotated face that the detector finds.
+std::vector<double> dlib_example_errors(const FaceDetector& detector, const char* name) {
+  std::vector<double> errors;
   const fs::path xml = kDlibFaces / "testing_with_face_landmarks.xml";
-  if (!fs::exists(xml)) GTEST_SKIP() << xml << " not installed (libdlib19.1 docs)";
+  if (!fs::exists(xml)) return errors;
   const std::string text = qface::read_file(xml);
   // <image file='X'> <box top left width height> <part name='NN' x y/> x68 </box> ...
   std::regex image_re("<image file='([^']+)'"), part_re("<part name='(\\d+)' x='(-?\\d+)' y='(-?\\d+)'/>");
@@ -145,28 +159,51 @@ TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {
     const std::string file = (*it)[1];
     const std::size_t start = static_cast<std::size_t>(it->position()), end = text.find("</image>", start);
     const std::string block = text.substr(start, end - start);
-    const std::vector<Face> faces = detector().detect(read_image(kDlibFaces / file));
-    ASSERT_FALSE(faces.empty()) << file;
+    const std::vector<Face> faces = detector.detect(read_image(kDlibFaces / file));
+    EXPECT_FALSE(faces.empty()) << file;
     for (std::size_t b = block.find("<box"); b != std::string::npos; b = block.find("<box", b + 1)) {
       const std::string box = block.substr(b, block.find("</box>", b) - b);
       std::vector<cv::Point2d> parts;
       for (auto p = std::sregex_iterator(box.begin(), box.end(), part_re); p != std::sregex_iterator(); ++p)
         parts.emplace_back(std::stod((*p)[2]), std::stod((*p)[3]));
-      ASSERT_EQ(parts.size(), 68u) << file;
+      EXPECT_EQ(parts.size(), 68u) << file;
+      if (parts.size() != 68) continue;
       std::array<cv::Point2d, 68> p68;
       std::copy(parts.begin(), parts.end(), p68.begin());
       const Points5 truth = five_from_68(p68);
       double best = 1e9;
       for (const Face& f : faces) best = std::min(best, max_error(f.landmarks, truth));
-      if (best > 20) continue;  // a face the HOG detector misses at this upsampling
-      EXPECT_LT(best, 3.0) << file;
+      if (best > 20) continue;  // a face the detector misses
+      errors.push_back(best);
       worst = std::max(worst, best);
       ++faces_checked;
     }
     ++checked;
   }
-  EXPECT_GT(faces_checked, 0);
-  std::cout << "dlib examples: " << checked << " images, " << faces_checked << " faces, worst 5-point error " << worst << " px\n";
+  std::cout << name << " on dlib's examples: " << checked << " images, " << faces_checked
+            << " faces, worst 5-point error " << worst << " px\n";
+  return errors;
+}
+
+}  // namespace
+
+TEST(DeployAlign, DlibLandmarksMatchDlibsAnnotatedExamples) {
+  if (!fs::exists(kDlibFaces)) GTEST_SKIP() << kDlibFaces << " not installed (libdlib19.1 docs)";
+  const std::vector<double> errors = dlib_example_errors(detector(), "hog");
+  EXPECT_GE(errors.size(), 10u);
+  for (double e : errors) EXPECT_LT(e, 3.0);
+}
+
+// Through the SSD's boxes (mapped to the predictor's convention) the points
+// meet the parity bound (the mean over faces of each face's largest
+// point error under 2 px, stricter than a mean over points). Not every face is as
+// close as through HOG's own box: on the two faces of 2008_002506 (glasses
+// with reflections, a blurred VOC JPEG) the cascade settles 6 px away.
+TEST(DeployAlign, SsdBoxesGiveTheSameLandmarksOnDlibsExamples) {
+  if (!fs::exists(kDlibFaces)) GTEST_SKIP() << kDlibFaces << " not installed (libdlib19.1 docs)";
+  const std::vector<double> errors = dlib_example_errors(ssd_detector(), "ssd");
+  ASSERT_GE(errors.size(), 10u);
+  EXPECT_LT(std::accumulate(errors.begin(), errors.end(), 0.0) / static_cast<double>(errors.size()), 2.0);
 }
 
 TEST(DeployAlign, FiveFrom68TakesPupilsNoseTipAndMouthCorners) {

@@ -142,6 +142,7 @@ TEST_F(ServeTest, EndpointsAnswer) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(body(h)["gallery_size"], 3);
+  EXPECT_EQ(body(h)["detector"], detector_kind_name(DetectorOptions{}.kind));  // the page says which ran
 
   auto e = post("/embed", json{{"image", b64(png(faces[0]))}}.dump());
   ASSERT_TRUE(e);

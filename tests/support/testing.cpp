@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -83,6 +85,29 @@ std::string source_dir() { return QFACE_SOURCE_DIR; }
 void write_text(const fs::path& path, const std::string& text) {
   if (path.has_parent_path()) fs::create_directories(path.parent_path());
   std::ofstream(path) << text;
+}
+
+std::string in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  const std::string dirs = path ? path : "/usr/bin:/bin";
+  for (std::size_t start = 0; start <= dirs.size();) {
+    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
+    const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    start = end + 1;
+  }
+  return "";
+}
+
+std::string node_at_least(int major) {
+  const std::string node = in_path("node").empty() ? in_path("nodejs") : in_path("node");
+  if (node.empty()) return "";
+  const RunResult v = run_program(node, {"-p", "process.versions.node.split('.')[0]"});
+  try {
+    return v.exit_code == 0 && std::stoi(v.out) >= major ? node : "";
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 }  // namespace qface::testing

@@ -39,6 +39,13 @@ const std::string& python_with_torch();
 
 std::string source_dir();
 
+// The executable `name` on $PATH, or "" (tests that need node, chromium, ...).
+std::string in_path(const std::string& name);
+
+// node (or nodejs) when it is at least `major`, else "" (tests that run a
+// JavaScript reference skip, saying why).
+std::string node_at_least(int major);
+
 // Writes `text` to `path`, creating its folders (test fixtures).
 void write_text(const std::filesystem::path& path, const std::string& text);
 

@@ -116,6 +116,7 @@ async function shoot(name) {
 
 await ready(page, writable.url);
 check((await text('#server-info')).includes('mobilefacenet'), 'the page shows the server it talks to');
+check(/(SSD CNN|HOG) face detector/.test(await text('#server-info')), 'the page says which face detector runs');
 await accessible('start');
 
 // ---- Verify: a mated pair (byte-identical photos), a non-mated pair, the FAR selector.

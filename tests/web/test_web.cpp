@@ -36,17 +36,6 @@ using qface::testing::run_qface;
 
 namespace {
 
-std::string in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  for (std::size_t start = 0; start <= dirs.size();) {
-    const std::size_t end = std::min(dirs.find(':', start), dirs.size());
-    const fs::path candidate = fs::path(dirs.substr(start, end - start)) / name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    start = end + 1;
-  }
-  return "";
-}
 
 void save_png(const fs::path& p, const cv::Mat& img) {
   fs::create_directories(p.parent_path());
@@ -60,11 +49,8 @@ TEST(WebPage, EveryViewInChromium) {
   const char* env_chromium = std::getenv("QFACE_CHROMIUM");
   const std::string chromium = env_chromium ? env_chromium : "/usr/bin/chromium";
   if (!fs::exists(chromium)) GTEST_SKIP() << "chromium not installed (" << chromium << "; scripts/setup.sh installs it): the page is not tested in a browser";
-  const std::string node = in_path("node").empty() ? in_path("nodejs") : in_path("node");
-  if (node.empty()) GTEST_SKIP() << "node not installed (scripts/setup.sh installs nodejs): the page is not tested in a browser";
-  const auto version = run_program(node, {"-p", "process.versions.node.split('.')[0]"});
-  if (version.exit_code != 0 || std::atoi(version.out.c_str()) < 18)
-    GTEST_SKIP() << "node " << version.out << " is older than 18, which playwright-core needs: the page is not tested in a browser";
+  const std::string node = qface::testing::node_at_least(18);
+  if (node.empty()) GTEST_SKIP() << "node >= 18 not installed (scripts/setup.sh installs nodejs): the page is not tested in a browser";
   const fs::path node_dir = fs::path(QFACE_SOURCE_DIR) / "tests/web";
   ASSERT_TRUE(fs::exists(node_dir / "node_modules/playwright-core/package.json"))
       << "playwright-core is not installed in " << node_dir.string() << "/node_modules: run scripts/setup.sh";

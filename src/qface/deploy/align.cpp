@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
@@ -22,6 +23,46 @@
 namespace qface::deploy {
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+namespace {
+
+// hog_box_from_ssd's map: HOG square centre = SSD centre + (dx * width,
+// dy * height), side = side_w * width + side_h * height. Least squares over
+// the 19 faces (186-268 px) of face-api's six demo photos that both
+// detectors find (HOG at upsample 1 on the full photo): dy 0.082 (s.d.
+// 0.043), side 0.440 w + 0.491 h (mean error 5.7 %); dx came out -0.038
+// (standard error 0.022) and is set to 0, as a mirrored face must give the
+// mirrored box. The check that matters is the landmarks' (docs/deployment.md,
+// alignment parity with the SSD detector).
+struct SsdToHog {
+  double dx, dy, side_w, side_h;
+};
+constexpr SsdToHog kSsdToHog{0.0, 0.082, 0.440, 0.491};
+
+// dlib's predictor reads pixel pairs at offsets that scale with the box,
+// rounded to whole pixels, so on a face under ~60 px they collapse onto a
+// few pixels. A small face's neighbourhood is first enlarged (bicubic) to
+// this side, the points found there and mapped back.
+constexpr double kLandmarkMinSide = 80;
+
+std::array<cv::Point2d, 68> small_face_landmarks(const dlib::shape_predictor& predictor, const cv::Mat& gray,
+                                                 const cv::Rect2d& box) {
+  const double f = kLandmarkMinSide / std::max(box.width, 1.0);
+  // The box and a margin of one box on each side, cut out (replicated at the
+  // photo's border) and scaled by f: photo point p -> (p - origin) * f.
+  const cv::Point2d origin(box.x - box.width, box.y - box.height);
+  const cv::Matx23d a(f, 0, -origin.x * f, 0, f, -origin.y * f);
+  const int side = static_cast<int>(std::ceil(3 * kLandmarkMinSide));
+  cv::Mat big;
+  cv::warpAffine(gray, big, a, cv::Size(side, side), cv::INTER_CUBIC, cv::BORDER_REPLICATE);
+  const long lo = std::lround(kLandmarkMinSide), hi = std::lround(2 * kLandmarkMinSide) - 1;
+  const dlib::full_object_detection s = predictor(dlib::cv_image<unsigned char>(big), dlib::rectangle(lo, lo, hi, hi));
+  std::array<cv::Point2d, 68> pts;
+  for (unsigned i = 0; i < 68; ++i) pts[i] = cv::Point2d(s.part(i).x() / f + origin.x, s.part(i).y() / f + origin.y);
+  return pts;
+}
+
+}  // namespace
 
 fs::path default_landmark_model() {
   if (const char* env = std::getenv("QFACE_DLIB_LANDMARKS"); env && *env) return env;
@@ -53,12 +94,64 @@ Points5 five_from_68(const std::array<cv::Point2d, 68>& p) {
   return {eye(36), eye(42), p[30], p[48], p[54]};
 }
 
+DetectorKind parse_detector_kind(const std::string& name) {
+  if (name == "ssd") return DetectorKind::kSsd;
+  if (name == "hog") return DetectorKind::kHog;
+  fail("unknown face detector '{}' (ssd, hog)", name);
+}
+
+std::string detector_kind_name(DetectorKind kind) { return kind == DetectorKind::kSsd ? "ssd" : "hog"; }
+
+cv::Rect2d hog_box_from_ssd(const cv::Rect2d& b) {
+  // HOG's box is a square; its centre and side from the SSD box's centre,
+  // width and height: least squares over the faces both detectors find
+  // (see kSsdToHog).
+  const double cx = b.x + b.width / 2, cy = b.y + b.height / 2;
+  const double side = kSsdToHog.side_w * b.width + kSsdToHog.side_h * b.height;
+  return {cx + kSsdToHog.dx * b.width - side / 2, cy + kSsdToHog.dy * b.height - side / 2, side, side};
+}
+
 struct FaceDetector::Impl {
   DetectorOptions options;
-  dlib::frontal_face_detector detector = dlib::get_frontal_face_detector();
+  dlib::frontal_face_detector hog = dlib::get_frontal_face_detector();
+  std::optional<SsdFaceDetector> ssd;
   dlib::shape_predictor predictor;
-  std::mutex mutex;  // the detector's scanner keeps per-call scratch state
+  std::mutex mutex;  // HOG's scanner keeps per-call scratch state
+
+  // (box for the result, box for the shape predictor, score) in image pixels.
+  struct Found {
+    cv::Rect2d box, landmark_box;
+    double score;
+  };
+  std::vector<Found> hog_faces(const cv::Mat& gray);
 };
+
+std::vector<FaceDetector::Impl::Found> FaceDetector::Impl::hog_faces(const cv::Mat& gray) {
+  // HOG detection runs on the image scaled by 2^upsample, and large photos are
+  // first brought down to about detect_max_pixels (a 40 MP photo would hold
+  // every request behind the detector's lock for seconds); the landmarks are
+  // then found on the full-resolution image.
+  const double area = static_cast<double>(gray.rows) * gray.cols;
+  const double shrink = options.max_pixels > 0 && area > static_cast<double>(options.max_pixels)
+                            ? std::sqrt(static_cast<double>(options.max_pixels) / area)
+                            : 1.0;
+  const double scale = std::ldexp(1.0, options.upsample) * shrink;
+  cv::Mat big = gray;
+  if (scale != 1.0) cv::resize(gray, big, cv::Size(), scale, scale, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  std::vector<dlib::rect_detection> dets;
+  {
+    std::lock_guard lock(mutex);
+    hog(dlib::cv_image<unsigned char>(big), dets);
+  }
+  std::vector<Found> out;
+  for (const auto& d : dets) {
+    // dlib's rectangles are inclusive: right + 1 is the edge.
+    const cv::Rect2d r(d.rect.left() / scale, d.rect.top() / scale, (d.rect.right() + 1 - d.rect.left()) / scale,
+                       (d.rect.bottom() + 1 - d.rect.top()) / scale);
+    out.push_back({r, r, d.detection_confidence});
+  }
+  return out;
+}
 
 FaceDetector::FaceDetector(const DetectorOptions& o) : impl_(std::make_unique<Impl>()) {
   impl_->options = o;
@@ -75,44 +168,41 @@ FaceDetector::FaceDetector(const DetectorOptions& o) : impl_(std::make_unique<Im
   }
   require(impl_->predictor.num_parts() == 68, "{}: expected the 68-point model, it has {} points", model.string(),
           impl_->predictor.num_parts());
+  if (o.kind == DetectorKind::kSsd) impl_->ssd.emplace(o.ssd);
 }
 
 FaceDetector::~FaceDetector() = default;
+
+DetectorKind FaceDetector::kind() const { return impl_->options.kind; }
 
 std::vector<Face> FaceDetector::detect(const cv::Mat& image) const {
   require(!image.empty() && image.depth() == CV_8U, "detect: expected an 8-bit image");
   cv::Mat gray;
   if (image.channels() == 1) gray = image;
   else cv::cvtColor(image, gray, image.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
-  // HOG detection runs on the image scaled by 2^upsample, and large photos are
-  // first brought down to about detect_max_pixels (a 40 MP photo would hold
-  // every request behind the detector's lock for seconds); the landmarks are
-  // then found on the full-resolution image.
-  const double area = static_cast<double>(gray.rows) * gray.cols;
-  const double shrink = impl_->options.max_pixels > 0 && area > static_cast<double>(impl_->options.max_pixels)
-                            ? std::sqrt(static_cast<double>(impl_->options.max_pixels) / area)
-                            : 1.0;
-  const double scale = std::ldexp(1.0, impl_->options.upsample) * shrink;
-  cv::Mat big = gray;
-  if (scale != 1.0) cv::resize(gray, big, cv::Size(), scale, scale, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-  std::vector<dlib::rect_detection> dets;
-  std::vector<Face> faces;
-  std::lock_guard lock(impl_->mutex);
-  impl_->detector(dlib::cv_image<unsigned char>(big), dets);
+  std::vector<Impl::Found> found;
+  if (impl_->ssd) {
+    for (const SsdFace& f : impl_->ssd->detect(image)) found.push_back({f.box, hog_box_from_ssd(f.box), f.score});
+  } else {
+    found = impl_->hog_faces(gray);
+  }
   dlib::cv_image<unsigned char> img(gray);
-  for (const auto& d : dets) {
-    const dlib::drectangle r(d.rect.left() / scale, d.rect.top() / scale, (d.rect.right() + 1) / scale - 1,
-                             (d.rect.bottom() + 1) / scale - 1);
-    const dlib::full_object_detection s = impl_->predictor(img, dlib::rectangle(std::lround(r.left()), std::lround(r.top()),
-                                                                                  std::lround(r.right()), std::lround(r.bottom())));
+  auto rounded = [](const cv::Rect2d& r) {
+    return cv::Rect(cv::Point(static_cast<int>(std::lround(r.x)), static_cast<int>(std::lround(r.y))),
+                    cv::Point(static_cast<int>(std::lround(r.x + r.width)), static_cast<int>(std::lround(r.y + r.height))));
+  };
+  std::vector<Face> faces;
+  for (const Impl::Found& d : found) {
     std::array<cv::Point2d, 68> pts;
-    for (unsigned i = 0; i < 68; ++i) pts[i] = cv::Point2d(s.part(i).x(), s.part(i).y());
-    Face f;
-    f.box = cv::Rect(cv::Point(static_cast<int>(std::lround(r.left())), static_cast<int>(std::lround(r.top()))),
-                     cv::Point(static_cast<int>(std::lround(r.right())) + 1, static_cast<int>(std::lround(r.bottom())) + 1));
-    f.score = d.detection_confidence;
-    f.landmarks = five_from_68(pts);
-    faces.push_back(f);
+    if (d.landmark_box.width >= kLandmarkMinSide) {
+      const cv::Rect lb = rounded(d.landmark_box);
+      const dlib::full_object_detection s =
+          impl_->predictor(img, dlib::rectangle(lb.x, lb.y, lb.x + lb.width - 1, lb.y + lb.height - 1));
+      for (unsigned i = 0; i < 68; ++i) pts[i] = cv::Point2d(s.part(i).x(), s.part(i).y());
+    } else {
+      pts = small_face_landmarks(impl_->predictor, gray, d.landmark_box);
+    }
+    faces.push_back({rounded(d.box), d.score, five_from_68(pts)});
   }
   std::stable_sort(faces.begin(), faces.end(), [](const Face& a, const Face& b) { return a.box.area() > b.box.area(); });
   return faces;
@@ -216,7 +306,9 @@ AlignSummary run_align(const AlignOptions& o) {
   s.json = {{"kind", "deploy.align"},
             {"images", s.images},
             {"crops", s.crops},
-            {"source", o.landmarks.empty() ? "dlib HOG + 68-point landmarks" : o.landmarks.string()},
+            {"source", o.landmarks.empty() ? fmt::format("{} detector + dlib 68-point landmarks",
+                                                          detector_kind_name(o.detector.kind))
+                                           : o.landmarks.string()},
             {"crop", data::crop_layout_name(o.crop)},
             {"aligned", aligned},
             {"no_face", s.no_face},

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "qface/data/alignment.h"
+#include "qface/deploy/ssd_detector.h"
 
 namespace qface::deploy {
 
@@ -27,15 +28,32 @@ Points5 five_from_68(const std::array<cv::Point2d, 68>& points);
 
 struct Face {
   cv::Rect box;        // detector box in image pixels
-  double score = 0;    // detector confidence (dlib HOG SVM score)
+  double score = 0;    // detector confidence (SSD: face probability; HOG: SVM score)
   Points5 landmarks;   // in image pixels
 };
 
+// ssd: face-api's CNN (small, blurred, turned faces; needs the npm package
+// scripts/setup.sh installs); hog: dlib's frontal HOG (no extra files).
+enum class DetectorKind { kSsd, kHog };
+DetectorKind parse_detector_kind(const std::string& name);
+std::string detector_kind_name(DetectorKind kind);
+
 struct DetectorOptions {
+  DetectorKind kind = DetectorKind::kHog;
+  // HOG only:
   int upsample = 1;                     // image doublings before detection (HOG finds faces >= 80 px / 2^upsample)
   int64_t max_pixels = 1'000'000;       // larger photos are scaled down to this area for detection (0: never)
+  // SSD only (model folder, score threshold, tiling):
+  SsdOptions ssd;
   std::filesystem::path landmark_model; // empty: default_landmark_model()
 };
+
+// The box dlib's shape predictor expects for a face the SSD detector boxed.
+// The predictor was trained on HOG's boxes (square, eyebrows to chin), the
+// SSD's are WIDER FACE's (forehead and chin, taller than wide); a box in the
+// wrong convention starts the landmark cascade off the face. The map is
+// fitted on faces both detectors find (align.cpp says where).
+cv::Rect2d hog_box_from_ssd(const cv::Rect2d& ssd);
 
 // shape_predictor_68_face_landmarks.dat: $QFACE_DLIB_LANDMARKS, else
 // /usr/share/dlib/ (libdlib-data). A .bz2 file (the upstream download) is an
@@ -53,6 +71,8 @@ class FaceDetector {
 
   // Faces of an 8-bit BGR (or gray) image, largest box first.
   std::vector<Face> detect(const cv::Mat& image) const;
+
+  DetectorKind kind() const;
 
  private:
   struct Impl;

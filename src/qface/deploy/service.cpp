@@ -325,6 +325,7 @@ struct Service::Impl {
            {"arch", pipeline->options().arch},
            {"dim", pipeline->dim()},
            {"flip_fused", pipeline->options().flip_fuse},
+           {"detector", detector_kind_name(pipeline->options().detector.kind)},
            {"gallery_size", 0},
            {"writable", writable()},
            {"max_body_bytes", o.max_body_bytes},

@@ -540,7 +540,8 @@ function setupTabs() {
 
 function showServer() {
   const h = state.health;
-  $('#server-info').textContent = `Model ${h.arch} (${h.dim}-d${h.flip_fused ? ', flip-fused' : ''}) · gallery of `
+  $('#server-info').textContent = `Model ${h.arch} (${h.dim}-d${h.flip_fused ? ', flip-fused' : ''}) · `
+    + `${h.detector === 'ssd' ? 'SSD CNN' : 'HOG'} face detector · gallery of `
     + `${h.gallery_size} identit${h.gallery_size === 1 ? 'y' : 'ies'} · `
     + `${h.writable ? 'enrolment allowed with the admin token' : 'read-only'}`;
 }

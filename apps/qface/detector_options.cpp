@@ -1,0 +1,30 @@
+#include "apps/qface/detector_options.h"
+
+namespace qface::cli {
+
+void add_detector_options(CLI::App& app, deploy::DetectorOptions& o) {
+  app.add_option_function<std::string>(
+         "--detector", [&o](const std::string& name) { o.kind = deploy::parse_detector_kind(name); },
+         fmt::format("face detector: ssd (face-api's SSD-MobileNetV1 CNN: small, blurred, turned faces; npm package "
+                     "installed by scripts/setup.sh) or hog (dlib's frontal HOG) [default: {}]",
+                     deploy::detector_kind_name(o.kind)))
+      ->check(CLI::IsMember({"ssd", "hog"}));
+  app.add_option("--detector-weights", o.ssd.model_dir,
+                 "ssd: folder with ssd_mobilenetv1_model-weights_manifest.json (default: $QFACE_DETECTOR_WEIGHTS, "
+                 "else models/node_modules/@vladmandic/face-api/model)");
+  app.add_option("--detect-min-score", o.ssd.min_score, "ssd: face probability a box needs")
+      ->check(CLI::Range(0.01, 0.99))->capture_default_str();
+  app.add_option("--detect-tile", o.ssd.tile,
+                 "ssd: also detect in windows of this many pixels (for faces under ~0.1 of the photo's longer side; "
+                 "0: one whole-photo pass, as face-api)")->capture_default_str();
+  app.add_option("--detect-tile-overlap", o.ssd.tile_overlap, "ssd: overlap of the windows (pixels)")
+      ->capture_default_str();
+  app.add_option("--upsample", o.upsample, "hog: image doublings before detection (finds faces >= 80/2^n px)")
+      ->check(CLI::Range(0, 3))->capture_default_str();
+  app.add_option("--detect-max-pixels", o.max_pixels,
+                 "hog: photos larger than this are scaled down for detection first (landmarks use full resolution); "
+                 "faces then need 80/2^upsample px at the reduced size")->capture_default_str();
+  app.add_option("--landmark-model", o.landmark_model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
+}
+
+}  // namespace qface::cli
