@@ -24,6 +24,7 @@ int one_bin_set(const uint8_t*, std::size_t);
 int one_ijb_meta(const uint8_t*, std::size_t);
 int one_config(const uint8_t*, std::size_t);
 int one_serve_request(const uint8_t*, std::size_t);
+int one_tfjs_weights(const uint8_t*, std::size_t);
 }  // namespace qface::fuzz
 
 namespace {
@@ -36,7 +37,8 @@ Target target(const std::string& name) {
       {"npy", qface::fuzz::one_npy},           {"pickle", qface::fuzz::one_pickle},
       {"checkpoint", qface::fuzz::one_checkpoint}, {"recordio", qface::fuzz::one_recordio},
       {"bin_set", qface::fuzz::one_bin_set},   {"ijb_meta", qface::fuzz::one_ijb_meta},
-      {"config", qface::fuzz::one_config},     {"serve_request", qface::fuzz::one_serve_request}};
+      {"config", qface::fuzz::one_config},     {"serve_request", qface::fuzz::one_serve_request},
+      {"tfjs_weights", qface::fuzz::one_tfjs_weights}};
   return targets.at(name);
 }
 
@@ -67,7 +69,7 @@ TEST_P(FuzzReplay, SeedsAndRegressionsEndNormally) {
 
 INSTANTIATE_TEST_SUITE_P(Targets, FuzzReplay,
                          ::testing::Values("npy", "pickle", "checkpoint", "recordio", "bin_set", "ijb_meta", "config",
-                                           "serve_request"),
+                                           "serve_request", "tfjs_weights"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace

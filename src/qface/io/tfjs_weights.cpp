@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -18,8 +19,9 @@ namespace {
 // The largest tensor a manifest may declare (elements); the shards' real
 // size is checked too, this only keeps the products of the shape in range.
 constexpr int64_t kMaxElements = int64_t{1} << 32;
-// TensorFlow.js writes shards of 4 MB by default; 1 GiB bounds what a crafted
-// manifest can make us read.
+// TensorFlow.js writes shards of 4 MB by default; 1 GiB for a group's shards
+// together bounds what a crafted manifest (one shard named many times) can
+// make us read.
 constexpr std::uintmax_t kMaxShardBytes = std::uintmax_t{1} << 30;
 
 struct Entry {
@@ -117,8 +119,8 @@ std::map<std::string, torch::Tensor> read_tfjs_weights(const fs::path& manifest)
       std::error_code ec;
       const auto size = fs::file_size(shard, ec);
       require(!ec, "{}: shard {} cannot be read: {}", where, shard.string(), ec.message());
-      require(size <= kMaxShardBytes, "{}: shard {} is {} bytes, more than a weights shard can be", where,
-              shard.string(), size);
+      require(size <= kMaxShardBytes - bytes.size(), "{}: shard {} makes the group's shards more than {} bytes", where,
+              shard.string(), kMaxShardBytes);
       bytes += read_file(shard);
     }
     std::size_t offset = 0;
@@ -129,7 +131,7 @@ std::map<std::string, torch::Tensor> read_tfjs_weights(const fs::path& manifest)
       require(need <= bytes.size() - offset,
               "{}: weight '{}' needs bytes {}..{} but the group's shards hold {} bytes (truncated?)", where, e.name,
               offset, offset + need, bytes.size());
-      require(!out.contains(e.name), "{}: weight '{}' appears twice", where, e.name);
+      require(out.count(e.name) == 0, "{}: weight '{}' appears twice", where, e.name);
       out.emplace(e.name, decode(e, bytes.data() + offset));
       offset += need;
     }
