@@ -19,6 +19,9 @@ void add_detector_options(CLI::App& app, deploy::DetectorOptions& o) {
                  "0: one whole-photo pass, as face-api)")->capture_default_str();
   app.add_option("--detect-tile-overlap", o.ssd.tile_overlap, "ssd: overlap of the windows (pixels)")
       ->capture_default_str();
+  app.add_option("--detect-tile-max-pixels", o.ssd.tile_max_pixels,
+                 "ssd: with tiles, larger photos are first scaled down to this area (bounds the windows; 0: never)")
+      ->capture_default_str();
   app.add_option("--upsample", o.upsample, "hog: image doublings before detection (finds faces >= 80/2^n px)")
       ->check(CLI::Range(0, 3))->capture_default_str();
   app.add_option("--detect-max-pixels", o.max_pixels,

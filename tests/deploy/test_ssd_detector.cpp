@@ -135,6 +135,20 @@ TEST(SsdDetector, TilesCoverTheFrameWithOverlap) {
   EXPECT_EQ(dp::detection_windows(640, 480, 768, 160).size(), 1u);  // small photos: the reference pass only
 }
 
+TEST(SsdDetector, HugePhotosAreScaledBeforeTiling) {
+  dp::SsdOptions o;
+  EXPECT_EQ(dp::tile_scale(8000, 6000, o), 1.0);  // no tiles: the reference pass reads any photo at 512
+  o.tile = 512;
+  EXPECT_EQ(dp::tile_scale(1920, 1080, o), 1.0);
+  // 48 MP down to 4 MP: sqrt(4 / 48), 2309 x 1732; 7 x 5 tiles instead of 23 x 17.
+  const double s = dp::tile_scale(8000, 6000, o);
+  EXPECT_NEAR(s, std::sqrt(4.0 / 48.0), 1e-12);
+  const auto w = dp::detection_windows(static_cast<int>(8000 * s), static_cast<int>(6000 * s), 512, 160);
+  EXPECT_LE(w.size(), 1u + 7 * 5);
+  o.tile_max_pixels = 0;
+  EXPECT_EQ(dp::tile_scale(8000, 6000, o), 1.0);  // 0: never
+}
+
 TEST(SsdDetector, MissingModelSaysWhatToInstall) {
   TempDir dir;
   dp::SsdOptions o;

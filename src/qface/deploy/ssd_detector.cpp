@@ -75,6 +75,12 @@ void window_input(const cv::Mat& rgb, const Window& w, float* out) {
   }
 }
 
+double tile_scale(int width, int height, const SsdOptions& o) {
+  const double area = static_cast<double>(width) * height;
+  if (o.tile <= 0 || o.tile_max_pixels <= 0 || area <= static_cast<double>(o.tile_max_pixels)) return 1.0;
+  return std::sqrt(static_cast<double>(o.tile_max_pixels) / area);
+}
+
 std::vector<Window> detection_windows(int width, int height, int tile, int overlap) {
   std::vector<Window> out{{0, 0, std::max(width, height)}};
   if (tile <= 0 || std::max(width, height) <= tile) return out;
@@ -103,6 +109,7 @@ SsdFaceDetector::SsdFaceDetector(const SsdOptions& o) : impl_(std::make_unique<I
   require(o.tile_overlap >= 0 && (o.tile == 0 || o.tile_overlap < o.tile),
           "ssd detector: tile overlap must be in [0, tile), got {}", o.tile_overlap);
   require(o.batch > 0, "ssd detector: batch must be positive");
+  require(o.tile_max_pixels >= 0, "ssd detector: tile max pixels must be >= 0 (0: no limit)");
   impl_->options = o;
   if (impl_->options.model_dir.empty()) impl_->options.model_dir = default_ssd_model_dir();
   const fs::path manifest = impl_->options.model_dir / kManifest;
@@ -126,6 +133,10 @@ std::vector<SsdFace> SsdFaceDetector::detect(const cv::Mat& image) const {
   cv::Mat rgb;
   const int code = image.channels() == 1 ? cv::COLOR_GRAY2RGB : image.channels() == 4 ? cv::COLOR_BGRA2RGB : cv::COLOR_BGR2RGB;
   cv::cvtColor(image, rgb, code);
+  // A huge photo is scaled down before tiling (boxes are scaled back below);
+  // the whole-photo pass reads the same pixels either way up to resampling.
+  const double scale = tile_scale(rgb.cols, rgb.rows, o);
+  if (scale < 1) cv::resize(rgb, rgb, cv::Size(), scale, scale, cv::INTER_AREA);
   const std::vector<Window> windows = detection_windows(rgb.cols, rgb.rows, o.tile, o.tile_overlap);
   const int64_t n = kSsdInputSize;
   struct Candidate {
@@ -153,7 +164,7 @@ std::vector<SsdFace> SsdFaceDetector::detect(const cv::Mat& image) const {
         if ((!w.edge_left && x0 <= w.x + margin) || (!w.edge_top && y0 <= w.y + margin) ||
             (!w.edge_right && x1 >= w.x + w.side - margin) || (!w.edge_bottom && y1 >= w.y + w.side - margin))
           continue;  // cut by a tile edge: a neighbouring window holds the whole face
-        candidates.push_back({cv::Rect2d(x0, y0, x1 - x0, y1 - y0), s[a]});
+        candidates.push_back({cv::Rect2d(x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale), s[a]});
       }
     }
   }

@@ -38,6 +38,10 @@ struct SsdOptions {
   // this many photo pixels, used when the photo's longer side exceeds it.
   int tile = 0;
   int tile_overlap = 160;           // at least the largest face a tile must hold whole
+  // With tiles, a photo larger than this is first scaled down to it (tiles
+  // and overlap then count scaled pixels), so the number of windows, and the
+  // time and memory of one photo, stay bounded: 4 MP is ~16 windows of 512.
+  int64_t tile_max_pixels = 4'000'000;
   int batch = 8;                    // windows per forward pass
 };
 
@@ -76,6 +80,10 @@ struct Window {
   bool edge_left = true, edge_top = true, edge_right = true, edge_bottom = true;  // on the photo's border
 };
 void window_input(const cv::Mat& rgb, const Window& window, float* out);
+
+// The scale detect() applies to a photo before tiling (1 when it fits
+// tile_max_pixels, or when tiling is off).
+double tile_scale(int width, int height, const SsdOptions& options);
 
 // The windows detect() runs: the whole photo, then the tiles.
 std::vector<Window> detection_windows(int width, int height, int tile, int overlap);
