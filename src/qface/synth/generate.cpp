@@ -734,15 +734,15 @@ SynthOptions preset_options(const std::string& preset) {
     o.tail_probe = 200;
   } else if (preset == "study") {
     // The study (`qface study`): the full preset's evaluation sets with 150
-    // training identities x 30 images, 7 epochs per head
-    // (configs/synth_study.toml): 6 runs x 4 seeds in about 4 hours.
+    // training identities x 30 images, 14 epochs per head
+    // (configs/synth_study.toml): 6 runs x 4 seeds in about 7 hours.
     o = preset_options("full");
     o.preset = "study";
     o.ids = 150;
     o.per_id = 30;
     o.tail_probe = 300;
   } else if (preset == "full") {
-    // The study (`qface study`): several epochs x heads x seeds in ~3 hours.
+    // The full-size evaluation sets (the study preset starts from these).
     o.ids = 500;
     o.per_id = 32;
     o.val_ids = 600;
