@@ -22,22 +22,21 @@ const char* precision_name(Precision p);
 
 // What a faster precision must keep, against fp32 on the same images: the
 // embedding (every image's cosine to fp32 >= 0.99) and the norm, which is the
-// quality score: its relative error within 1 % on average, and its ranking
-// (Spearman >= 0.99). The largest per-image norm error is reported, not
-// limited: quantization noise is about constant in absolute terms, so the
-// lowest-norm (lowest-quality) images carry the largest relative errors
-// (measured on trained IR-18 / MobileFaceNet: 2-4 % at most, 0.4-0.6 % on
-// average).
+// quality score: every image's norm within 1 % of fp32's (the mean is
+// reported, not judged: the lowest-norm, lowest-quality faces carry the
+// largest relative errors and are the ones a quality gate decides on), and
+// its ranking (Spearman >= 0.995).
 struct GuardLimits {
   double min_cosine = 0.99;
-  double mean_norm_error = 0.01;
-  double min_spearman = 0.99;
+  double max_norm_error = 0.01;
+  double min_spearman = 0.995;
 };
 
 struct GuardResult {
   int64_t images = 0;
   double min_cosine = 0, mean_cosine = 0;
   double max_norm_error = 0, mean_norm_error = 0;  // |n - n_fp32| / n_fp32
+  int64_t worst_image = 0;                          // where max_norm_error is
   double norm_bias = 0;                             // mean of (n - n_fp32) / n_fp32
   double norm_spearman = 0;
   bool passed = false;
