@@ -16,7 +16,7 @@ Runner setup(CLI::App& app) {
   auto images = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
        landmarks = std::make_shared<std::string>(),
        crop = std::make_shared<std::string>("112x112");
-  app.add_option("--images", *images, "folder of photos (or a text file with one path per line; with --landmarks: "
+  app.add_option("--images", *images, "a photo, a folder of photos, or a text file with one path per line (with --landmarks: "
                  "the folder the file's image names are relative to)")->required();
   app.add_option("--out", *out, "output folder: <stem>.png crops and summary.json")->required();
   app.add_option("--landmarks", *landmarks, "IJB *_name_5pts_score.txt (image x1 y1 ... x5 y5 score): no detection")

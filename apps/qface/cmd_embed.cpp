@@ -20,7 +20,7 @@ Runner setup(CLI::App& app) {
                  "checkpoint: qface's own, AdaFace Lightning .ckpt, MagFace .pth, or a torch state dict")
       ->required()
       ->check(CLI::ExistingFile);
-  app.add_option("--images", *images, "folder of aligned 112x112 images, or a text file with one path per line")
+  app.add_option("--images", *images, "an aligned 112x112 image, a folder of them, or a text file with one path per line")
       ->required();
   app.add_option("--out", *out, "output folder: embeddings.npy, norms.npy, files.txt (skipped.txt)")->required();
   add_flip_fuse_option(app, a->flip_fuse,

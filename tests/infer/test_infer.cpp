@@ -236,6 +236,38 @@ TEST(Infer, EmbedRejectsOtherSizesUnlessResize) {
   EXPECT_NE(r.err.find("'mobilefacenet'"), std::string::npos) << r.err;
 }
 
+// One photo where a folder or list is expected (issue #39, item 1): every
+// command's input goes through list_images, which takes an image file as
+// itself, by its content (a JPEG named .dat too); a binary file that is no
+// image is refused naming the line, instead of being read as paths.
+TEST(Infer, OneImageFileIsItselfAndABinaryFileIsNoList) {
+  qt::TempDir tmp;
+  cv::imwrite((tmp / "one.png").string(), random_face(1));
+  std::vector<uchar> jpg;
+  cv::imencode(".jpg", random_face(2), jpg);
+  qface::write_file_atomic(tmp / "photo.dat", std::string(jpg.begin(), jpg.end()));
+  EXPECT_EQ(qf::list_images(tmp / "one.png"), (std::vector<std::string>{(tmp / "one.png").string()}));
+  EXPECT_EQ(qf::list_images(tmp / "photo.dat"), (std::vector<std::string>{(tmp / "photo.dat").string()}));
+  // A list whose first path begins like a BMP's magic is still a list.
+  qface::write_file_atomic(tmp / "list.txt", "BMW/a.png\r\n\nb.png\n");
+  EXPECT_EQ(qf::list_images(tmp / "list.txt"), (std::vector<std::string>{"BMW/a.png", "b.png"}));
+  qface::write_file_atomic(tmp / "model.bin", std::string("abc\ndef\0\x01\xff", 10));
+  try {
+    qf::list_images(tmp / "model.bin");
+    ADD_FAILURE() << "a binary file was read as a list";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.bin: line 2 is not a path"), std::string::npos) << e.what();
+  }
+  // The command: one photo in, one embedding out.
+  torch::manual_seed(16);
+  auto model = qb::make_backbone("mobilefacenet");
+  qface::io::save_checkpoint(tmp / "mfn.pt", *model, "mobilefacenet");
+  auto r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
+                          (tmp / "one.png").string(), "--out", (tmp / "out").string(), "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(qface::read_npy(tmp / "out" / "embeddings.npy").size(0), 1);
+}
+
 TEST(Infer, BenchInferReportsSpeedAndFlops) {
   qt::TempDir tmp;
   auto r = qt::run_qface({"bench", "infer", "--arch", "mobilefacenet", "--batch", "2", "--iters", "1", "--warmup", "0",

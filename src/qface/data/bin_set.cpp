@@ -65,24 +65,24 @@ std::vector<uint8_t> issame_list(const PyRef& v, const std::string& name) {
 }
 }  // namespace
 
-BinSet parse_bin_set(std::string_view data, const std::string& name) {
+BinSet parse_bin_set(std::string_view data, const std::string& name, uint64_t max_image_bytes) {
   PyRef root = io::unpickle(data, name);
   require((root->kind == Kind::kTuple || root->kind == Kind::kList) && root->items.size() == 2,
           "{}: expected a pickled (bins, issame_list) pair, got {}", name, root->describe());
   const PyRef& bins = root->items[0];
   require(bins->kind == Kind::kList || bins->kind == Kind::kTuple, "{}: bins is {}, expected a list of bytes", name,
           bins->describe());
-  // The memo lets a pickle list one bytes object many times: a few KB could
-  // ask for gigabytes of copies. Real sets hold each image once, so all
-  // images together fit in the file.
   uint64_t total = 0;
   BinSet set;
   set.images.reserve(bins->items.size());
   for (std::size_t i = 0; i < bins->items.size(); ++i) {
     set.images.push_back(image_bytes(bins->items[i], name, i));
     total += set.images.back().size();
-    require(total <= data.size(), "{}: bins[{}]: the images add up to more bytes than the {}-byte file holds "
-            "(the same bytes listed repeatedly?)", name, i, data.size());
+    // One image at a time: a copy never passes the budget by more than one image (itself within the file).
+    require(total <= max_image_bytes,
+            "{}: bins[{}]: the images add up to more than {} MiB, the reader's budget for one set (the pickle's memo "
+            "lists its {} images from fewer objects; see data::kBinImageBudget)",
+            name, i, max_image_bytes >> 20, bins->items.size());
   }
   set.issame = issame_list(root->items[1], name);
   require(set.images.size() == 2 * set.issame.size(), "{}: {} images for {} pairs (expected {})", name,

@@ -22,9 +22,15 @@ struct BinSet {
   std::size_t pairs() const { return issame.size(); }
 };
 
+// What the images of one set may add up to once read: a pickle's memo lets a
+// set list one image object many times (ordinary when pairs share an image,
+// and Python reads it so), so a small file may stand for many copies; the
+// reader makes them up to this absolute budget and refuses beyond it.
+inline constexpr uint64_t kBinImageBudget = uint64_t{4} << 30;  // 4 GiB
+
 // Parses pickle bytes; `name` (usually the file) prefixes errors, which say
 // what is wrong and where (item index). Requires images.size() == 2 * pairs.
-BinSet parse_bin_set(std::string_view data, const std::string& name);
+BinSet parse_bin_set(std::string_view data, const std::string& name, uint64_t max_image_bytes = kBinImageBudget);
 BinSet read_bin_set(const std::filesystem::path& path);
 
 // Protocol-2 pickle bytes of (list of bytes, list of bool).

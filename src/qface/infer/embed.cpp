@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <string_view>
 
 #include "qface/backbones/winograd.h"
 #include "qface/core/error.h"
@@ -18,6 +19,7 @@
 #include "qface/core/npy.h"
 #include "qface/core/progress.h"
 #include "qface/core/tensor_util.h"
+#include "qface/data/image.h"
 #include "qface/infer/precision.h"
 #include "qface/io/checkpoint.h"
 
@@ -130,6 +132,20 @@ torch::Tensor preprocess(const std::vector<cv::Mat>& images, const backbones::Pr
   return out.permute({0, 3, 1, 2}).to(torch::kFloat32).mul_(1.0f / (255.0f * p.std)).sub_(p.mean / p.std).contiguous();
 }
 
+namespace {
+// Whether a file is one image rather than a list of paths, by its first
+// bytes: what a person passes first is one photo, whatever its name. ("BM"
+// may also begin a path; a BMP header has NUL bytes where a text has none.)
+bool is_image_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char b[16] = {};
+  in.read(b, sizeof b);
+  const std::string_view h(b, static_cast<std::size_t>(in.gcount()));
+  const data::ImageFormat f = data::sniff_format(h);
+  return f != data::ImageFormat::kUnknown && (f != data::ImageFormat::kBmp || h.find('\0') != std::string_view::npos);
+}
+}  // namespace
+
 std::vector<std::string> list_images(const fs::path& images) {
   std::vector<std::string> files;
   std::error_code ec;
@@ -147,11 +163,19 @@ std::vector<std::string> list_images(const fs::path& images) {
     require(!files.empty(), "{}: no image files in this folder", images.string());
     return files;
   }
-  require(fs::is_regular_file(images, ec), "{}: no such folder or list file", images.string());
-  std::ifstream in(images);
+  require(fs::is_regular_file(images, ec), "{}: no such folder, image or list file", images.string());
+  if (is_image_file(images)) return {images.string()};
+  std::ifstream in(images, std::ios::binary);
   std::string line;
-  while (std::getline(in, line)) {
+  for (int64_t n = 1; std::getline(in, line); ++n) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    // A path has no control bytes: anything else is a binary file, not a list.
+    const bool text = line.size() <= 4096 && std::none_of(line.begin(), line.end(), [](char c) {
+                        return static_cast<unsigned char>(c) < 0x20 && c != '\t';
+                      });
+    require(text, "{}: line {} is not a path: expected a folder of images, one image, or a text file with one path "
+                  "per line",
+            images.string(), n);
     if (!line.empty()) files.push_back(line);
   }
   require(!files.empty(), "{}: the list is empty", images.string());

@@ -110,7 +110,9 @@ struct EmbedSummary {
 // out/skipped.txt. Throws qface::Error on bad input.
 EmbedSummary run_embed(const EmbedOptions& options);
 
-// The image files of a folder (sorted) or of a list file.
+// The image files of a folder (sorted); one image file (by its content, not
+// its name); or a list file, one path per line (a binary file that is no
+// image is an error naming the line).
 std::vector<std::string> list_images(const std::filesystem::path& images);
 
 }  // namespace qface::infer
