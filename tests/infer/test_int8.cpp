@@ -166,6 +166,11 @@ TEST(Int8, GuardByHand) {
   EXPECT_EQ(g.worst_image, 1);
   EXPECT_FALSE(g.passed);
   EXPECT_NE(g.failure.find("image 1's norm"), std::string::npos) << g.failure;
+  // A NaN norm fails (comparisons with NaN are false: it would pass every limit).
+  b.norms = torch::tensor({10.0f, std::numeric_limits<float>::quiet_NaN(), 30.0f});
+  g = qf::accuracy_guard(a, b);
+  EXPECT_FALSE(g.passed);
+  EXPECT_NE(g.failure.find("image 1: non-finite"), std::string::npos) << g.failure;
   b.norms = torch::tensor({10.0f, 31.0f, 30.0f});  // the ranking of norms breaks: Spearman 0.5
   g = qf::accuracy_guard(a, b);
   EXPECT_FALSE(g.passed);

@@ -53,6 +53,12 @@ GuardResult accuracy_guard(const Embeddings& a, const Embeddings& b, const Guard
   g.worst_image = err.argmax().item<int64_t>();
   g.max_norm_error = err[g.worst_image].item<double>();
   g.mean_norm_error = err.mean().item<double>();
+  // NaN passes every comparison, so a non-finite output fails first (and Spearman refuses NaN).
+  const torch::Tensor bad = torch::isfinite(cos).logical_and(torch::isfinite(nb)).logical_not().nonzero();
+  if (bad.numel() > 0) {
+    g.failure = fmt::format("image {}: non-finite embedding or norm", bad[0][0].item<int64_t>());
+    return g;
+  }
   g.norm_spearman = g.images > 2 ? eval::spearman({na.data_ptr<double>(), static_cast<std::size_t>(g.images)},
                                                   {nb.data_ptr<double>(), static_cast<std::size_t>(g.images)})
                                  : 1.0;

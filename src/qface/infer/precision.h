@@ -23,9 +23,8 @@ const char* precision_name(Precision p);
 // What a faster precision must keep, against fp32 on the same images: the
 // embedding (every image's cosine to fp32 >= 0.99) and the norm, which is the
 // quality score: every image's norm within 1 % of fp32's (the mean is
-// reported, not judged: the lowest-norm, lowest-quality faces carry the
-// largest relative errors and are the ones a quality gate decides on), and
-// its ranking (Spearman >= 0.995).
+// reported, not judged: a quality gate decides on single faces), and its
+// ranking (Spearman >= 0.995). Non-finite outputs fail.
 struct GuardLimits {
   double min_cosine = 0.99;
   double max_norm_error = 0.01;
