@@ -59,45 +59,63 @@ bool quantized_value(const backbones::Graph& g, int value) {
   return op != Op::kSubsample && op != Op::kLinear;
 }
 
-ValueNormError norm_error_of(const backbones::Graph& g, const std::vector<QParams>& act, const torch::Tensor& x,
-                             const std::vector<int>& values) {
+namespace {
+// The fp32 run every rounded run is compared with, made once per input.
+struct Reference {
+  torch::Tensor in, ref;
+  std::vector<std::string> shapes;  // C x H x W of each value
+};
+
+Reference fp32_reference(const backbones::Graph& g, const std::vector<QParams>& act, const torch::Tensor& x) {
   require(static_cast<int>(act.size()) == g.values(), "int8 error: calibration for {} values, the graph has {}",
           act.size(), g.values());
-  torch::NoGradGuard ng;
-  const torch::Tensor in = x.contiguous(torch::MemoryFormat::ChannelsLast);
-  return compare(backbones::run_graph(g, in), run_rounded(g, act, in, values));
+  Reference r;
+  r.in = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  r.shapes.resize(static_cast<std::size_t>(g.values()));
+  r.ref = backbones::run_graph(g, r.in, [&](int v, const torch::Tensor& t) {
+    if (t.dim() == 4) r.shapes[static_cast<std::size_t>(v)] = fmt::format("{}x{}x{}", t.size(1), t.size(2), t.size(3));
+  });
+  return r;
 }
 
-std::vector<ValueNormError> norm_error_by_value(const backbones::Graph& g, const std::vector<QParams>& act,
-                                                const torch::Tensor& x) {
-  require(static_cast<int>(act.size()) == g.values(), "int8 error: calibration for {} values, the graph has {}",
-          act.size(), g.values());
-  torch::NoGradGuard ng;
-  const torch::Tensor in = x.contiguous(torch::MemoryFormat::ChannelsLast);
-  std::vector<std::string> shapes(static_cast<std::size_t>(g.values()));
-  const torch::Tensor ref = backbones::run_graph(g, in, [&](int v, const torch::Tensor& t) {
-    if (t.dim() == 4) shapes[static_cast<std::size_t>(v)] = fmt::format("{}x{}x{}", t.size(1), t.size(2), t.size(3));
-  });
+std::vector<ValueNormError> by_value(const backbones::Graph& g, const std::vector<QParams>& act, const Reference& r) {
   std::vector<ValueNormError> out;
   for (int v = 1; v < g.values(); ++v) {
     if (!quantized_value(g, v)) continue;
-    ValueNormError e = compare(ref, run_rounded(g, act, in, {v}));
+    ValueNormError e = compare(r.ref, run_rounded(g, act, r.in, {v}));
     e.value = v;
     e.op = op_name(g.steps()[static_cast<std::size_t>(v - 1)].op);
-    e.shape = shapes[static_cast<std::size_t>(v)];
+    e.shape = r.shapes[static_cast<std::size_t>(v)];
     out.push_back(e);
   }
   return out;
 }
+}  // namespace
+
+ValueNormError norm_error_of(const backbones::Graph& g, const std::vector<QParams>& act, const torch::Tensor& x,
+                             const std::vector<int>& values) {
+  torch::NoGradGuard ng;
+  const Reference r = fp32_reference(g, act, x);
+  return compare(r.ref, run_rounded(g, act, r.in, values));
+}
+
+std::vector<ValueNormError> norm_error_by_value(const backbones::Graph& g, const std::vector<QParams>& act,
+                                                const torch::Tensor& x) {
+  torch::NoGradGuard ng;
+  return by_value(g, act, fp32_reference(g, act, x));
+}
 
 nlohmann::json int8_error_report(const backbones::Graph& g, const std::vector<QParams>& act, const torch::Tensor& x) {
+  torch::NoGradGuard ng;
+  const Reference ref = fp32_reference(g, act, x);
   auto row = [](const ValueNormError& e) {
     return nlohmann::json{{"max_norm_error", e.max_norm_error}, {"mean_norm_error", e.mean_norm_error},
                           {"min_cosine", e.min_cosine}};
   };
+  auto rounded = [&](const std::vector<int>& values) { return row(compare(ref.ref, run_rounded(g, act, ref.in, values))); };
   nlohmann::json out{{"images", x.size(0)}, {"values", nlohmann::json::array()}, {"stages", nlohmann::json::array()}};
   std::vector<int> all;
-  for (const auto& e : norm_error_by_value(g, act, x)) {
+  for (const auto& e : by_value(g, act, ref)) {
     nlohmann::json r = row(e);
     r["value"] = e.value;
     r["op"] = e.op;
@@ -115,12 +133,12 @@ nlohmann::json int8_error_report(const backbones::Graph& g, const std::vector<QP
     std::vector<int> set;
     for (int v : all)
       if (v >= from && v < to) set.push_back(v);
-    nlohmann::json r = row(norm_error_of(g, act, x, set));
+    nlohmann::json r = rounded(set);
     r["values"] = {from, to - 1};
     r["quantized"] = set.size();
     out["stages"].push_back(r);
   }
-  out["all"] = row(norm_error_of(g, act, x, all));
+  out["all"] = rounded(all);
   return out;
 }
 

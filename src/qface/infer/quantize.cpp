@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "qface/core/error.h"
 #include "qface/eval/quality.h"
@@ -14,18 +15,27 @@
 namespace qface::infer {
 using nlohmann::json;
 
-Embeddings embed_images(backbones::BackboneImpl& model, const std::vector<cv::Mat>& images, int batch,
-                        const InferenceOptions& options) {
-  require(batch > 0 && !images.empty(), "embed: no images (or batch {})", batch);
-  std::vector<torch::Tensor> e, n;
+namespace {
+// Aligned faces in batches of `batch`, preprocessed for the model.
+void for_each_batch(const backbones::BackboneImpl& model, const std::vector<cv::Mat>& images, int batch,
+                    const std::function<void(const torch::Tensor&)>& fn) {
+  require(batch > 0 && !images.empty(), "quantize: no images (or batch {})", batch);
   for (std::size_t i = 0; i < images.size(); i += static_cast<std::size_t>(batch)) {
     const auto end = std::min(images.size(), i + static_cast<std::size_t>(batch));
-    const std::vector<cv::Mat> part(images.begin() + static_cast<std::ptrdiff_t>(i),
-                                    images.begin() + static_cast<std::ptrdiff_t>(end));
-    Embeddings r = embed(model, preprocess(part, model.preprocessing()), options);
+    fn(preprocess({images.begin() + static_cast<std::ptrdiff_t>(i), images.begin() + static_cast<std::ptrdiff_t>(end)},
+                  model.preprocessing()));
+  }
+}
+}  // namespace
+
+Embeddings embed_images(backbones::BackboneImpl& model, const std::vector<cv::Mat>& images, int batch,
+                        const InferenceOptions& options) {
+  std::vector<torch::Tensor> e, n;
+  for_each_batch(model, images, batch, [&](const torch::Tensor& x) {
+    Embeddings r = embed(model, x, options);
     e.push_back(r.embeddings);
     n.push_back(r.norms);
-  }
+  });
   return {torch::cat(e), torch::cat(n)};
 }
 
@@ -39,12 +49,7 @@ QuantizeResult quantize(backbones::BackboneImpl& model, const InferenceOptions& 
   QuantizeResult r;
   const backbones::Graph graph = model.graph();
   Calibrator calibrator(graph);
-  for (std::size_t i = 0; i < calibrate.size(); i += static_cast<std::size_t>(o.batch)) {
-    const auto end = std::min(calibrate.size(), i + static_cast<std::size_t>(o.batch));
-    calibrator.observe(preprocess({calibrate.begin() + static_cast<std::ptrdiff_t>(i),
-                                   calibrate.begin() + static_cast<std::ptrdiff_t>(end)},
-                                  model.preprocessing()));
-  }
+  for_each_batch(model, calibrate, o.batch, [&](const torch::Tensor& x) { calibrator.observe(x); });
   r.act = calibrator.qparams();
   r.calibration_images = calibrator.images();
   const Embeddings ref = embed_images(model, check, o.batch, options);
