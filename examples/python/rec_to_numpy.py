@@ -1,6 +1,8 @@
-"""Reads the first N images of an InsightFace .rec into numpy, without MXNet.
+"""Reads the first N images of an InsightFace .rec into numpy, without MXNet,
+and saves them to OUT (an .npz with `images` N x 112 x 112 x 3 RGB uint8 and
+`labels`) when OUT is given.
 
-    PYTHONPATH=build/python /usr/bin/python3 examples/python/rec_to_numpy.py faces_emore/train.rec 1000
+    PYTHONPATH=build/python /usr/bin/python3 examples/python/rec_to_numpy.py faces_emore/train.rec 1000 sample.npz
 """
 import sys
 
@@ -14,4 +16,6 @@ images = np.stack([rec[i][0] for i in range(n)])  # N x 112 x 112 x 3, RGB
 labels = np.array([rec[i][1] for i in range(n)])
 print(f"{rec.path}: {len(rec)} images of {rec.num_classes} identities; read {images.shape}, "
       f"labels {labels.min()}..{labels.max()}")
-np.savez_compressed("rec_sample.npz", images=images, labels=labels)
+if len(sys.argv) > 3:
+    np.savez_compressed(sys.argv[3], images=images, labels=labels)
+    print(f"wrote {sys.argv[3]}")

@@ -47,7 +47,8 @@ search after add / remove needs a save() first (qface.Error otherwise).)")
       .def("remove", &Gallery::remove, pyb::arg("name"), "Removes an identity; False when it is not enrolled.")
       .def(
           "search",
-          [](const Gallery& g, const pyb::object& queries, int k) {
+          [](Gallery& g, const pyb::object& queries, int k) {
+            g.refresh();  // enrolments since the last save() are searched too
             pyb::object keep;
             torch::Tensor q = float_tensor(queries, "queries", 0, keep);
             if (q.dim() == 1) q = q.reshape({1, -1});
@@ -65,7 +66,8 @@ search after add / remove needs a save() first (qface.Error otherwise).)")
             }
             return out;
           },
-          pyb::arg("queries"), pyb::arg("k") = 5, "Top-k identities per query row, best first: [[(name, cosine), ...], ...].")
+          pyb::arg("queries"), pyb::arg("k") = 5, "Top-k identities per query row, best first: [[(name, cosine), ...], ...]. Identities added "
+          "since the last save() are searched too (the index is refreshed in memory; save() writes it).")
       .def("save", &Gallery::save, "Writes a new generation atomically (the previous one stays until it is complete).")
       .def("__len__", &Gallery::size)
       .def("__contains__", &Gallery::contains)

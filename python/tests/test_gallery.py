@@ -9,8 +9,11 @@ def test_gallery_fuses_searches_persists_and_removes(tmp_path):
     g.add("alice", np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32), np.array([3, 1], np.float32))
     g.add("bob", np.array([0, 0, 1, 0], np.float32), np.array([2], np.float32))
     assert len(g) == 2 and "alice" in g and g.images("alice") == 2
-    with pytest.raises(qface.Error, match="save"):
-        g.search(np.ones(4, np.float32))  # the index follows the templates at save()
+    # Searching right after add() works (the index is refreshed in memory; it
+    # raised "save() before querying" once, issue #39 item 6), and writes nothing.
+    assert g.search(np.array([0, 0, 1, 0], np.float32), k=1)[0][0] == ("bob", pytest.approx(1.0, abs=1e-6))
+    with pytest.raises(qface.Error):
+        qface.Gallery.open(str(tmp_path / "g"))  # not saved yet
     g.save()
     hits = g.search(np.array([[1, 0, 0, 0], [0, 0, 1, 0]], np.float32), k=2)
     # alice's template: normalize(3 e1 + 1 e2): cosine to e1 = 3 / sqrt(10).

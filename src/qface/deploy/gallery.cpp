@@ -337,7 +337,7 @@ void Gallery::rebuild() {
 
 std::vector<std::vector<Hit>> Gallery::query(const torch::Tensor& queries, int k) const {
   require(k > 0, "search: k must be positive, got {}", k);
-  require(!stale_, "gallery: save() before querying after changes");
+  require(!stale_, "gallery: refresh() or save() before querying after changes");
   require(queries.dim() == 2 && queries.size(1) == dim_, "search: queries must be Q x {}, got [{}]", dim_,
           fmt::join(queries.sizes(), ", "));
   const int64_t nq = queries.size(0);
@@ -355,6 +355,10 @@ std::vector<std::vector<Hit>> Gallery::query(const torch::Tensor& queries, int k
       out[static_cast<std::size_t>(i)].push_back({names_[static_cast<std::size_t>(it->second)], dist[at]});
     }
   return out;
+}
+
+void Gallery::refresh() {
+  if (stale_) rebuild();
 }
 
 bool Gallery::ivf_outgrown() const {

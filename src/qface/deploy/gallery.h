@@ -77,8 +77,13 @@ class Gallery {
            const std::vector<std::string>& thumbnails = {});
   // Removes an identity; false when it is not enrolled.
   bool remove(const std::string& name);
-  // Top-k identities per query row (Q x D normalized), best first.
+  // Top-k identities per query row (Q x D normalized), best first. Needs an
+  // index that is up to date: after add() / remove(), call refresh() or save().
   std::vector<std::vector<Hit>> query(const torch::Tensor& queries, int k) const;
+  // Brings the index up to date in memory (hnsw rebuild, ivf training) without
+  // writing; a no-op when nothing changed. (query() stays const so that the
+  // server can run queries under a shared lock.)
+  void refresh();
   // Brings the index up to date (ivf training, hnsw rebuild) and writes the gallery atomically.
   void save();
 
