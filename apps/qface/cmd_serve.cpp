@@ -64,7 +64,9 @@ Runner setup(CLI::App& app) {
   app.add_option("--gallery", a->gallery, "gallery folder for /search and /enroll (`qface search build`)")->check(CLI::ExistingDirectory);
   app.add_option("--calibration", a->calibration, "calibration.verify JSON for /verify match decisions")
       ->check(CLI::ExistingFile);
-  app.add_option("--far", a->service.far, "default FAR of /verify and /search")->capture_default_str();
+  app.add_option("--far", a->service.far,
+                 "default FAR of /verify and /search (default 1e-3, or the strictest the calibration resolves "
+                 "above it; one it does not resolve refuses to start)");
   app.add_option("--min-quality", a->service.min_quality,
                  "quality gate: flag images below it for recapture and refuse to enrol them");
   app.add_option("--admin-token", a->service.admin_token,

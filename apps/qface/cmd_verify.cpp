@@ -5,10 +5,12 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <optional>
 
 #include "apps/qface/command.h"
 #include "apps/qface/deploy_options.h"
 #include "qface/core/error.h"
+#include "qface/deploy/calibration.h"
 #include "qface/deploy/pipeline.h"
 #include "qface/eval/features.h"
 
@@ -19,7 +21,7 @@ using nlohmann::json;
 struct VerifyArgs {
   PipelineArgs pipeline;
   std::string a, b, calibration, out;
-  double far = 1e-3;
+  std::optional<double> far;
 };
 
 int run(const VerifyArgs& v) {
@@ -31,7 +33,8 @@ int run(const VerifyArgs& v) {
       spdlog::info("verify: using {} features, as the calibration was made with them", cal->mode);
     o.flip_fuse = cal->mode == "flip_fused";
   }
-  const double threshold = cal ? cal->threshold_for(v.far) : 0;
+  const double far = deploy::decision_far(cal ? &*cal : nullptr, v.far, "--far");
+  const double threshold = cal ? cal->threshold_for(far) : 0;
   const deploy::Pipeline p(o);
   auto probe = [&](const std::string& path) {
     const cv::Mat img = deploy::read_image(path);
@@ -52,10 +55,10 @@ int run(const VerifyArgs& v) {
   std::cout << fmt::format("cosine similarity {:.4f}\n", cosine);
   if (cal) {
     const bool match = cosine > threshold;
-    j["far"] = v.far;
+    j["far"] = far;
     j["threshold"] = threshold;
     j["match"] = match;
-    std::cout << fmt::format("decision at FAR {:g} (threshold {:.4f}): {}\n", v.far, threshold,
+    std::cout << fmt::format("decision at FAR {:g} (threshold {:.4f}): {}\n", far, threshold,
                              match ? "MATCH" : "no match");
   } else {
     std::cout << "decision: none (give --calibration FILE from `qface eval verify --calibration-out`)\n";
@@ -75,7 +78,8 @@ Runner setup(CLI::App& app) {
   app.add_option("--calibration", a->calibration,
                  "calibration.verify JSON (`qface eval verify --calibration-out`): thresholds per FAR")
       ->check(CLI::ExistingFile);
-  app.add_option("--far", a->far, "false-accept rate of the decision")->capture_default_str();
+  app.add_option("--far", a->far,
+                 "false-accept rate of the decision (default 1e-3, or the strictest the calibration resolves above it)");
   app.add_option("--out", a->out, "also write the result as JSON here");
   return [a] { return run(*a); };
 }

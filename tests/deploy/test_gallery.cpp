@@ -249,6 +249,32 @@ TEST(DeployCalibration, VerifyThresholdsFromImpostors) {
   EXPECT_THROW(read_verify_calibration(dir / "q.json"), qface::Error);
 }
 
+// Which FAR a command decides at (issue #39 item 3: serve started on a
+// default FAR its calibration did not resolve).
+TEST(DeployCalibration, DecisionFarIsResolvedOrRefused) {
+  VerifyCalibration c;
+  c.source = "cal.json";
+  c.thresholds = {{1e-1, 0.2}, {1e-2, 0.3}};  // 100..999 impostors: 1e-3 not resolved
+  EXPECT_DOUBLE_EQ(c.default_far(), 1e-2);
+  EXPECT_DOUBLE_EQ(decision_far(&c, std::nullopt, "--far"), 1e-2);
+  EXPECT_DOUBLE_EQ(decision_far(&c, 1e-1, "--far"), 1e-1);
+  try {
+    decision_far(&c, 1e-3, "serve --far");
+    FAIL() << "a FAR the calibration does not list was accepted";
+  } catch (const qface::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("serve --far 0.001"), std::string::npos) << what;
+    EXPECT_NE(what.find("calibrated: 0.1, 0.01"), std::string::npos) << what;
+  }
+  c.thresholds = {{1e-1, 0.2}, {1e-2, 0.3}, {1e-3, 0.4}, {1e-4, 0.5}};
+  EXPECT_DOUBLE_EQ(c.default_far(), 1e-3);  // the default when resolved
+  c.thresholds = {{1e-4, 0.5}, {1e-5, 0.6}};  // hand-written: only stricter ones
+  EXPECT_DOUBLE_EQ(c.default_far(), 1e-4);
+  EXPECT_DOUBLE_EQ(decision_far(nullptr, std::nullopt, "--far"), 1e-3);  // no calibration: nothing to check
+  c.thresholds.clear();
+  EXPECT_THROW(c.default_far(), qface::Error);
+}
+
 TEST(DeployCalibration, QualityMapsNormsThroughTheirDistribution) {
   std::vector<double> norms;
   for (int i = 0; i <= 100; ++i) norms.push_back(10 + i);  // 10 .. 110

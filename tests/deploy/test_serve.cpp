@@ -357,6 +357,34 @@ TEST_F(ServeTest, CalibrationGalleryAndThumbnails) {
   EXPECT_EQ(post("/search", json{{"embedding", e}, {"far", 0.5}}.dump())->status, 400);  // not calibrated
 }
 
+// Issue #39 item 3: a default FAR the calibration does not resolve refuses to
+// start (the page once fell back to 1e-1 silently); unset, the server decides
+// at the strictest FAR it resolves.
+TEST_F(ServeTest, DefaultFarIsOneTheCalibrationResolves) {
+  ServiceOptions o = options;
+  o.far = 1e-4;  // the fixture's 1000 impostors resolve FAR >= 1e-3
+  try {
+    Service s(pipeline, o);
+    FAIL() << "serve started with an uncalibrated default FAR";
+  } catch (const qface::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("serve --far 0.0001"), std::string::npos) << e.what();
+  }
+  std::vector<float> imp;
+  for (int i = 0; i < 200; ++i) imp.push_back(-0.5f + i / 200.f);  // resolves 1e-1 and 1e-2 only
+  qface::write_file_atomic(dir / "cal200.json", verify_calibration_json(imp, 1, "flip_fused", "test").dump());
+  o.far.reset();
+  o.calibration = dir / "cal200.json";
+  o.gallery.clear();
+  o.admin_token.clear();
+  Running other(pipeline, o);
+  const json c = body(get("/calibration", other.port));
+  EXPECT_DOUBLE_EQ(c["verify"]["default_far"].get<double>(), 1e-2);
+  const json v = body(post("/verify", json{{"a", b64(png(faces[0]))}, {"b", b64(png(faces[1]))}}.dump(),
+                           "application/json", "", other.port));
+  EXPECT_DOUBLE_EQ(v["far"].get<double>(), 1e-2) << v.dump();
+  EXPECT_TRUE(v.contains("match")) << v.dump();
+}
+
 TEST_F(ServeTest, EnrolAndRemoveNeedTheAdminToken) {
   const std::string one = enroll_body("newcomer", {png(faces[3])}).dump();
   auto none = post("/enroll", one);

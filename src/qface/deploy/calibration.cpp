@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/eval/roc.h"
@@ -19,6 +21,34 @@ double VerifyCalibration::threshold_for(double far) const {
   }
   fail("{}: no threshold for FAR {:g} (calibrated: {}; {} impostor pairs resolve FAR >= {:g})", source, far,
        listed.empty() ? "none" : listed, impostors, impostors ? 1.0 / double(impostors) : 1.0);
+}
+
+double VerifyCalibration::default_far() const {
+  require(!thresholds.empty(), "{}: lists no thresholds", source);
+  std::optional<double> best;  // the smallest listed FAR >= kDefaultFar
+  for (const auto& [f, t] : thresholds)
+    if (f >= kDefaultFar * (1 - 1e-6) && (!best || f < *best)) best = f;
+  if (best) return *best;
+  double loosest = thresholds.front().first;
+  for (const auto& [f, t] : thresholds) loosest = std::max(loosest, f);
+  return loosest;
+}
+
+double decision_far(const VerifyCalibration* calibration, std::optional<double> asked, const std::string& option) {
+  if (!calibration) return asked.value_or(VerifyCalibration::kDefaultFar);
+  if (asked) {
+    try {
+      calibration->threshold_for(*asked);
+    } catch (const Error& e) {
+      fail("{} {:g}: {}", option, *asked, e.what());
+    }
+    return *asked;
+  }
+  const double far = calibration->default_far();
+  if (std::abs(far - VerifyCalibration::kDefaultFar) > 1e-6 * far)
+    spdlog::warn("deciding at FAR {:g}, the strictest {} resolves above {:g} ({} impostor pairs); {} picks another",
+                 far, calibration->source, VerifyCalibration::kDefaultFar, calibration->impostors, option);
+  return far;
 }
 
 json verify_calibration_json(std::vector<float> imp, int64_t genuine, const std::string& mode, const std::string& source) {

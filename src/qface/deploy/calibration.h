@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,7 +28,18 @@ struct VerifyCalibration {
   std::string source;
   // The threshold for a listed FAR (relative tolerance 1e-6); throws naming the listed ones.
   double threshold_for(double far) const;
+  // The FAR decisions use when none is asked for: kDefaultFar when listed,
+  // else the strictest listed FAR above it (a calibration from fewer than
+  // 1,000 impostors cannot resolve 1e-3), else the loosest listed one.
+  double default_far() const;
+  static constexpr double kDefaultFar = 1e-3;
 };
+
+// The FAR a command decides at: `asked` when given (checked against the
+// calibration: a FAR it does not resolve is an error naming `option` and the
+// listed FARs), else the calibration's default_far(), logged when it is not
+// kDefaultFar; kDefaultFar without a calibration.
+double decision_far(const VerifyCalibration* calibration, std::optional<double> asked, const std::string& option);
 
 nlohmann::json verify_calibration_json(std::vector<float> impostor_scores, int64_t genuine, const std::string& mode,
                                        const std::string& source);

@@ -112,6 +112,7 @@ constexpr const char* kPagePolicy =
 struct Service::Impl {
   std::shared_ptr<const Pipeline> pipeline;
   ServiceOptions o;
+  double far = VerifyCalibration::kDefaultFar;  // the default FAR, resolved against the calibration
   bool has_gallery = false;
   std::optional<Gallery> gallery;           // guarded by gallery_mutex
   mutable std::shared_mutex gallery_mutex;  // shared: searches and listings; exclusive: enrol / remove + save
@@ -260,7 +261,7 @@ struct Service::Impl {
 
   json verify(const httplib::Request& req) {
     const json body = parse_json_body(req.body);
-    const double far = field<double>(body, "far", o.far);
+    const double far = field<double>(body, "far", this->far);
     const bool crops = field<bool>(body, "crops", false);
     std::optional<double> threshold;
     if (calibration) threshold = calibration->threshold_for(far);  // Error -> 400 naming the listed FARs
@@ -283,7 +284,7 @@ struct Service::Impl {
     const std::optional<json> body = body_unless_raw(req);
     const int k = body ? field<int>(*body, "k", 5) : 5;
     if (k < 1 || k > 1000) throw HttpError(400, fmt::format("field 'k' must be 1..1000, got {}", k));
-    const double far = body ? field<double>(*body, "far", o.far) : o.far;
+    const double far = body ? field<double>(*body, "far", this->far) : this->far;
     std::optional<double> threshold;
     if (calibration) threshold = calibration->threshold_for(far);
     torch::Tensor q;
@@ -351,7 +352,7 @@ struct Service::Impl {
       }
       verify = {{"fars", fars},
                 {"thresholds", th},
-                {"default_far", o.far},
+                {"default_far", far},
                 {"mode", calibration->mode},
                 {"impostors", calibration->impostors}};
     }
@@ -505,6 +506,9 @@ Service::Service(std::shared_ptr<const Pipeline> pipeline, ServiceOptions option
             m.o.gallery.string(), m.gallery->dim(), m.pipeline->dim());
   }
   if (!m.o.calibration.empty()) m.calibration = read_verify_calibration(m.o.calibration);
+  // Decided once, at start: a default the calibration cannot resolve would
+  // leave /verify without a decision (issue #39 item 3).
+  m.far = decision_far(m.calibration ? &*m.calibration : nullptr, m.o.far, "serve --far");
   m.server.set_payload_max_length(m.o.max_body_bytes);
   const int threads = m.o.threads;
   m.server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };

@@ -49,7 +49,8 @@ struct ServiceOptions {
   int64_t max_pixels = 40'000'000;       // decoded image size limit
   int threads = 4;                       // HTTP worker threads
   double min_quality = -1;               // quality gate when >= 0: recapture flag, enrolment
-  double far = 1e-3;                     // /verify default FAR
+  std::optional<double> far;             // default FAR of /verify and /search (unset: deploy::decision_far);
+                                         // one the calibration does not resolve refuses to start
   std::filesystem::path gallery;         // optional, for /search
   std::filesystem::path calibration;     // optional calibration.verify for /verify and /search decisions
   std::string admin_token;               // enables /enroll and /remove; empty: read-only
