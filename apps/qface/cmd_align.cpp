@@ -21,7 +21,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--out", *out, "output folder: <stem>.png crops and summary.json")->required();
   app.add_option("--landmarks", *landmarks, "IJB *_name_5pts_score.txt (image x1 y1 ... x5 y5 score): no detection")
       ->check(CLI::ExistingFile);
-  app.add_flag("--all", a->all, "every detected face (<stem>_<k>.png, largest first) instead of the largest");
+  app.add_flag("--all", a->all, "every detected face (<stem>_face<k>.png, largest first) instead of the largest");
   app.add_option("--crop", *crop, "crop layout: 112x112 (arcface_dst, the official checkpoints' crops) or 96x112 "
                  "(SphereFace/CosFace)")->capture_default_str();
   add_detector_options(app, a->detector);

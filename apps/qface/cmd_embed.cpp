@@ -1,6 +1,7 @@
 // qface embed: embeddings and norms (quality) of aligned 112x112 face crops.
 #include <spdlog/spdlog.h>
 
+#include "apps/qface/arch_option.h"
 #include "apps/qface/command.h"
 #include "apps/qface/flip_option.h"
 #include "apps/qface/precision_option.h"
@@ -15,7 +16,7 @@ Runner setup(CLI::App& app) {
   auto a = std::make_shared<infer::EmbedOptions>();
   auto weights = std::make_shared<std::string>(), images = std::make_shared<std::string>(),
        out = std::make_shared<std::string>();
-  app.add_option("--arch", a->arch, "backbone")->required()->check(CLI::IsMember(backbones::backbone_names()));
+  add_arch_option(app, a->arch);
   app.add_option("--weights", *weights,
                  "checkpoint: qface's own, AdaFace Lightning .ckpt, MagFace .pth, or a torch state dict")
       ->required()

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "apps/qface/arch_option.h"
 #include "apps/qface/command.h"
 #include "apps/qface/precision_option.h"
 #include "apps/qface/flip_option.h"
@@ -29,6 +30,7 @@ struct VerifyArgs {
   bool random_weights = false, flip_fuse = true;
   int batch = 32;
   int folds = 10;
+  int threads = 0;
 };
 
 // Impostor cosine scores of the last feature mode of every set, for `qface verify`'s thresholds.
@@ -54,11 +56,11 @@ struct CalibrationPool {
 
 
 int run_verify(const VerifyArgs& a) {
-  const bool with_model = !a.arch.empty();
+  const bool with_model = !a.weights.empty() || a.random_weights;
   if (with_model) {
-    require(a.features.empty() && a.features_flip.empty(), "eval verify: give --arch/--weights or --features, not both");
+    require(a.features.empty() && a.features_flip.empty(), "eval verify: give --weights or --features, not both");
   } else {
-    require(!a.features.empty(), "eval verify: give --features DIR (one features folder per --bin, in order) or --arch");
+    require(!a.features.empty(), "eval verify: give --features DIR (one features folder per --bin, in order) or --weights");
     require(a.features.size() == a.bins.size(), "eval verify: {} --bin files but {} --features folders", a.bins.size(),
             a.features.size());
     require(a.features_flip.empty() || a.features_flip.size() == a.bins.size(),
@@ -67,7 +69,7 @@ int run_verify(const VerifyArgs& a) {
   // The model of --arch / --weights, loaded once for every set.
   infer::LoadedModel m;
   if (with_model)
-    m = infer::load_for_inference({a.arch, a.weights, a.random_weights, infer::parse_precision(a.precision), 0,
+    m = infer::load_for_inference({a.arch, a.weights, a.random_weights, infer::parse_precision(a.precision), a.threads,
                                    "eval verify"});
   eval::VerifyOptions opt;
   opt.folds = a.folds;
@@ -106,12 +108,14 @@ int run_verify(const VerifyArgs& a) {
     if (fused.defined()) pool.add(fused, bin.issame, "flip_fused");
     else pool.add(plain, bin.issame, set.modes[0].first);
     for (const auto& [mode, r] : set.modes)
-      spdlog::info("verify {} [{}]: accuracy {:.2f} ± {:.2f} %, threshold {:.2f}, TAR@FAR=1e-3 {}, TAR@FAR=1e-2 {}",
-                   set.set, mode, 100 * r.accuracy_mean, 100 * r.accuracy_std, r.best_threshold_mean,
+      spdlog::info("verify {} [{}]: accuracy {:.2f} ± {:.2f} %, threshold cosine {:.3f} (squared L2 {:.2f}), "
+                   "TAR@FAR=1e-3 {}, TAR@FAR=1e-2 {}",
+                   set.set, mode, 100 * r.accuracy_mean, 100 * r.accuracy_std, 1.0 - r.best_threshold_mean / 2.0,
+                   r.best_threshold_mean,
                    r.tar_text(1e-3), r.tar_text(1e-2));
     sets.push_back(std::move(set));
   }
-  const std::string run_name = !a.name.empty() ? a.name : with_model ? a.arch : eval::features_name(a.features[0]);
+  const std::string run_name = !a.name.empty() ? a.name : with_model ? m.model->arch() : eval::features_name(a.features[0]);
   eval::write_json(a.out, eval::verify_report_json(run_name, sets));
   pool.write(a);
   return 0;
@@ -125,9 +129,12 @@ Runner setup(CLI::App& app) {
   app.add_option("--features-flip", a->features_flip,
                  "features of the horizontally flipped images, per .bin: adds AdaFace's norm-weighted flip fusion")
       ->check(CLI::ExistingDirectory);
-  app.add_option("--arch", a->arch, "embed the .bin images with this backbone (plain and flip-fused)");
-  app.add_option("--weights", a->weights, "checkpoint for --arch (AdaFace .ckpt, MagFace .pth, qface)")->check(CLI::ExistingFile);
-  app.add_flag("--random-weights", a->random_weights, "--arch without a checkpoint (pipeline tests only)");
+  add_arch_option(app, a->arch, "backbone of --weights");
+  app.add_option("--weights", a->weights, "embed the .bin images with this checkpoint (plain and flip-fused; AdaFace "
+                 ".ckpt, MagFace .pth, qface)")->check(CLI::ExistingFile);
+  app.add_flag("--random-weights", a->random_weights, "random weights of --arch (pipeline tests only)");
+  app.add_option("--threads", a->threads, "CPU threads of the embedding (0: every logical core, or OMP_NUM_THREADS)")
+      ->capture_default_str();
   add_flip_fuse_option(app, a->flip_fuse,
                        "with --arch: also the flip-fused mode (docs/method.md) beside the plain one");
   app.add_option("--batch", a->batch, "batch size with --arch")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <map>
 
 #include "apps/qface/command.h"
 #include "apps/qface/deploy_options.h"
@@ -40,6 +41,7 @@ int run(const QualityArgs& a) {
   const bool ofiq = a.scale == "ofiq";
   require(a.scale != "calibrated" || s.calibrated, "quality: --scale calibrated needs --quality-calibration");
   json rows = json::array(), recapture = json::array();
+  const std::map<std::string, int> several(s.several_faces.begin(), s.several_faces.end());
   for (std::size_t i = 0; i < s.files.size(); ++i) {
     const double norm = s.norms[static_cast<int64_t>(i)].item<double>();
     const bool low = a.min_quality >= 0 && s.quality[i] < a.min_quality;
@@ -48,14 +50,17 @@ int run(const QualityArgs& a) {
     if (ofiq) r["ofiq"] = deploy::ofiq_unified_score(norm);
     if (a.min_quality >= 0) r["recapture"] = low;
     if (low) recapture.push_back(s.files[i]);
-    std::cout << fmt::format("{}\tnorm {:.3f}{}{}{}\n", s.files[i], norm,
+    const auto many = several.find(s.files[i]);
+    r["faces"] = many == several.end() ? 1 : many->second;  // the largest is rated
+    std::cout << fmt::format("{}\tnorm {:.3f}{}{}{}{}\n", s.files[i], norm,
                              s.calibrated ? fmt::format("\tquality {:.3f}", s.quality[i]) : "",
-                             ofiq ? fmt::format("\tOFIQ {:.1f}", r["ofiq"].get<double>()) : "", low ? "\tRECAPTURE" : "");
+                             ofiq ? fmt::format("\tOFIQ {:.1f}", r["ofiq"].get<double>()) : "", low ? "\tRECAPTURE" : "",
+                             many == several.end() ? "" : fmt::format("\t(the largest of {} faces)", many->second));
     rows.push_back(std::move(r));
   }
   for (const auto& f : s.no_face) std::cout << f << "\tno face: RECAPTURE\n";
   for (const auto& f : s.unreadable) std::cout << f << "\tunreadable\n";
-  json j{{"kind", "deploy.quality"}, {"arch", a.pipeline.options.arch}, {"flip_fused", a.pipeline.flip_fuse},
+  json j{{"kind", "deploy.quality"}, {"arch", p.options().arch}, {"flip_fused", a.pipeline.flip_fuse},
          {"quality_scale", ofiq ? "OFIQ unified score [0,100] of the magnitude" : s.calibrated ? "calibrated [0,1]" : "feature norm"},
          {"images", rows}, {"no_face", s.no_face}, {"unreadable", s.unreadable}};
   if (a.min_quality >= 0) {
@@ -72,11 +77,13 @@ Runner setup(CLI::App& app) {
   add_pipeline_options(app, a->pipeline);
   app.add_option("--images", a->images, "image files and/or folders (photos are detected and aligned)")->required();
   app.add_option("--min-quality", a->min_quality,
-                 "flag images below this quality (calibrated [0,1] with --quality-calibration, else the norm) and "
+                 "flag images below this quality (calibrated [0,1] when a quality calibration is loaded: "
+                 "--quality-calibration or the one beside the weights; else the norm) and "
                  "faceless ones for recapture");
   app.add_option("--out", a->out, "also write the results as JSON here");
   app.add_option("--scale", a->scale,
-                 "auto (calibrated [0,1] when --quality-calibration is given, else the norm), calibrated, or ofiq "
+                 "auto (calibrated [0,1] when a quality calibration is loaded: --quality-calibration or "
+                 "the one beside the weights; else the norm), calibrated, or ofiq "
                  "(OFIQ's 100/(1+exp((23-x)/2.6)) of the magnitude, for MagFace models)")
       ->check(CLI::IsMember({"auto", "calibrated", "ofiq"}))->capture_default_str();
   return [a] { return run(*a); };

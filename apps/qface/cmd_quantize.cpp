@@ -10,6 +10,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "apps/qface/arch_option.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
 #include "qface/core/error.h"
@@ -111,17 +112,17 @@ int run(const QuantizeArgs& a) {
          kept.guard.passed ? sets_failure : kept.guard.failure);
   }
   // The file holds the original (unfolded) weights and the calibration: loading folds and packs them again.
-  auto fresh = backbones::make_backbone_for_weights(a.arch);
+  auto fresh = backbones::make_backbone_for_weights(m.model->arch());
   io::load_weights(*fresh, a.weights);
   const io::Int8Calibration c = infer::calibration_of(r.act, kept.fp32_from, report.dump());
-  io::save_checkpoint(a.out, *fresh, a.arch, &c);
+  io::save_checkpoint(a.out, *fresh, m.model->arch(), &c);
   spdlog::info("quantize: wrote {} (use it with --precision int8 or auto)", a.out);
   return 0;
 }
 
 Runner setup(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  app.add_option("--arch", a->arch, "backbone")->required()->check(CLI::IsMember(backbones::backbone_names()));
+  add_arch_option(app, a->arch);
   app.add_option("--weights", a->weights, "fp32 checkpoint (qface, AdaFace .ckpt, MagFace .pth, state dict)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -129,8 +130,11 @@ Runner setup(CLI::App& app) {
                  "aligned 112x112 faces (folder or list file): even-numbered files calibrate, odd-numbered ones check")
       ->required();
   app.add_option("--out", a->out, "the int8 model file (a qface checkpoint with its calibration)")->required();
-  app.add_option("--images", a->images, "calibration images")->capture_default_str()->check(CLI::Range(1, 100000));
-  app.add_option("--check", a->check, "held-out images for the accuracy guard")->capture_default_str()->check(CLI::Range(8, 100000));
+  // Counts, named so (elsewhere --images is a path).
+  app.add_option("--calibration-images", a->images, "how many of --calibrate's images calibrate")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--check-images", a->check, "how many held-out images the accuracy guard checks")
+      ->capture_default_str()->check(CLI::Range(8, 100000));
   app.add_option("--bin", a->bins,
                  "verification .bin sets: 10-fold accuracy and TAR@FAR must stay within 0.3 points, the norm's EDC pAUC within 0.002");
   app.add_option("--report", a->report, "also write the guard's numbers as JSON here");

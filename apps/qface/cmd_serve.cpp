@@ -48,7 +48,7 @@ int run(const ServeArgs& a) {
     service.stop();
   });
   spdlog::info("serve: http://{}:{} ({}; the page at /, JSON endpoints in docs/web.md; {})", o.host, port,
-               a.pipeline.options.arch,
+               pipeline->options().arch,
                o.admin_token.empty() ? "read-only: no admin token" : "enrolment and removal with the admin token");
   service.run();
   if (!signalled.exchange(true)) pthread_kill(waiter.native_handle(), SIGTERM);  // the server stopped on its own
@@ -62,7 +62,8 @@ Runner setup(CLI::App& app) {
   app.add_option("--host", a->service.host, "address to listen on")->capture_default_str();
   app.add_option("--port", a->service.port, "TCP port (0: any free port, printed)")->capture_default_str();
   app.add_option("--gallery", a->gallery, "gallery folder for /search and /enroll (`qface search build`)")->check(CLI::ExistingDirectory);
-  app.add_option("--calibration", a->calibration, "calibration.verify JSON for /verify match decisions")
+  app.add_option("--calibration", a->calibration, "calibration.verify JSON for /verify match decisions (default: "
+                 "<weights stem>.verify.json beside the weights, which `make run` writes)")
       ->check(CLI::ExistingFile);
   app.add_option("--far", a->service.far,
                  "default FAR of /verify and /search (default 1e-3, or the strictest the calibration resolves "

@@ -26,9 +26,8 @@ struct VerifyArgs {
 
 int run(const VerifyArgs& v) {
   deploy::PipelineOptions o = v.pipeline.resolve();
-  std::optional<deploy::VerifyCalibration> cal;
-  if (!v.calibration.empty()) {
-    cal = deploy::read_verify_calibration(v.calibration);
+  const std::optional<deploy::VerifyCalibration> cal = deploy::find_verify_calibration(v.calibration, o.weights, "verify");
+  if (cal) {
     if (o.flip_fuse != (cal->mode == "flip_fused"))
       spdlog::info("verify: using {} features, as the calibration was made with them", cal->mode);
     o.flip_fuse = cal->mode == "flip_fused";
@@ -41,12 +40,16 @@ int run(const VerifyArgs& v) {
     require(!img.empty(), "{}: cannot read this image", path);
     deploy::Probe r = p.probe(img);
     require(r.found, "{}: no face found", path);
+    if (r.faces > 1)
+      spdlog::warn("verify: {} has {} faces; comparing the largest (box {}x{} at {},{})", path, r.faces,
+                   r.face->box.width, r.face->box.height, r.face->box.x, r.face->box.y);
     return r;
   };
   const deploy::Probe pa = probe(v.a), pb = probe(v.b);
   const double cosine = (pa.embedding * pb.embedding).sum().item<double>();
   auto side = [](const std::string& path, const deploy::Probe& r) {
-    json j{{"image", path}, {"norm", r.norm}, {"detected", r.face.has_value()}};
+    json j{{"image", path}, {"norm", r.norm}, {"detected", r.face.has_value()}, {"faces", r.faces}};
+    if (r.face) j["box"] = {r.face->box.x, r.face->box.y, r.face->box.width, r.face->box.height};
     if (r.quality) j["quality"] = *r.quality;
     return j;
   };
@@ -61,7 +64,8 @@ int run(const VerifyArgs& v) {
     std::cout << fmt::format("decision at FAR {:g} (threshold {:.4f}): {}\n", far, threshold,
                              match ? "MATCH" : "no match");
   } else {
-    std::cout << "decision: none (give --calibration FILE from `qface eval verify --calibration-out`)\n";
+    std::cout << "decision: none (no calibration beside the weights: give --calibration FILE from `qface eval verify "
+                 "--calibration-out`)\n";
   }
   for (const auto* s : {&j["a"], &j["b"]})
     std::cout << fmt::format("quality {}: norm {:.3f}{}\n", (*s)["image"].get<std::string>(), (*s)["norm"].get<double>(),
@@ -76,7 +80,8 @@ Runner setup(CLI::App& app) {
   app.add_option("b", a->b, "second image")->required()->check(CLI::ExistingFile);
   add_pipeline_options(app, a->pipeline);
   app.add_option("--calibration", a->calibration,
-                 "calibration.verify JSON (`qface eval verify --calibration-out`): thresholds per FAR")
+                 "calibration.verify JSON (`qface eval verify --calibration-out`): thresholds per FAR; default: "
+                 "<weights stem>.verify.json beside the weights, which `make run` writes")
       ->check(CLI::ExistingFile);
   app.add_option("--far", a->far,
                  "false-accept rate of the decision (default 1e-3, or the strictest the calibration resolves above it)");

@@ -3,6 +3,7 @@
 #include "apps/qface/precision_option.h"
 #include "qface/infer/precision.h"
 
+#include "apps/qface/arch_option.h"
 #include "apps/qface/detector_options.h"
 #include "apps/qface/flip_option.h"
 
@@ -20,10 +21,8 @@ deploy::PipelineOptions PipelineArgs::resolve() const {
   return o;
 }
 
-void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
-  auto* arch = app.add_option("--arch", a.options.arch, "backbone")->check(CLI::IsMember(backbones::backbone_names()));
-  if (model_required) arch->required();
-  else arch->capture_default_str();
+void add_pipeline_options(CLI::App& app, PipelineArgs& a) {
+  add_arch_option(app, a.options.arch);
   app.add_option("--weights", a.weights, "checkpoint (qface, AdaFace .ckpt, MagFace .pth, torch state dict); required "
                  "unless --random-weights")->check(CLI::ExistingFile);
   app.add_flag("--random-weights", a.options.random_weights,
@@ -35,7 +34,8 @@ void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required) {
       ->check(CLI::IsMember({"auto", "detect", "aligned"}));
   add_detector_options(app, a.options.detector);
   app.add_option("--quality-calibration", a.quality_calibration,
-                 "calibration.quality JSON (`qface eval quality --calibration-out`): quality in [0,1]")
+                 "calibration.quality JSON (`qface eval quality --calibration-out`): quality in [0,1]; default: "
+                 "<weights stem>.quality.json beside the weights, which `make run` writes")
       ->check(CLI::ExistingFile);
   app.add_option("--threads", a.options.threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
   add_precision_option(app, a.precision);

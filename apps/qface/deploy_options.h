@@ -20,6 +20,6 @@ struct PipelineArgs {
 
 // Declares --arch --weights --flip-fuse/--no-flip-fuse --align, the detector's options
 // (detector_options.h), --quality-calibration --threads --precision on `app`.
-void add_pipeline_options(CLI::App& app, PipelineArgs& a, bool model_required = true);
+void add_pipeline_options(CLI::App& app, PipelineArgs& a);
 
 }  // namespace qface::cli

@@ -22,11 +22,14 @@ void add_detector_options(CLI::App& app, deploy::DetectorOptions& o) {
   app.add_option("--detect-tile-max-pixels", o.ssd.tile_max_pixels,
                  "ssd: with tiles, larger photos are first scaled down to this area (bounds the windows; 0: never)")
       ->capture_default_str();
-  app.add_option("--upsample", o.upsample, "hog: image doublings before detection (finds faces >= 80/2^n px)")
+  app.add_option("--upsample", o.upsample,
+                 "hog: image doublings before detection (finds faces >= 80/2^n px, counted after --detect-max-pixels)")
       ->check(CLI::Range(0, 3))->capture_default_str();
   app.add_option("--detect-max-pixels", o.max_pixels,
                  "hog: photos larger than this are scaled down for detection first (landmarks use full resolution); "
-                 "faces then need 80/2^upsample px at the reduced size")->capture_default_str();
+                 "faces then need 80/2^upsample px at the reduced size: a 1920x1080 frame shrinks by 0.69, so its 40-px "
+                 "faces need --detect-max-pixels 0 or --upsample 2; 0: never scale down")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--landmark-model", o.landmark_model, "dlib shape_predictor_68_face_landmarks.dat (default: libdlib-data's)");
 }
 

@@ -10,8 +10,10 @@
 namespace qface::cli {
 
 inline void add_flip_fuse_option(CLI::App& app, bool& flip_fuse, const std::string& what) {
-  app.add_flag("--flip-fuse,!--no-flip-fuse", flip_fuse, "flip fusion on (the default) or off: " + what)
-      ->capture_default_str();
+  // Two flags, not CLI11's "--flip-fuse,!--no-flip-fuse", whose help line
+  // reads "--no-flip-fuse{false}" as if fusion were off by default.
+  auto* on = app.add_flag("--flip-fuse", flip_fuse, "flip fusion on (the default): " + what);
+  app.add_flag_callback("--no-flip-fuse", [&flip_fuse] { flip_fuse = false; }, "flip fusion off")->excludes(on);
 }
 
 }  // namespace qface::cli

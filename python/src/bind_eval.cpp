@@ -57,8 +57,9 @@ void bind_eval(pyb::module_ m) {
 
 embeddings: 2P x D (pair i is rows 2i, 2i+1); issame: P booleans. Returns the
 dict `qface eval verify` writes per set and mode: accuracy_mean / _std over
-folds, best_threshold_mean, fold_accuracy, val (TAR@FAR where the impostors
-resolve it), roc, ...)");
+folds, best_threshold_mean (squared L2, as InsightFace's protocol) and
+best_threshold_cosine_mean (the same as a cosine, 1 - d / 2), fold_accuracy,
+tar_at_far_folds (TAR@FAR where every fold's impostors resolve it), roc, ...)");
 
   m.def(
       "fuse_flip",

@@ -33,6 +33,36 @@ def annotated(name):
     return faces
 
 
+def test_align_max_pixels_reaches_the_detector():
+    # Issue #39 item 4: qface.align had no way to stop HOG's scale-down.
+    cv2 = pytest.importorskip("cv2")
+    path = os.path.join(DLIB_FACES, "2008_002506.jpg")
+    if not os.path.exists(path):
+        pytest.skip("dlib's example faces are not installed (libdlib19.1 docs)")
+    bgr = cv2.imread(path)
+    assert len(qface.align(bgr, bgr=True, detector="hog")) >= 2  # two people (HOG boxes a third patch)
+    # Scaled down to 2,500 pixels (by 0.12) the faces are far below HOG's 40 px (80 / 2).
+    assert qface.align(bgr, bgr=True, detector="hog", max_pixels=2500) == []
+    with pytest.raises(qface.Error, match="max_pixels"):
+        qface.align(bgr, bgr=True, detector="hog", max_pixels=-5)
+
+
+def test_model_detector_options_and_face_count(data_dir):
+    # The same options reach the model's own detector (probe, verify, quality),
+    # and a probe says how many faces the photo had (issue #39 items 4 and 5).
+    cv2 = pytest.importorskip("cv2")
+    path = os.path.join(DLIB_FACES, "2008_002506.jpg")
+    if not os.path.exists(path):
+        pytest.skip("dlib's example faces are not installed (libdlib19.1 docs)")
+    bgr = cv2.imread(path)
+    weights = str(data_dir / "mfn.pt")
+    p = qface.load_model(weights, threads=1, detector="hog").probe(bgr, bgr=True)
+    assert p is not None and p["faces"] == len(qface.align(bgr, bgr=True, detector="hog")) >= 2
+    assert qface.load_model(weights, threads=1, detector="hog", max_pixels=2500).probe(bgr, bgr=True) is None
+    with pytest.raises(qface.Error, match="upsample"):
+        qface.load_model(weights, upsample=7)
+
+
 @pytest.mark.parametrize("detector", ["hog", "ssd"])
 def test_align_finds_the_hand_marked_faces(detector):
     cv2 = pytest.importorskip("cv2")

@@ -28,6 +28,12 @@ def test_verify_equals_the_cli(tmp_path):
     run_qface("eval", "verify", "--bin", tmp_path / "v.bin", "--features", tmp_path / "f", "--out", tmp_path / "v.json")
     cli = read_json(tmp_path / "v.json")["sets"][0]["modes"]["plain"]
     assert r == cli
+    # Every key the docstring names exists (it once named one that did not), and
+    # the cosine threshold is the squared-L2 one on unit vectors: d = 2 - 2 cos.
+    for key in ("accuracy_mean", "best_threshold_mean", "best_threshold_cosine_mean", "fold_accuracy",
+                "tar_at_far_folds", "roc"):
+        assert key in r and key in qface.eval.verify.__doc__
+    assert r["best_threshold_cosine_mean"] == pytest.approx(1 - r["best_threshold_mean"] / 2)
     assert 0.6 < r["accuracy_mean"] < 1.0 and len(r["fold_accuracy"]) == 10
 
 

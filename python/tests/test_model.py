@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import qface
-from conftest import run_qface
+from conftest import read_json, run_qface
 
 
 def test_embed_gives_unit_embeddings_and_norms(model, crops):
@@ -71,6 +71,20 @@ def test_bad_inputs_raise_qface_errors(model, data_dir):
     assert issubclass(qface.Error, ValueError)
 
 
+def test_arch_comes_from_the_checkpoint(model, crops, data_dir, tmp_path):
+    # Issue #39 item 7: load_model once defaulted to ir_50 and failed on the
+    # demo's MobileFaceNets; the file records its architecture.
+    plain = qface.load_model(str(data_dir / "mfn.pt"), threads=1)
+    assert plain.arch == "mobilefacenet"
+    images, _ = crops
+    assert np.array_equal(plain.embed(images[:3])[0], model.embed(images[:3])[0])
+    # A bare state dict records none: the error asks for arch and names the file.
+    import torch
+    torch.save({"w": torch.zeros(2)}, tmp_path / "bare.pt")
+    with pytest.raises(qface.Error, match=r"bare\.pt: the file does not record its architecture: give --arch"):
+        qface.load_model(str(tmp_path / "bare.pt"))
+
+
 def test_docstrings():
     # Every public function, class and method of the module and its submodules says what it does.
     objects = [getattr(qface, n) for n in qface.__all__ if n not in ("eval", "synth")]
@@ -117,3 +131,42 @@ def test_precision_int8_needs_a_quantized_file_and_bf16_stays_close(data_dir, cr
     a, _ = fp32.embed(images[:4])
     b, _ = bf16.embed(images[:4])
     assert np.min(np.sum(a * b, axis=1)) > 0.98 and np.abs(a - b).max() > 0
+
+
+def test_verify_decides_with_the_calibration_beside_the_weights(crops, data_dir, tmp_path):
+    # Issue #39: qface.Model.verify gives a decision out of the box, as
+    # `qface verify` does, from <weights stem>.verify.json beside the weights.
+    cv2 = pytest.importorskip("cv2")
+    images, labels = crops
+    weights = tmp_path / "m.pt"
+    weights.write_bytes((data_dir / "mfn.pt").read_bytes())
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(images), size=(40, 2))
+    pngs = [cv2.imencode(".png", images[i][:, :, ::-1])[1].tobytes() for pair in idx for i in pair]
+    qface.write_bin(str(tmp_path / "v.bin"), pngs, [bool(labels[a] == labels[b]) for a, b in idx])
+    run_qface("eval", "verify", "--weights", weights, "--bin", tmp_path / "v.bin", "--threads", 1,
+              "--out", tmp_path / "v.json", "--calibration-out", tmp_path / "m.verify.json")
+    cal = read_json(tmp_path / "m.verify.json")
+    model = qface.load_model(str(weights), threads=1)  # no arch, no flip_fuse: both from the files
+    assert model.arch == "mobilefacenet" and model.flip_fuse == (cal["mode"] == "flip_fused")
+    a, b = images[idx[0, 0]], images[idx[0, 1]]
+    r = model.verify(a, b)
+    strictest = min(t["far"] for t in cal["thresholds"])  # < 1000 impostors: 1e-3 is not resolved
+    assert r["far"] == pytest.approx(strictest)
+    t = next(t["threshold"] for t in cal["thresholds"] if t["far"] == r["far"])
+    assert r["threshold"] == pytest.approx(t) and r["match"] == (r["cosine"] > t)
+    assert r["a"]["faces"] == 1 and r["a"]["box"] is None  # an aligned crop: used as it is
+    # The command line decides the same.
+    for name, img in (("a.png", a), ("b.png", b)):
+        cv2.imwrite(str(tmp_path / name), img[:, :, ::-1])
+    run_qface("verify", "--weights", weights, tmp_path / "a.png", tmp_path / "b.png", "--threads", 1,
+              "--out", tmp_path / "cli.json")
+    cli = read_json(tmp_path / "cli.json")
+    assert cli["cosine"] == pytest.approx(r["cosine"], abs=1e-5) and cli["match"] == r["match"]
+    assert cli["far"] == pytest.approx(r["far"])
+    # A model loaded in the other fusion mode cannot use these thresholds.
+    other = qface.load_model(str(weights), threads=1, flip_fuse=not model.flip_fuse)
+    with pytest.raises(qface.Error, match="load it with flip_fuse"):
+        other.verify(a, b)
+    with pytest.raises(qface.Error, match="far 0.5"):
+        model.verify(a, b, far=0.5)

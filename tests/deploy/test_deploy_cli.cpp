@@ -1,6 +1,7 @@
 // The deployment commands end to end: `qface eval` writes the calibrations
 // that `qface verify` and `qface quality` read; `qface search` builds, adds,
 // removes and queries a gallery from photos; `qface bench search` at a tiny size.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -18,6 +19,7 @@
 #include "qface/synth/nuisance.h"
 #include "qface/synth/render.h"
 #include "qface/synth/rng.h"
+#include "qface/deploy/calibration.h"
 #include "tests/support/testing.h"
 
 namespace fs = std::filesystem;
@@ -190,12 +192,80 @@ TEST(DeployCli, SearchBuildAddRemoveQuery) {
     }
   }
   EXPECT_TRUE(read_json(fs::path(g) / "gallery.json").dump().find("\"late\"") != std::string::npos);
+  // A match decision per probe with a calibration (issue #39 item 7): 100
+  // impostors resolve FAR 1e-2 at most, the default then, said on stderr.
+  std::vector<float> imp;
+  for (int i = 0; i < 100; ++i) imp.push_back(0.999f * static_cast<float>(i) / 100.f);
+  qface::write_file_atomic(tmp / "cal.json",
+                           qface::deploy::verify_calibration_json(imp, 1, "flip_fused", "test").dump());
+  r = run_qface(args({"search", "query", "--gallery", g, "--images", (tmp / "probes").string(), "--k", "1",
+                      "--calibration", (tmp / "cal.json").string(), "--out", (tmp / "qc.json").string()}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("deciding at FAR 0.01"), std::string::npos) << r.err;
+  const json qc = read_json(tmp / "qc.json");
+  EXPECT_DOUBLE_EQ(qc["far"].get<double>(), 0.01);
+  EXPECT_NEAR(qc["threshold"].get<double>(), 0.999 * 0.98, 1e-6);  // one impostor of 100 (0.999 * 0.99) above it
+  for (const auto& row : qc["results"]) {
+    const std::string who = fs::path(row["image"].get<std::string>()).stem().string().substr(0, 7);
+    const double top = row["hits"][0]["score"].get<double>();
+    EXPECT_EQ(row["match"], top > qc["threshold"].get<double>() ? row["hits"][0]["name"] : json(nullptr)) << row;
+    if (who != "person2") EXPECT_EQ(row["match"], who) << row;  // its own crop: cosine 1
+  }
   // Enrolment gated by quality: nothing passes an absurd bar.
   r = run_qface(args({"search", "build", "--gallery", (tmp / "g2").string(), "--images", (tmp / "enrol").string(),
                       "--min-quality", "1e9"}));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("below --min-quality"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(tmp / "g2" / "gallery.json"));
+}
+
+// Issue #39 item 5: a photo with two people (one of dlib's examples) is
+// counted and its largest face named wherever one face is used; enrolment
+// refuses it unless --largest; `align --all` crops of one photo are never
+// filed under one identity.
+TEST(DeployCli, GroupPhotosAreCountedAndNeverEnrolledAsOnePerson) {
+  const fs::path two = "/usr/share/doc/libdlib19.1/examples/faces/2008_002506.jpg";
+  if (!fs::exists(two)) GTEST_SKIP() << two << " not installed (libdlib19.1 docs)";
+  TempDir tmp;
+  // align --all names the crops <stem>_face<k>, largest first; their number
+  // is the detector's count, which every other command must report.
+  auto r = run_qface(args({"align", "--all", "--images", two.string(), "--out", (tmp / "crops").string()}, false));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int faces = 0;
+  while (fs::exists(tmp / "crops" / fmt::format("2008_002506_face{}.png", faces))) ++faces;
+  ASSERT_GE(faces, 2);  // two people (HOG also boxes a third patch of this photo)
+  r = run_qface(args({"verify", two.string(), two.string(), "--out", (tmp / "v.json").string()}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find(fmt::format("has {} faces; comparing the largest", faces)), std::string::npos) << r.err;
+  const json v = read_json(tmp / "v.json");
+  EXPECT_EQ(v["a"]["faces"], faces);
+  ASSERT_EQ(v["a"]["box"].size(), 4u);
+  EXPECT_GT(v["a"]["box"][2].get<int>(), 0);
+  fs::create_directories(tmp / "photos");
+  fs::copy_file(two, tmp / "photos" / "eileen_1.jpg");
+  const std::string g = (tmp / "g").string();
+  r = run_qface(args({"search", "build", "--gallery", g, "--images", (tmp / "photos").string()}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(fmt::format("eileen_1.jpg ({} faces)", faces)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--largest"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(fs::path(g) / "gallery.json"));
+  r = run_qface(args({"search", "build", "--gallery", g, "--images", (tmp / "photos").string(), "--largest", "--out",
+                      (tmp / "b.json").string()}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json b = read_json(tmp / "b.json");
+  EXPECT_EQ(b["images_enrolled"], 1);
+  ASSERT_EQ(b["several_faces"].size(), 1u);
+  EXPECT_EQ(b["several_faces"][0]["faces"], faces);
+  // Enrolling align --all's crops by name would file every face under "2008": refused, naming two crops.
+  r = run_qface(args({"search", "build", "--gallery", (tmp / "g2").string(), "--images", (tmp / "crops").string()}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("are two faces of one photo ('2008_002506'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'2008'"), std::string::npos) << r.err;
+  // Item 4: a negative scale-down bound is refused, not taken.
+  r = run_qface(args({"align", "--images", two.string(), "--out", (tmp / "x").string(), "--detect-max-pixels", "-5"},
+                     false));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--detect-max-pixels"), std::string::npos) << r.err;
 }
 
 TEST(DeployCli, BenchSearchTiny) {

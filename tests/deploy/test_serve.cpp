@@ -4,6 +4,7 @@
 // files, enrolment and removal with and without the admin token, and
 // searches running while the gallery changes.
 #include <dlib/base64.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <torch/torch.h>
@@ -189,7 +190,9 @@ TEST_F(ServeTest, MalformedRequestsGetClear4xx) {
       {"/embed", json{{"image", b64("definitely not an image")}}.dump(), "application/json", 400, "not a decodable image"},
       {"/embed", "{\"image\": \"@@@@\"}", "application/json", 400, "base64"},
       {"/embed", "GIF89a garbage", "image/gif", 400, "not a decodable image"},
-      {"/embed", json{{"image", b64(blank)}}.dump(), "application/json", 422, "no face"},
+      {"/embed", json{{"image", b64(blank)}}.dump(), "application/json", 422, "no face found in the image"},
+      {"/verify", json{{"a", b64(png(faces[0]))}, {"b", b64(blank)}}.dump(), "application/json", 422,
+       "no face found in image 'b'"},
       {"/verify", json{{"a", b64(png(faces[0]))}}.dump(), "application/json", 400, "missing field 'b'"},
       {"/verify", json{{"a", b64(png(faces[0]))}, {"b", b64(png(faces[0]))}, {"far", 1e-6}}.dump(), "application/json",
        400, "no threshold for FAR"},
@@ -426,6 +429,31 @@ TEST_F(ServeTest, FreeMemoryGoesBackOnceIdle) {
   // The test binary keeps glibc's malloc; qface-full's jemalloc is checked in tests/cli.
   EXPECT_EQ(body(get("/health", idle.port))["malloc"], "glibc malloc");
   EXPECT_EQ(body(get("/health"))["idle_memory_releases"], 0);  // the fixture's server: 30 s default
+}
+
+// Issue #39 item 5: a photo of two people is not enrolled as one (unless
+// "largest" asks for its largest face), and /embed says how many it had.
+TEST_F(ServeTest, GroupPhotosAreCountedAndNotEnrolledAsOnePerson) {
+  const fs::path two = "/usr/share/doc/libdlib19.1/examples/faces/2008_002506.jpg";
+  if (!fs::exists(two)) GTEST_SKIP() << two << " not installed (libdlib19.1 docs)";
+  const std::string photo = qface::read_file(two);
+  const json e = body(post("/embed", json{{"image", b64(photo)}}.dump()));
+  const int faces = e["faces"].get<int>();
+  EXPECT_GE(faces, 2) << e.dump().substr(0, 200);  // two people (HOG boxes a third patch)
+  json req = enroll_body("pair", {photo});
+  req["files"] = {"pair.jpg"};
+  auto r = post("/enroll", req.dump(), "application/json", kToken);
+  ASSERT_EQ(r->status, 422) << r->body;
+  EXPECT_EQ(body(r)["rejected"][0]["image"], "pair.jpg");
+  EXPECT_EQ(body(r)["rejected"][0]["reason"].get<std::string>().rfind(
+                fmt::format("{} faces: a photo to enrol must show one person", faces), 0),
+            0u)
+      << r->body;
+  req["largest"] = true;
+  r = post("/enroll", req.dump(), "application/json", kToken);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body(r)["images_enrolled"], 1);
+  EXPECT_EQ(body(r)["several_faces"][0]["faces"], faces);
 }
 
 TEST_F(ServeTest, EnrolGatesFusesPersistsAndRemoves) {

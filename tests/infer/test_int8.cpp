@@ -370,8 +370,8 @@ TEST(Int8, QuantizeCommandRefusesAModelThatFailsTheGuardAndEmbedRunsTheResult) {
   const fs::path w = tmp / "mfn.pt", out = tmp / "mfn.int8.pt";
   qface::io::save_checkpoint(w, *m, "mobilefacenet");
   const std::vector<std::string> quantize = {"quantize", "--arch", "mobilefacenet", "--weights", w.string(),
-                                             "--calibrate", images, "--out", out.string(), "--images",
-                                             "24", "--check", "24", "--threads", "1", "--report",
+                                             "--calibrate", images, "--out", out.string(),
+                                             "--calibration-images", "24", "--check-images", "24", "--threads", "1", "--report",
                                              (tmp / "q.json").string()};
   // A random network fails the guard (cosine to fp32 well below 0.99, see TracksFp32OnHeldOutFaces): nothing written.
   r = qt::run_qface(quantize);

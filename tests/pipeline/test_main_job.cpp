@@ -8,6 +8,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <sstream>
+
 #include "qface/core/fs.h"
 #include "qface/eval/bootstrap.h"
 #include "tests/support/testing.h"
@@ -43,8 +46,57 @@ TEST(MainJob, FourHeadsClaimsWithIntervalsThenReuseAndRetrain) {
     for (const char* score : {"norm", "brisque", "gt", "random"})
       EXPECT_TRUE(run["quality"][score]["pauc"].is_number()) << head << " " << score;
     EXPECT_TRUE(run["cluster"]["quality_ordered"]["bcubed"]["f"].is_number());
-    for (const char* f : {"model.pt", "metrics.jsonl", "eval/verify.json", "eval/quality.json", "eval/cluster.json"})
+    for (const char* f : {"model.pt", "metrics.jsonl", "eval/verify.json", "eval/quality.json", "eval/cluster.json",
+                          "model.verify.json", "model.quality.json"})
       EXPECT_TRUE(fs::exists(dir / "demo" / head / f)) << head << " " << f;
+  }
+  {
+    // Issue #39: the deployment calibrations beside each model, checked against
+    // the stored evaluation, then the README's quickstart `verify` line run as
+    // written (no --arch, no --calibration) against the tiny job's AdaFace.
+    const fs::path run = dir / "demo" / "adaface";
+    const auto vcal = nlohmann::json::parse(qface::read_file(run / "model.verify.json"));
+    const auto qcal = nlohmann::json::parse(qface::read_file(run / "model.quality.json"));
+    const auto e = nlohmann::json::parse(qface::read_file(run / "eval" / "model_eval.json"))["eval"];
+    std::vector<double> norms;
+    int64_t pairs = 0;
+    for (const auto& s : e["strata"]) {
+      for (double n : s["norm"].get<std::vector<double>>()) norms.push_back(n);
+      pairs += static_cast<int64_t>(s["correct"].size());
+    }
+    // The main job evaluates plain features (the study also flip-fused ones):
+    // verify then compares plain features, as the calibration was made with them.
+    EXPECT_EQ(vcal["mode"], "plain");
+    EXPECT_EQ(vcal["impostors"].get<int64_t>() + vcal["genuine"].get<int64_t>(), pairs);
+    const auto q = qcal["quantiles"].get<std::vector<double>>();
+    ASSERT_EQ(q.size(), 101u);
+    EXPECT_DOUBLE_EQ(q.front(), *std::min_element(norms.begin(), norms.end()));
+    EXPECT_DOUBLE_EQ(q.back(), *std::max_element(norms.begin(), norms.end()));
+    const std::string readme = qface::read_file(fs::path(QFACE_SOURCE_DIR) / "README.md");
+    const std::size_t at = readme.find("\nbuild/qface verify ");
+    ASSERT_NE(at, std::string::npos) << "README lost its quickstart";
+    std::istringstream line(readme.substr(at + 1, readme.find('\n', at + 1) - at - 1));
+    std::vector<std::string> quick;
+    std::vector<fs::path> photos;
+    for (const auto& f : fs::directory_iterator(dir / "demo" / "data" / "tinyface" / "gallery")) photos.push_back(f.path());
+    std::sort(photos.begin(), photos.end());
+    ASSERT_GE(photos.size(), 2u);
+    for (std::string w; line >> w;) {
+      if (w == "build/qface") continue;
+      quick.push_back(w == "runs/demo/adaface/model.pt" ? (run / "model.pt").string()
+                      : w == "photo1.jpg"               ? photos[0].string()
+                      : w == "photo2.jpg"               ? photos[1].string()
+                                                        : w);
+    }
+    auto v = run_qface(quick);
+    ASSERT_EQ(v.exit_code, 0) << v.err;
+    // The tiny sets' few impostors resolve FAR 1e-1 only: the decision says so.
+    ASSERT_EQ(vcal["thresholds"].size(), 1u) << vcal;
+    EXPECT_NE(v.out.find(fmt::format("decision at FAR 0.1 (threshold {:.4f}): ",
+                                     vcal["thresholds"][0]["threshold"].get<double>())),
+              std::string::npos)
+        << v.out;
+    EXPECT_NE(v.err.find("deciding at FAR 0.1"), std::string::npos) << v.err;
   }
   // Every claim of the two papers, each with the verdict its interval gives
   // (eval/claims.h rules) and the verdict predicted before the results.

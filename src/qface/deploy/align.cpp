@@ -294,7 +294,8 @@ AlignSummary run_align(const AlignOptions& o) {
     if (!o.all) faces.resize(1);
     const std::string stem = path.stem().string();
     for (std::size_t k = 0; k < faces.size(); ++k) {
-      const std::string name = o.all ? fmt::format("{}_{}.png", stem, k) : stem + ".png";
+      // `_face<k>`: search build recognises crops of one photo by it (enroll.h, list_labeled_images).
+      const std::string name = o.all ? fmt::format("{}{}{}.png", stem, kFaceSuffix, k) : stem + ".png";
       write_png(o.out / name, data::warp_face(img, faces[k].landmarks, o.crop));
       ++s.crops;
       json e{{"image", path.string()}, {"crop", name}, {"score", faces[k].score},

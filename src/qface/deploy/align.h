@@ -111,9 +111,14 @@ struct AlignSummary {
   nlohmann::json json;  // also written to out/summary.json
 };
 
-// Writes out/<stem>.png (largest face) or out/<stem>_<k>.png (--all, largest
-// first) and out/summary.json; images without a face or unreadable ones are
-// listed in the summary, not fatal.
+// The marker of `--all`'s crops, <stem>_face<k>.png: faces of one photo are
+// different people, and list_labeled_images (enroll.h) refuses to file them
+// under one identity.
+inline constexpr std::string_view kFaceSuffix = "_face";
+
+// Writes out/<stem>.png (largest face) or out/<stem>_face<k>.png (--all,
+// largest first, k from 0) and out/summary.json; images without a face or
+// unreadable ones are listed in the summary, not fatal.
 AlignSummary run_align(const AlignOptions& options);
 
 }  // namespace qface::deploy

@@ -51,6 +51,34 @@ double decision_far(const VerifyCalibration* calibration, std::optional<double> 
   return far;
 }
 
+fs::path verify_calibration_path(const fs::path& weights) {
+  return fs::path(weights).replace_extension(".verify.json");
+}
+fs::path quality_calibration_path(const fs::path& weights) {
+  return fs::path(weights).replace_extension(".quality.json");
+}
+namespace {
+fs::path if_there(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec) ? p : fs::path();
+}
+}  // namespace
+fs::path verify_calibration_beside(const fs::path& weights) {
+  return weights.empty() ? fs::path() : if_there(verify_calibration_path(weights));
+}
+fs::path quality_calibration_beside(const fs::path& weights) {
+  return weights.empty() ? fs::path() : if_there(quality_calibration_path(weights));
+}
+
+std::optional<VerifyCalibration> find_verify_calibration(const fs::path& given, const fs::path& weights,
+                                                         const std::string& who) {
+  if (!given.empty()) return read_verify_calibration(given);
+  const fs::path beside = verify_calibration_beside(weights);
+  if (beside.empty()) return std::nullopt;
+  spdlog::info("{}: calibration {} (beside the weights)", who, beside.string());
+  return read_verify_calibration(beside);
+}
+
 json verify_calibration_json(std::vector<float> imp, int64_t genuine, const std::string& mode, const std::string& source) {
   require(!imp.empty(), "calibration: no impostor pairs in {}", source);
   const double n = static_cast<double>(imp.size());

@@ -41,6 +41,19 @@ struct VerifyCalibration {
 // kDefaultFar; kDefaultFar without a calibration.
 double decision_far(const VerifyCalibration* calibration, std::optional<double> asked, const std::string& option);
 
+// The calibrations `qface demo` / `qface study` write beside each model they
+// train (X/model.pt: X/model.verify.json and X/model.quality.json), found by
+// every deployment command when none is given; empty when the file is not there.
+std::filesystem::path verify_calibration_beside(const std::filesystem::path& weights);
+std::filesystem::path quality_calibration_beside(const std::filesystem::path& weights);
+std::filesystem::path verify_calibration_path(const std::filesystem::path& weights);   // where it goes
+// The verification calibration a command decides with: `given` when not
+// empty, else the one beside `weights` (logged, naming `who`), else none.
+std::optional<VerifyCalibration> find_verify_calibration(const std::filesystem::path& given,
+                                                         const std::filesystem::path& weights,
+                                                         const std::string& who);
+std::filesystem::path quality_calibration_path(const std::filesystem::path& weights);
+
 nlohmann::json verify_calibration_json(std::vector<float> impostor_scores, int64_t genuine, const std::string& mode,
                                        const std::string& source);
 VerifyCalibration read_verify_calibration(const std::filesystem::path& path);

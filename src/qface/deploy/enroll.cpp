@@ -6,16 +6,41 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "qface/core/error.h"
 #include "qface/data/image.h"
+#include "qface/deploy/align.h"
 #include "qface/eval/features.h"
 #include "qface/infer/embed.h"
 
 namespace qface::deploy {
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+namespace {
+
+// `qface align --all` crops (<photo>_face<k>.png) of one photo are different
+// people, yet their names share the prefix that labels them: filing two under
+// one identity would merge people silently.
+void refuse_faces_of_one_photo(const LabeledImages& in) {
+  std::map<std::pair<std::string, std::string>, std::string> seen;  // (label, photo) -> first file
+  for (std::size_t i = 0; i < in.files.size(); ++i) {
+    const std::string stem = fs::path(in.files[i]).stem().string();
+    const std::size_t at = stem.rfind(kFaceSuffix);
+    if (at == std::string::npos || at == 0) continue;
+    const std::string k = stem.substr(at + kFaceSuffix.size());
+    if (k.empty() || !std::all_of(k.begin(), k.end(), [](unsigned char c) { return std::isdigit(c); })) continue;
+    const auto [it, fresh] = seen.try_emplace({in.labels[i], stem.substr(0, at)}, in.files[i]);
+    require(fresh,
+            "{} and {} are two faces of one photo ('{}', from `qface align --all`) but would both be enrolled as "
+            "'{}': put the crops in one sub-folder per person (the folder names the identity), or give --name",
+            it->second, in.files[i], stem.substr(0, at), in.labels[i]);
+  }
+}
+
+}  // namespace
 
 LabeledImages list_labeled_images(const fs::path& images, const std::string& fixed_name) {
   LabeledImages out;
@@ -43,6 +68,7 @@ LabeledImages list_labeled_images(const fs::path& images, const std::string& fix
   }
   out.files = infer::list_images(images);
   for (const auto& f : out.files) out.labels.push_back(fixed_name.empty() ? eval::label_from_name(f) : fixed_name);
+  if (fixed_name.empty()) refuse_faces_of_one_photo(out);
   return out;
 }
 
@@ -52,12 +78,12 @@ std::string thumbnail_jpeg(const cv::Mat& crop) {
   return data::encode_image(small, ".jpg", "thumbnail", 85);
 }
 
-EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, bool thumbnails) {
-  return embed_images(p, in, [&in](std::size_t i) { return read_image(in.files[i]); }, thumbnails);
+EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, const EmbedImagesOptions& o) {
+  return embed_images(p, in, [&in](std::size_t i) { return read_image(in.files[i]); }, o);
 }
 
 EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, const std::function<cv::Mat(std::size_t)>& load,
-                         bool thumbnails) {
+                         const EmbedImagesOptions& o) {
   constexpr int batch = 16;
   EmbeddedSet s;
   s.calibrated = p.has_quality_calibration();
@@ -77,13 +103,18 @@ EmbeddedSet embed_images(const Pipeline& p, const LabeledImages& in, const std::
       s.unreadable.push_back(in.files[i]);
       continue;
     }
-    std::optional<cv::Mat> c = p.crop(img);
+    int faces = 0;
+    std::optional<cv::Mat> c = p.crop(img, nullptr, &faces);
     if (!c) {
       s.no_face.push_back(in.files[i]);
       continue;
     }
+    if (faces > 1) {
+      s.several_faces.push_back({in.files[i], faces});
+      if (!o.largest) continue;
+    }
     crops.push_back(*c);
-    if (thumbnails) s.thumbnails.push_back(thumbnail_jpeg(*c));
+    if (o.thumbnails) s.thumbnails.push_back(thumbnail_jpeg(*c));
     s.files.push_back(in.files[i]);
     s.labels.push_back(in.labels[i]);
     if (static_cast<int>(crops.size()) >= batch) flush();
@@ -114,6 +145,12 @@ EmbeddedSet load_embedded_features(const fs::path& features, const std::string& 
   return s;
 }
 
+json several_faces_json(const EmbeddedSet& s) {
+  json j = json::array();
+  for (const auto& [file, n] : s.several_faces) j.push_back({{"image", file}, {"faces", n}});
+  return j;
+}
+
 json enroll(Gallery& g, const EmbeddedSet& s, double min_quality) {
   std::map<std::string, std::vector<int64_t>> by_label;
   json rejected = json::array();
@@ -136,7 +173,8 @@ json enroll(Gallery& g, const EmbeddedSet& s, double min_quality) {
   }
   return {{"identities_enrolled", by_label.size()}, {"new_identities", created},   {"images_enrolled", images},
           {"gallery_size", g.size()},               {"min_quality", min_quality}, {"quality_scale", s.calibrated ? "calibrated [0,1]" : "feature norm"},
-          {"rejected_low_quality", rejected},       {"no_face", s.no_face},        {"unreadable", s.unreadable}};
+          {"rejected_low_quality", rejected},       {"no_face", s.no_face},        {"unreadable", s.unreadable},
+          {"several_faces", several_faces_json(s)}};
 }
 
 }  // namespace qface::deploy

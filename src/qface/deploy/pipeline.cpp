@@ -26,8 +26,14 @@ Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
   infer::LoadedModel m = infer::load_for_inference(
       {options_.arch, options_.weights, options_.random_weights, options_.precision, options_.threads, "model"});
   model_ = m.model;
+  options_.arch = model_->arch();
   inference_ = m.options;
   precision_ = m.precision.precision;
+  if (options_.quality_calibration.empty() && !options_.weights.empty()) {
+    options_.quality_calibration = quality_calibration_beside(options_.weights);
+    if (!options_.quality_calibration.empty())
+      spdlog::info("model: quality calibration {} (beside the weights)", options_.quality_calibration.string());
+  }
   if (!options_.quality_calibration.empty()) quality_cal_ = read_quality_calibration(options_.quality_calibration);
 }
 
@@ -36,17 +42,19 @@ const FaceDetector& Pipeline::detector() const {
   return *detector_;
 }
 
-std::optional<cv::Mat> Pipeline::crop(const cv::Mat& image, std::optional<Face>* face) const {
+std::optional<cv::Mat> Pipeline::crop(const cv::Mat& image, std::optional<Face>* face, int* faces) const {
   require(!image.empty() && image.type() == CV_8UC3, "crop: expected an 8-bit BGR image");
   const bool is_crop = image.rows == 112 && image.cols == 112;
   if (options_.align == AlignMode::kAligned || (options_.align == AlignMode::kAuto && is_crop)) {
     require(is_crop, "image is {}x{}, expected an aligned 112x112 crop (align mode 'aligned')", image.cols, image.rows);
+    if (faces) *faces = 1;
     return image;
   }
-  std::vector<Face> faces = detector().detect(image);
-  if (faces.empty()) return std::nullopt;
-  if (face) *face = faces[0];
-  return data::warp_face(image, faces[0].landmarks);
+  std::vector<Face> found = detector().detect(image);  // largest first
+  if (faces) *faces = static_cast<int>(found.size());
+  if (found.empty()) return std::nullopt;
+  if (face) *face = found[0];
+  return data::warp_face(image, found[0].landmarks);
 }
 
 std::pair<torch::Tensor, torch::Tensor> Pipeline::embed_crops(const std::vector<cv::Mat>& crops) const {
@@ -73,7 +81,7 @@ std::optional<double> Pipeline::quality(double norm) const {
 
 Probe Pipeline::probe(const cv::Mat& image) const {
   Probe p;
-  std::optional<cv::Mat> c = crop(image, &p.face);
+  std::optional<cv::Mat> c = crop(image, &p.face, &p.faces);
   if (!c) return p;
   p.found = true;
   p.crop = *c;

@@ -33,14 +33,14 @@ enum class AlignMode { kAuto, kDetect, kAligned };
 AlignMode parse_align_mode(const std::string& s);  // auto | detect | aligned
 
 struct PipelineOptions {
-  std::string arch = "ir_50";
+  std::string arch;                 // empty: the one the weights file records
   std::filesystem::path weights;  // required unless random_weights
   bool random_weights = false;    // no checkpoint: random weights, for tests and benchmarks only
   bool flip_fuse = true;
   int threads = 0;
   AlignMode align = AlignMode::kAuto;
   DetectorOptions detector;
-  std::filesystem::path quality_calibration;  // optional: norm -> [0, 1]
+  std::filesystem::path quality_calibration;  // optional: norm -> [0, 1]; empty: the one beside the weights, if any
   infer::Precision precision = infer::Precision::kFp32;
 };
 
@@ -49,6 +49,7 @@ struct PipelineOptions {
 struct Probe {
   bool found = false;
   std::optional<Face> face;     // set when the face was detected
+  int faces = 0;                // faces in the image (1 for an aligned crop); the largest is used
   cv::Mat crop;                 // 112x112 BGR
   torch::Tensor embedding;      // D float32, L2-normalized
   double norm = 0;              // raw feature norm of the image (quality proxy)
@@ -61,8 +62,9 @@ class Pipeline {
  public:
   explicit Pipeline(PipelineOptions options);
 
-  // The aligned crop of the largest face (per the align mode); nullopt when none.
-  std::optional<cv::Mat> crop(const cv::Mat& image, std::optional<Face>* face = nullptr) const;
+  // The aligned crop of the largest face (per the align mode); nullopt when
+  // none. `faces`: how many the image has (1 for an aligned crop).
+  std::optional<cv::Mat> crop(const cv::Mat& image, std::optional<Face>* face = nullptr, int* faces = nullptr) const;
   // Embeds aligned 112x112 crops: N x D normalized (flip-fused per options)
   // embeddings and the N plain feature norms (quality).
   std::pair<torch::Tensor, torch::Tensor> embed_crops(const std::vector<cv::Mat>& crops) const;

@@ -183,7 +183,9 @@ struct Service::Impl {
 
   Probe probe_of(const cv::Mat& img, const std::string& name) const {
     Probe p = pipeline->probe(img);
-    if (!p.found) throw HttpError(422, fmt::format("image '{}': no face found", name));
+    if (!p.found)  // ("image" is the field of single-image requests: not repeated as a name)
+      throw HttpError(422, name == "image" ? std::string("no face found in the image")
+                                           : fmt::format("no face found in image '{}'", name));
     return p;
   }
 
@@ -191,7 +193,7 @@ struct Service::Impl {
   static double gated_quality(const Probe& p) { return p.quality.value_or(p.norm); }
 
   json quality_json(const Probe& p) const {
-    json j{{"norm", p.norm}};
+    json j{{"norm", p.norm}, {"faces", p.faces}};  // faces in the photo: the largest is the one used
     if (p.quality) j["quality"] = *p.quality;
     if (o.ofiq) j["ofiq"] = ofiq_unified_score(p.norm);
     if (o.min_quality >= 0) j["recapture"] = gated_quality(p) < o.min_quality;
@@ -432,6 +434,7 @@ struct Service::Impl {
       throw HttpError(400, "field 'images' must be a non-empty array of base64-encoded images");
     const json& images = body["images"];
     const auto files = field<std::vector<std::string>>(body, "files", {});
+    const bool largest = field<bool>(body, "largest", false);  // enrol a group photo's largest face
     if (!files.empty() && files.size() != images.size())
       throw HttpError(400, fmt::format("field 'files' names {} images, 'images' has {}", files.size(), images.size()));
     LabeledImages in;
@@ -454,8 +457,13 @@ struct Service::Impl {
             return {};
           }
         },
-        /*thumbnails=*/true);
+        {.thumbnails = true, .largest = largest});
     for (const auto& f : s.no_face) rejected.push_back({{"image", f}, {"reason", "no face found"}});
+    if (!largest)
+      for (const auto& [f, n] : s.several_faces)
+        rejected.push_back({{"image", f},
+                            {"reason", fmt::format("{} faces: a photo to enrol must show one person (send \"largest\": "
+                                                   "true to enrol its largest face)", n)}});
     const bool gated = o.min_quality >= 0;
     json summary;
     {
@@ -505,7 +513,7 @@ Service::Service(std::shared_ptr<const Pipeline> pipeline, ServiceOptions option
     require(m.gallery->dim() == m.pipeline->dim(), "{}: gallery embeddings have {} dims, the model gives {}",
             m.o.gallery.string(), m.gallery->dim(), m.pipeline->dim());
   }
-  if (!m.o.calibration.empty()) m.calibration = read_verify_calibration(m.o.calibration);
+  m.calibration = find_verify_calibration(m.o.calibration, m.pipeline->options().weights, "serve");
   // Decided once, at start: a default the calibration cannot resolve would
   // leave /verify without a decision (issue #39 item 3).
   m.far = decision_far(m.calibration ? &*m.calibration : nullptr, m.o.far, "serve --far");

@@ -11,7 +11,8 @@
 //   POST /align   {"image": base64}        the aligned crop (base64 PNG), box, landmarks, quality
 //   POST /verify  {"a": b64, "b": b64, "far": 1e-3, "crops": false}   cosine, match, threshold, both qualities
 //   POST /search  {"image": b64 | "embedding": [..], "k": 5, "far": 1e-3}   top-k identities, match at the FAR
-//   POST /enroll  {"name": s, "images": [b64, ..], "files": [s, ..]}   admin: quality-gated, fused enrolment
+//   POST /enroll  {"name": s, "images": [b64, ..], "files": [s, ..], "largest": false}   admin: quality-gated,
+//                 fused enrolment; a photo with several faces is rejected unless "largest" is true
 //   POST /remove  {"name": s}                                         admin: removes an identity
 // /embed, /quality, /align and /search also take the raw image as the body
 // (Content-Type image/* or application/octet-stream); images are JPEG, PNG,
@@ -52,7 +53,8 @@ struct ServiceOptions {
   std::optional<double> far;             // default FAR of /verify and /search (unset: deploy::decision_far);
                                          // one the calibration does not resolve refuses to start
   std::filesystem::path gallery;         // optional, for /search
-  std::filesystem::path calibration;     // optional calibration.verify for /verify and /search decisions
+  std::filesystem::path calibration;     // calibration.verify for /verify and /search decisions; empty: the one
+                                         // beside the weights (verify_calibration_beside), if any
   std::string admin_token;               // enables /enroll and /remove; empty: read-only
   bool ofiq = false;                     // also report OFIQ's 0-100 unified score of the norm (MagFace models)
   double release_after_idle_s = 30;      // free memory goes back to the system after this long without requests (<= 0: never)

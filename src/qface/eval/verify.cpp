@@ -222,6 +222,8 @@ nlohmann::json to_json(const VerifyResult& r) {
   j["accuracy_mean"] = r.accuracy_mean;
   j["accuracy_std"] = r.accuracy_std;
   j["best_threshold_mean"] = r.best_threshold_mean;
+  // The same threshold as a cosine (unit vectors: d = 2 - 2 cos), the scale of calibration files.
+  j["best_threshold_cosine_mean"] = 1.0 - r.best_threshold_mean / 2.0;
   j["fold_accuracy"] = r.fold_accuracy;
   j["fold_threshold"] = r.fold_threshold;
   nlohmann::json val = nlohmann::json::array();

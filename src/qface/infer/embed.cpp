@@ -226,8 +226,10 @@ EmbedSummary run_embed(const EmbedOptions& o) {
       continue;
     }
     if (img.rows != 112 || img.cols != 112) {
-      require(o.resize, "{}: image is {}x{}, expected an aligned 112x112 crop (use --resize to resize)", f,
-              img.cols, img.rows);
+      require(o.resize,
+              "{}: image is {}x{}, expected an aligned 112x112 crop: align photos first (`qface align --images "
+              "photos/ --out crops/`), or give --resize for crops of another size",
+              f, img.cols, img.rows);
       cv::resize(img, img, cv::Size(112, 112), 0, 0, cv::INTER_AREA);
     }
     batch.push_back(img);

@@ -1,8 +1,10 @@
 #include "qface/infer/precision.h"
 
 #include <spdlog/spdlog.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -262,22 +264,42 @@ PrecisionChoice apply_precision(backbones::BackboneImpl& model, InferenceOptions
   return c;
 }
 
+std::string checkpoint_arch(const io::Checkpoint& c, const std::filesystem::path& path) {
+  const auto& known = backbones::backbone_names();
+  require(!c.arch.empty(), "{}: the file does not record its architecture: give --arch (one of {})", path.string(),
+          fmt::join(known, ", "));
+  require(std::find(known.begin(), known.end(), c.arch) != known.end(),
+          "{}: the file records arch '{}', which qface does not build: give --arch (one of {})", path.string(), c.arch,
+          fmt::join(known, ", "));
+  return c.arch;
+}
+
 LoadedModel load_for_inference(const ModelSpec& s) {
   const auto t0 = std::chrono::steady_clock::now();
   auto since = [&t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   LoadedModel m;
+  std::string arch = s.arch;
   // The file is read on a second thread while the network is built, without
-  // the random initialisation the weights would replace (0.1 s of IR-50).
+  // the random initialisation the weights would replace (0.1 s of IR-50);
+  // first, when the architecture is the one the file records.
   std::future<io::Checkpoint> file;
-  if (!s.weights.empty()) file = std::async(std::launch::async, [&s] { return io::read_checkpoint(s.weights); });
-  m.model = s.weights.empty() ? backbones::make_backbone(s.arch) : backbones::make_backbone_for_weights(s.arch);
-  spdlog::debug("{}: {} built in {:.3f} s", s.what, s.arch, since());
+  std::optional<io::Checkpoint> read_first;
+  if (arch.empty()) {
+    require(!s.weights.empty(), "{}: give --arch: random weights record no architecture", s.what);
+    read_first = io::read_checkpoint(s.weights);
+    arch = checkpoint_arch(*read_first, s.weights);
+    spdlog::debug("{}: {} records arch {}", s.what, s.weights.string(), arch);
+  } else if (!s.weights.empty()) {
+    file = std::async(std::launch::async, [&s] { return io::read_checkpoint(s.weights); });
+  }
+  m.model = s.weights.empty() ? backbones::make_backbone(arch) : backbones::make_backbone_for_weights(arch);
+  spdlog::debug("{}: {} built in {:.3f} s", s.what, arch, since());
   if (s.weights.empty()) {
     require(s.random_weights, "{}: no --weights: give the model's checkpoint (or --random-weights for pipeline tests)",
             s.what);
     spdlog::warn("{}: --random-weights: the results mean nothing (pipeline checks only)", s.what);
   } else {
-    io::Checkpoint c = file.get();
+    io::Checkpoint c = read_first ? std::move(*read_first) : file.get();
     const io::LoadReport r = io::load_state_dict(*m.model, std::move(c.tensors), s.weights.string(), c.arch);
     m.int8 = std::move(c.int8);
     spdlog::debug("{}: {} tensors loaded at {:.3f} s (prefix '{}', {} other entries ignored)", s.weights.string(),

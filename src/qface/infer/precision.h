@@ -76,7 +76,7 @@ PrecisionChoice apply_precision(backbones::BackboneImpl& model, InferenceOptions
 // Everything a command needs for a model: make_backbone, load the weights
 // (or random ones, for pipeline tests), prepare for inference, apply the precision.
 struct ModelSpec {
-  std::string arch;
+  std::string arch;  // empty: the architecture the weights file records (checkpoint_arch)
   std::filesystem::path weights;
   bool random_weights = false;
   Precision precision = Precision::kFp32;
@@ -90,5 +90,10 @@ struct LoadedModel {
   std::optional<io::Int8Calibration> int8;  // the weights file's, if it has one
 };
 LoadedModel load_for_inference(const ModelSpec& spec);
+
+// The backbone a checkpoint records (qface's files, AdaFace's .ckpt, MagFace's
+// .pth), checked against the ones qface builds; an error naming the file and
+// asking for --arch when it records none or an unknown one.
+std::string checkpoint_arch(const io::Checkpoint& checkpoint, const std::filesystem::path& path);
 
 }  // namespace qface::infer

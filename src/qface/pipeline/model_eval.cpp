@@ -12,6 +12,7 @@
 #include "qface/core/fs.h"
 #include "qface/core/svg_plot.h"
 #include "qface/data/bin_set.h"
+#include "qface/deploy/calibration.h"
 #include "qface/eval/cluster.h"
 #include "qface/eval/features.h"
 #include "qface/eval/quality.h"
@@ -242,7 +243,9 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
                                           {"settings", settings.to_json()},
                                           {"data", file_fingerprint(data.dir / "manifest.json")},
                                           {"version", 2}});
-  if (has_fingerprint(cache, fp)) {
+  // (Evaluated again when the calibrations beside the model are missing: runs from before they were written.)
+  if (has_fingerprint(cache, fp) && fs::exists(deploy::verify_calibration_path(model_path)) &&
+      fs::exists(deploy::quality_calibration_path(model_path))) {
     spdlog::info("demo: {} already evaluated ({})", name, cache.string());
     return ModelEval::from_json(json::parse(read_file(cache)).at("eval"));
   }
@@ -263,6 +266,11 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
   std::vector<eval::VerifySet> sets;
   std::vector<torch::Tensor> pooled_emb;
   std::vector<uint8_t> pooled_issame;
+  // The deployment calibrations written beside the model (deploy/calibration.h):
+  // impostor cosines of the features `qface verify` / `serve` compare
+  // (flip-fused unless settings.flip is off) and every image's plain norm.
+  std::vector<float> deploy_impostors;
+  int64_t deploy_genuine = 0;
   for (const Stratum& st : data.strata) {
     const std::string source = (data.dir / (st.name + ".bin")).string();
     spdlog::info("demo: evaluating {} on {} ({} pairs{})", name, st.name, st.issame.size(), settings.flip ? ", plain and flip-fused" : "");
@@ -296,9 +304,29 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
     r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", brisque_quality(st.brisque)}, {"gt", st.gt}});
     pooled_emb.push_back(f.plain.embeddings);
     pooled_issame.insert(pooled_issame.end(), st.issame.begin(), st.issame.end());
+    const torch::Tensor deployed =
+        settings.flip ? qface::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms).first
+                      : f.plain.embeddings;
+    const eval::Comparisons dc = eval::pair_comparisons(deployed, st.issame);
+    for (std::size_t p = 0; p < dc.score.size(); ++p) {
+      if (dc.genuine[p]) ++deploy_genuine;
+      else deploy_impostors.push_back(dc.score[p]);
+    }
     m.strata.push_back(std::move(r));
   }
   eval::write_json(eval_dir / "verify.json", eval::verify_report_json(name, sets));
+  {
+    std::string source = name + ": val_high + val_mixed + val_low of " + data.dir.string();
+    if (settings.bf16) source += " (features under bf16 autocast)";
+    eval::write_json(deploy::verify_calibration_path(model_path),
+                     deploy::verify_calibration_json(deploy_impostors, deploy_genuine,
+                                                     settings.flip ? "flip_fused" : "plain", source));
+    eval::write_json(deploy::quality_calibration_path(model_path),
+                     deploy::quality_calibration_json(pooled_images(m, &StratumResult::norm), source));
+    spdlog::info("demo: {} calibrations for qface verify / quality / serve: {}, {}", name,
+                 deploy::verify_calibration_path(model_path).string(),
+                 deploy::quality_calibration_path(model_path).string());
+  }
 
   // Quality as a score on the pooled strata: norm vs BRISQUE vs oracle vs random.
   const torch::Tensor emb = torch::cat(pooled_emb);
