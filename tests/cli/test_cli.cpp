@@ -90,6 +90,13 @@ TEST(Cli, EverySubcommandHasHelp) {
     auto r = run_qface({name, "--help"});
     EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << name;
+    // Issue #39 item 7: the negated flag's value read as if fusion were off by default.
+    EXPECT_EQ(r.out.find("--no-flip-fuse{false}"), std::string::npos) << name;
+    // --arch is optional wherever it is offered: the checkpoint records it.
+    EXPECT_EQ(r.out.find("--arch TEXT:{ir_18,ir_34,ir_50,ir_101,ir_se_50,iresnet18,iresnet34,iresnet50,iresnet100,"
+                         "mobilefacenet} REQUIRED"),
+              std::string::npos)
+        << name;
   }
 }
 

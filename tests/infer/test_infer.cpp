@@ -225,6 +225,8 @@ TEST(Infer, EmbedRejectsOtherSizesUnlessResize) {
                           (tmp / "list.txt").string(), "--out", (tmp / "out").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("150x150"), std::string::npos) << r.err;
+  // A photo is to be aligned, not squashed (issue #39 item 7): the error says so first.
+  EXPECT_NE(r.err.find("align photos first (`qface align"), std::string::npos) << r.err;
   r = qt::run_qface({"embed", "--arch", "mobilefacenet", "--weights", (tmp / "mfn.pt").string(), "--images",
                      (tmp / "list.txt").string(), "--out", (tmp / "out").string(), "--resize"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
