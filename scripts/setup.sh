@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs every Debian package qface needs. Idempotent: a no-op when all are present.
 # Extra packages given as arguments are installed the same way (scripts/setup-dev.sh).
+# --list prints the Debian packages (one per line) and installs nothing
+# (scripts/check-libtorch2.sh installs the same ones in a Debian 13 root).
 set -euo pipefail
+list_only=0
+if [[ "${1:-}" == "--list" ]]; then
+  list_only=1
+  shift
+fi
 
 PACKAGES=(
   # toolchain
@@ -25,6 +32,11 @@ PACKAGES=(
   python3-opencv
   "$@"
 )
+
+if [[ $list_only -eq 1 ]]; then
+  printf '%s\n' "${PACKAGES[@]}" nodejs npm
+  exit 0
+fi
 
 # Node.js for the serve page's browser test (tests/web; playwright-core is
 # installed below): any node >= 18 (Debian 12 has 18.20) and npm on PATH will do, so
