@@ -1,4 +1,5 @@
 #include "qface/backbones/mobilefacenet.h"
+#include "qface/core/torch_compat.h"
 
 #include <torch/torch.h>
 
@@ -125,7 +126,7 @@ double MobileFaceNetImpl::macs() const {
   auto add = [&](const ConvBN& c) {
     const int64_t s = (*c->conv->options.stride())[0];
     const int64_t k = (*c->conv->options.kernel_size())[0];
-    const int64_t p = (*c10::get<torch::ExpandingArray<2>>(c->conv->options.padding()))[0];
+    const int64_t p = (*compat::get<torch::ExpandingArray<2>>(c->conv->options.padding()))[0];
     hw = (hw + 2 * p - k) / s + 1;
     m += conv_macs(c->conv, hw);
   };

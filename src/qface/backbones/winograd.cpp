@@ -1,4 +1,5 @@
 #include "qface/backbones/winograd.h"
+#include "qface/core/torch_compat.h"
 
 #include <ATen/autocast_mode.h>
 
@@ -51,19 +52,34 @@ std::unique_ptr<Plan> make_plan(const Key& key) {
   const dnnl::memory::dims one{1, 1};
   const auto wino = dnnl::algorithm::convolution_winograd;
   auto& e = cpu_engine();
+  const auto train = dnnl::prop_kind::forward_training;
+  // oneDNN 3 (Debian 13) builds a primitive_desc from the engine and the
+  // shapes directly; oneDNN 2 (Debian 12) goes through an operation desc.
+#if DNNL_VERSION_MAJOR >= 3
   if (key.use != Use::kTraining) {
     // forward_training: with forward_inference oneDNN wants the weights in its
     // transformed Winograd format, a reorder 4x their size on every call.
+    return std::make_unique<Plan>(Plan{
+        key.use == Use::kInferenceBias
+            ? dnnl::convolution_forward::primitive_desc(e, train, wino, src, wei, bias, dst, one, one, one)
+            : dnnl::convolution_forward::primitive_desc(e, train, wino, src, wei, dst, one, one, one),
+        {}, {}});
+  }
+  dnnl::convolution_forward::primitive_desc fwd(e, train, wino, src, wei, dst, one, one, one);
+  dnnl::convolution_backward_data::primitive_desc bwd_data(e, wino, src, wei, dst, one, one, one, fwd);
+  dnnl::convolution_backward_weights::primitive_desc bwd_weights(e, wino, src, wei, dst, one, one, one, fwd);
+#else
+  if (key.use != Use::kTraining) {
+    // forward_training: as above.
     auto d = key.use == Use::kInferenceBias
-                 ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, wino, src, wei, bias, dst, one,
-                                                   one, one)
-                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, wino, src, wei, dst, one, one, one);
+                 ? dnnl::convolution_forward::desc(train, wino, src, wei, bias, dst, one, one, one)
+                 : dnnl::convolution_forward::desc(train, wino, src, wei, dst, one, one, one);
     return std::make_unique<Plan>(Plan{dnnl::convolution_forward::primitive_desc(d, e), {}, {}});
   }
-  dnnl::convolution_forward::primitive_desc fwd({dnnl::prop_kind::forward_training, wino, src, wei, dst, one, one, one},
-                                                e);
+  dnnl::convolution_forward::primitive_desc fwd({train, wino, src, wei, dst, one, one, one}, e);
   dnnl::convolution_backward_data::primitive_desc bwd_data({wino, src, wei, dst, one, one, one}, e, fwd);
   dnnl::convolution_backward_weights::primitive_desc bwd_weights({wino, src, wei, dst, one, one, one}, e, fwd);
+#endif
   return std::make_unique<Plan>(Plan{fwd, bwd_data, bwd_weights});
 }
 
@@ -184,7 +200,7 @@ std::pair<Use, const Plan*> route(const torch::nn::Conv2d& conv, const torch::Te
   if (at::autocast::is_cpu_enabled()) return none;
   auto both = [](const torch::ExpandingArray<2>& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
   if (!both(o.kernel_size(), 3) || !both(o.stride(), 1) || !both(o.dilation(), 1) || o.groups() != 1) return none;
-  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  const auto* pad = compat::get_if<torch::ExpandingArray<2>>(&o.padding());
   if (!pad || !both(*pad, 1)) return none;
   if (x.dim() != 4 || x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32 || !x.is_cpu() ||
       !x.is_contiguous(torch::MemoryFormat::ChannelsLast) || x.size(1) != w.size(1) || x.numel() == 0)

@@ -345,7 +345,8 @@ std::vector<std::vector<Hit>> Gallery::query(const torch::Tensor& queries, int k
   if (size() == 0 || nq == 0) return out;
   torch::Tensor q = queries.to(torch::kFloat32).contiguous();
   std::vector<float> dist(static_cast<std::size_t>(nq * k));
-  std::vector<faiss::Index::idx_t> lab(static_cast<std::size_t>(nq * k));
+  // faiss labels are int64_t: Index::idx_t in Debian 12's faiss, faiss::idx_t in 13's.
+  std::vector<int64_t> lab(static_cast<std::size_t>(nq * k));
   index_->search(nq, q.data_ptr<float>(), k, dist.data(), lab.data());
   for (int64_t i = 0; i < nq; ++i)
     for (int j = 0; j < k; ++j) {

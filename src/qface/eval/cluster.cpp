@@ -53,12 +53,13 @@ std::vector<int64_t> cluster_knn(const torch::Tensor& embeddings, const ClusterO
     faiss::IndexFlatIP index(d);
     index.add(nbase, base);
     std::vector<float> sim(nbase * k);
-    std::vector<faiss::Index::idx_t> nb(nbase * k);
+    // faiss labels are int64_t: Index::idx_t in Debian 12's faiss, faiss::idx_t in 13's.
+    std::vector<int64_t> nb(nbase * k);
     index.search(nbase, base, k, sim.data(), nb.data());
     UnionFind uf(nbase);
     for (int64_t i = 0; i < nbase; ++i)
       for (int64_t j = 0; j < k; ++j) {
-        const faiss::Index::idx_t b = nb[i * k + j];
+        const int64_t b = nb[i * k + j];
         if (b >= 0 && b != i && sim[i * k + j] >= o.threshold) uf.unite(i, b);
       }
     std::vector<int64_t> comp(nbase);
@@ -89,7 +90,7 @@ std::vector<int64_t> cluster_knn(const torch::Tensor& embeddings, const ClusterO
       faiss::IndexFlatIP index(d);
       index.add(n_core, ce.data_ptr<float>());
       std::vector<float> sim(rest);
-      std::vector<faiss::Index::idx_t> nb(rest);
+      std::vector<int64_t> nb(rest);
       index.search(rest, le.data_ptr<float>(), 1, sim.data(), nb.data());
       std::vector<int64_t> unattached;
       for (int64_t i = 0; i < rest; ++i) {

@@ -1,4 +1,5 @@
 #include "qface/infer/int8.h"
+#include "qface/core/torch_compat.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -152,7 +153,7 @@ Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp3
       torch::Tensor w = s.conv->weight.detach().contiguous();
       torch::Tensor scale = (w.abs().amax({1, 2, 3}).to(torch::kFloat64) / 127.0).clamp_min(1e-12);
       torch::Tensor qw = torch::quantize_per_channel(w, scale, torch::zeros({w.size(0)}, torch::kInt64), 0, torch::kQInt8);
-      const auto pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+      const auto pad = compat::get<torch::ExpandingArray<2>>(o.padding());
       c.packed = call(prepack, {qw, s.conv->bias.defined() ? c10::IValue(s.conv->bias.detach()) : c10::IValue(),
                                 vec2(o.stride()), vec2(pad), vec2(o.dilation()), o.groups()});
     } else if (s.op == Op::kBatchNorm) {

@@ -1,4 +1,5 @@
 #include "qface/infer/onnx_export.h"
+#include "qface/core/torch_compat.h"
 
 #include <onnx/onnx_pb.h>
 #include <torch/torch.h>
@@ -65,7 +66,7 @@ class GraphBuilder {
     auto* n = node("Conv", in);
     const auto k = *o.kernel_size();
     const auto s = *o.stride();
-    const auto p = *c10::get<torch::ExpandingArray<2>>(o.padding());
+    const auto p = *compat::get<torch::ExpandingArray<2>>(o.padding());
     ints(n, "kernel_shape", {k[0], k[1]});
     ints(n, "strides", {s[0], s[1]});
     ints(n, "pads", {p[0], p[1], p[0], p[1]});
