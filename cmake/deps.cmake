@@ -22,7 +22,12 @@ find_package(libjpeg-turbo REQUIRED)   # target libjpeg-turbo::turbojpeg
 find_package(OpenMP REQUIRED)            # faiss links OpenMP::OpenMP_CXX
 find_package(faiss REQUIRED)           # target faiss
 find_package(dlib REQUIRED)            # target dlib::dlib
-find_package(ONNX REQUIRED)            # targets onnx, onnx_proto
+find_package(ONNX REQUIRED)            # targets onnx_proto (Debian 12) or ONNX::onnx_proto (Debian 13)
+if(TARGET ONNX::onnx_proto)
+  set(QFACE_ONNX_PROTO ONNX::onnx_proto)
+else()
+  set(QFACE_ONNX_PROTO onnx_proto)
+endif()
 # Config files and the HTTP service.
 find_package(tomlplusplus REQUIRED)    # target tomlplusplus::tomlplusplus
 find_package(PkgConfig REQUIRED)

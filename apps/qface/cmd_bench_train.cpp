@@ -13,6 +13,7 @@
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
 #include "qface/backbones/winograd.h"
+#include "qface/core/device.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/heads/factory.h"
@@ -38,6 +39,7 @@ struct BenchTrainArgs {
   bool profile = false;
   std::string python_dir;
   std::string json_out;
+  std::string device = "cpu";
 };
 
 // Seconds per training step (best of iters) and the last loss; with `profile`,
@@ -45,18 +47,21 @@ struct BenchTrainArgs {
 std::pair<double, double> time_training(const BenchTrainArgs& a, bool channels_last, bool bf16,
                                         nlohmann::json* profile = nullptr) {
   torch::manual_seed(0);
+  const torch::Device device = parse_device(a.device);
   auto model = backbones::make_backbone(a.arch);
   heads::HeadConfig hc;
   hc.name = a.head;
   hc.num_classes = a.classes;
   auto head = heads::make_head(hc);
+  model->to(device);
+  head->to(device);
   if (channels_last) backbones::weights_to_channels_last(*model);
   auto sgd = train::make_sgd(*model, {head->kernel}, train::OptimizerConfig{});
   model->train();
   head->train();
-  torch::Tensor x = torch::randn({a.batch, 3, 112, 112});
+  torch::Tensor x = torch::randn({a.batch, 3, 112, 112}).to(device);
   if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-  torch::Tensor y = torch::randint(0, a.classes, {a.batch}, torch::kInt64);
+  torch::Tensor y = torch::randint(0, a.classes, {a.batch}, torch::kInt64).to(device);
   double loss = 0;
   auto step = [&] {
     auto [e, n] = train::forward_backbone(*model, x, bf16);  // as `qface train` runs it
@@ -75,12 +80,13 @@ int run_bench_train(const BenchTrainArgs& a) {
   require(a.batch > 1 && a.iters > 0 && a.threads > 0 && a.classes > 1,
           "bench train: --batch (> 1), --iters, --threads and --classes (> 1) must be positive");
   infer::set_threads(a.threads);
-  backbones::set_winograd_training(a.winograd);
+  backbones::set_winograd_training(a.winograd && a.device == "cpu");
   const double gflop = 3 * 2 * backbones::macs_per_image(a.arch) / 1e9;  // forward + backward ~ 3x forward
   nlohmann::json report = {{"arch", a.arch}, {"head", a.head}, {"batch", a.batch}, {"threads", a.threads},
                            {"classes", a.classes}};
-  std::cout << fmt::format("qface bench train: {} + {} ({} classes), batch {}, {} threads, SGD momentum\n", a.arch,
-                           a.head, a.classes, a.batch, a.threads);
+  report["device"] = a.device;
+  std::cout << fmt::format("qface bench train: {} + {} ({} classes), batch {}, {} threads, SGD momentum, {}\n",
+                           a.arch, a.head, a.classes, a.batch, a.threads, a.device);
   auto line = [&](const std::string& name, double sec) {
     const double ips = a.batch / sec;
     std::cout << fmt::format("{:<34} {:8.2f} img/s  ~{:6.1f} GFLOP/s  ({:.3f} s/step)\n", name, ips, ips * gflop, sec);
@@ -101,8 +107,9 @@ int run_bench_train(const BenchTrainArgs& a) {
     std::string note;
     nlohmann::json j = run_python_reference(
         "bench_train.py",
-        fmt::format("--arch {} --head {} --batch {} --classes {} --threads {} --iters {} --warmup {}{}", a.arch, a.head,
-                    a.batch, a.classes, a.threads, a.iters, a.warmup, a.profile ? " --profile" : ""),
+        fmt::format("--arch {} --head {} --batch {} --classes {} --threads {} --iters {} --warmup {} --device {}{}",
+                    a.arch, a.head, a.batch, a.classes, a.threads, a.iters, a.warmup, a.device,
+                    a.profile ? " --profile" : ""),
         a.python_dir, note);
     if (j.is_object() && j.contains("img_per_s")) {
       const double py = j["img_per_s"].get<double>();
@@ -130,6 +137,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--batch", a->batch, "images per step")->capture_default_str();
   app.add_option("--classes", a->classes, "identities of the head")->capture_default_str();
   app.add_option("--threads", a->threads, "CPU threads (both C++ and Python)")->capture_default_str();
+  app.add_option("--device", a->device, "cpu, cuda or cuda:N (both C++ and Python)")->capture_default_str();
   app.add_option("--iters", a->iters, "timed steps (best is reported)")->capture_default_str();
   app.add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
   app.add_flag("!--nchw", a->channels_last, "time qface with NCHW instead of channels_last");

@@ -28,6 +28,7 @@ Runner setup(CLI::App& app) {
                        "embeddings fused with the flipped image's, norms of the fused features (docs/method.md)");
   app.add_option("--batch", a->batch, "images per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", a->threads, "CPU threads (0: every logical core, or OMP_NUM_THREADS)")->capture_default_str();
+  app.add_option("--device", a->device, "cpu, cuda or cuda:N (a GPU runs fp32 only)")->capture_default_str();
   app.add_flag("--resize", a->resize, "resize images of other sizes to 112x112 instead of rejecting them");
   app.add_flag("--strict", a->strict, "fail on an unreadable image instead of skipping it");
   auto precision = std::make_shared<std::string>("fp32");

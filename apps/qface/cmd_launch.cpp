@@ -10,8 +10,12 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <torch/cuda.h>
+
 #include "apps/qface/command.h"
+#include "qface/core/device.h"
 #include "qface/core/error.h"
+#include "qface/train/distributed.h"
 
 extern char** environ;
 
@@ -26,6 +30,8 @@ struct LaunchArgs {
   int master_port = 29500;
   int node_rank = 0;
   int nnodes = 1;
+  std::string device;
+  std::string backend = "auto";
   std::vector<std::string> command;
 };
 
@@ -38,7 +44,22 @@ std::string self_path() {
 
 int run_launch(const LaunchArgs& a) {
   require(!a.command.empty(), "launch: give the command after --, e.g. qface launch --nproc 2 -- train --config c.toml");
+  require(a.node_rank >= 0 && a.node_rank < a.nnodes, "launch: --node-rank {} is outside [0, --nnodes {})",
+          a.node_rank, a.nnodes);
   const int world = a.nproc * a.nnodes;
+  // The backend follows the device (NCCL for CUDA, Gloo for the CPU) unless
+  // forced; both are checked here, before any worker starts.
+  std::string backend = a.backend;
+  if (!a.device.empty()) {
+    const torch::Device device = device_for_rank(parse_device(a.device), 0);
+    if (device.is_cuda() && !device.has_index())
+      require(static_cast<int64_t>(torch::cuda::device_count()) >= a.nproc,
+              "launch: --device cuda with --nproc {} needs a GPU per worker; {} visible", a.nproc,
+              torch::cuda::device_count());
+    backend = train::pick_backend(a.backend, device);
+  } else if (backend != "auto") {
+    backend = train::pick_backend(a.backend, backend == "nccl" ? torch::Device(torch::kCUDA) : torch::kCPU);
+  }
   const std::string exe = self_path();
   std::vector<pid_t> pids;
   for (int local = 0; local < a.nproc; ++local) {
@@ -46,7 +67,8 @@ int run_launch(const LaunchArgs& a) {
     std::vector<std::string> env_store;
     for (char** e = environ; *e; ++e) {
       std::string kv(*e);
-      for (const char* k : {"MASTER_ADDR=", "MASTER_PORT=", "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE="})
+      for (const char* k : {"MASTER_ADDR=", "MASTER_PORT=", "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=",
+                            "QFACE_DIST_BACKEND=", "QFACE_DEVICE="})
         if (kv.rfind(k, 0) == 0) kv.clear();
       if (!kv.empty()) env_store.push_back(kv);
     }
@@ -56,6 +78,8 @@ int run_launch(const LaunchArgs& a) {
     env_store.push_back("WORLD_SIZE=" + std::to_string(world));
     env_store.push_back("LOCAL_RANK=" + std::to_string(local));
     env_store.push_back("LOCAL_WORLD_SIZE=" + std::to_string(a.nproc));
+    env_store.push_back("QFACE_DIST_BACKEND=" + backend);
+    if (!a.device.empty()) env_store.push_back("QFACE_DEVICE=" + a.device);
     std::vector<char*> envp;
     for (auto& s : env_store) envp.push_back(s.data());
     envp.push_back(nullptr);
@@ -69,8 +93,8 @@ int run_launch(const LaunchArgs& a) {
     require(rc == 0, "launch: cannot start worker {}: {}", rank, std::strerror(rc));
     pids.push_back(pid);
   }
-  spdlog::info("launch: {} worker(s) of `{}` (world size {}, master {}:{})", a.nproc, fmt::join(a.command, " "), world,
-               a.master_addr, a.master_port);
+  spdlog::info("launch: {} worker(s) of `{}` (world size {}, node {} of {}, master {}:{}, backend {})", a.nproc,
+               fmt::join(a.command, " "), world, a.node_rank, a.nnodes, a.master_addr, a.master_port, backend);
   int result = 0;
   for (std::size_t left = pids.size(); left > 0; --left) {
     int status = 0;
@@ -99,6 +123,12 @@ Runner setup(CLI::App& app) {
   app.add_option("--node-rank", a->node_rank, "this machine's index")->capture_default_str();
   app.add_option("--master-addr", a->master_addr, "address of rank 0's machine")->capture_default_str();
   app.add_option("--master-port", a->master_port, "TCPStore port")->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("--device", a->device,
+                 "cpu, cuda or cuda:N for the workers (QFACE_DEVICE; `qface train` takes it unless given --device); "
+                 "plain cuda gives each worker its own GPU");
+  app.add_option("--backend", a->backend, "collectives: auto (NCCL for CUDA devices, Gloo for the CPU), gloo or nccl")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
   app.add_option("command", a->command, "the qface command to run, after --")->required();
   app.prefix_command();
   return [a] { return run_launch(*a); };

@@ -3,7 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+
 #include "apps/qface/command.h"
+#include "qface/core/device.h"
 #include "qface/core/fs.h"
 #include "qface/train/config.h"
 #include "qface/train/trainer.h"
@@ -14,12 +17,21 @@ namespace {
 struct TrainArgs {
   std::string config;
   std::vector<std::string> set;
+  std::string device;
   bool resume = false;
 };
 
 int run_train(const TrainArgs& a) {
-  train::TrainConfig config = train::load_config(a.config, a.set);
-  auto dist = train::Dist::init(train::DistEnv::from_env());
+  // The device: --device, else QFACE_DEVICE (set by `qface launch --device`),
+  // else the config's `device` key. Checked before any worker rendezvous.
+  std::vector<std::string> set = a.set;
+  const char* env_device = std::getenv("QFACE_DEVICE");
+  if (!a.device.empty()) set.push_back("device=" + a.device);
+  else if (env_device && *env_device) set.push_back(std::string("device=") + env_device);
+  train::TrainConfig config = train::load_config(a.config, set);
+  const train::DistEnv env = train::DistEnv::from_env();
+  const torch::Device device = device_for_rank(parse_device(config.device, "device"), env.local_rank);
+  auto dist = train::Dist::init(env, device);
   train::TrainSummary s = train::train(config, dist, a.resume);
   if (dist->is_main()) {
     nlohmann::json j = {{"steps", s.steps},
@@ -41,10 +53,13 @@ Runner setup(CLI::App& app) {
   app.add_option("--config", a->config, "TOML training config (see configs/)")->required()->check(CLI::ExistingFile);
   app.add_option("--set", a->set, "override a config key: --set head.m=0.5 --set optimizer.lr=0.05")
       ->allow_extra_args(false);
+  app.add_option("--device", a->device, "cpu, cuda or cuda:N (default: the config's `device`, cpu); plain cuda "
+                 "gives each worker its own GPU");
   app.add_flag("--resume", a->resume, "continue from the newest checkpoint in <out_dir>/checkpoints");
   app.footer(
       "Data parallel: run under `qface launch --nproc N -- train ...` or set MASTER_ADDR, MASTER_PORT, RANK, "
-      "WORLD_SIZE (and LOCAL_RANK) as torchrun does. SIGINT/SIGTERM stop after the current step with a checkpoint.");
+      "WORLD_SIZE (and LOCAL_RANK) as torchrun does; the ranks talk over NCCL on CUDA devices and Gloo on the CPU "
+      "(QFACE_DIST_BACKEND=gloo|nccl forces one). SIGINT/SIGTERM stop after the current step with a checkpoint.");
   return [a] { return run_train(*a); };
 }
 

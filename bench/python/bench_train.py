@@ -54,11 +54,13 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="profile one more step (self CPU time per operator)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = R.make(a.arch).train()
-    head = MarginHead(a.head, 512, a.classes, 0.5 if a.head == "arcface" else 0.4)
+    model = R.make(a.arch).train().to(dev)
+    head = MarginHead(a.head, 512, a.classes, 0.5 if a.head == "arcface" else 0.4).to(dev)
     # AdaFace's split_parameters: every parameter but BatchNorm's is decayed.
     bn = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     no_decay = [p for m in bn for p in m.parameters()]
@@ -66,8 +68,8 @@ def main():
     decay = [p for p in model.parameters() if id(p) not in bn_ids] + [head.kernel]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
                           lr=0.1, momentum=0.9)
-    x = torch.randn(a.batch, 3, 112, 112)
-    y = torch.randint(0, a.classes, (a.batch,))
+    x = torch.randn(a.batch, 3, 112, 112).to(dev)
+    y = torch.randint(0, a.classes, (a.batch,)).to(dev)
 
     def step():
         emb, norm = model(x)
@@ -75,6 +77,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
+        loss.item()  # waits for the device, as qface's step does
 
     for _ in range(a.warmup):
         step()
@@ -85,7 +88,7 @@ def main():
         times.append(time.perf_counter() - t)
     best = min(times)
     out = {"arch": a.arch, "head": a.head, "batch": a.batch, "threads": a.threads,
-           "torch": torch.__version__, "seconds_per_step": best, "img_per_s": a.batch / best}
+           "torch": torch.__version__, "device": a.device, "seconds_per_step": best, "img_per_s": a.batch / best}
     if a.profile:
         t = time.perf_counter()
         with torch.autograd.profiler.profile() as prof:

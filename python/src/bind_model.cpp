@@ -23,8 +23,10 @@ using deploy::Pipeline;
 
 std::shared_ptr<Pipeline> load_model(const std::string& weights, const std::string& arch, std::optional<bool> flip_fuse,
                                      const std::string& quality_calibration, int threads, const std::string& precision,
-                                     const std::string& detector, int upsample, int64_t max_pixels) {
+                                     const std::string& detector, int upsample, int64_t max_pixels,
+                                     const std::string& device) {
   deploy::PipelineOptions o;
+  o.device = device;
   o.detector.kind = deploy::parse_detector_kind(detector);
   require(upsample >= 0 && upsample <= 3, "upsample: expected 0 to 3, got {}", upsample);
   require(max_pixels >= 0, "max_pixels: expected 0 (never scale down) or more, got {}", max_pixels);
@@ -198,7 +200,7 @@ the other flip-fusion mode than the model's.)");
         pyb::arg("quality_calibration") = "", pyb::arg("threads") = 0, pyb::arg("precision") = "fp32",
         pyb::arg("detector") = deploy::detector_kind_name(deploy::DetectorOptions{}.kind),
         pyb::arg("upsample") = deploy::DetectorOptions{}.upsample,
-        pyb::arg("max_pixels") = deploy::DetectorOptions{}.max_pixels,
+        pyb::arg("max_pixels") = deploy::DetectorOptions{}.max_pixels, pyb::arg("device") = "cpu",
         R"(Loads a backbone and its weights for inference.
 
 weights: a qface checkpoint, an official AdaFace Lightning .ckpt, a MagFace
@@ -212,6 +214,9 @@ quality_calibration: a calibration.quality JSON (`qface eval quality
 --calibration-out`) to map norms to [0, 1]; default: <stem>.quality.json
 beside the weights when there (`make run` writes one for each model).
 threads: CPU threads (0: every logical core).
+device: cpu, cuda or cuda:N: where the backbone runs (fp32 only on a GPU;
+detection stays on the CPU). cuda on a LibTorch without CUDA raises
+qface.Error.
 precision: fp32, bf16, int8 (weights from `qface quantize`) or auto (the
 fastest that passes the accuracy guard against fp32 on this CPU, measured
 once per model file and machine and cached in $XDG_CACHE_HOME/qface).

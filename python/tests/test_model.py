@@ -71,6 +71,23 @@ def test_bad_inputs_raise_qface_errors(model, data_dir):
     assert issubclass(qface.Error, ValueError)
 
 
+def test_device_names_are_checked_and_cuda_says_what_is_missing(data_dir):
+    # Issue #38: load_model(device=) takes cpu, cuda or cuda:N; where this
+    # LibTorch has no CUDA or the machine no GPU, it raises naming which.
+    weights = str(data_dir / "mfn.pt")
+    with pytest.raises(qface.Error, match="'gpu' is not a device; give cpu, cuda or cuda:N"):
+        qface.load_model(weights, device="gpu")
+    assert qface.load_model(weights, device="cpu", threads=1).embed(np.zeros((112, 112, 3), np.uint8)) is not None
+    try:
+        gpu = qface.load_model(weights, device="cuda", threads=1)
+    except qface.Error as e:
+        assert "built against a LibTorch without CUDA" in str(e) or "no CUDA device is visible" in str(e), str(e)
+    else:  # a CUDA build on a GPU machine: the same features as on the CPU
+        x = np.full((112, 112, 3), 128, np.uint8)
+        cpu = qface.load_model(weights, device="cpu", threads=1)
+        np.testing.assert_allclose(gpu.embed(x)[0], cpu.embed(x)[0], atol=1e-4)
+
+
 def test_arch_comes_from_the_checkpoint(model, crops, data_dir, tmp_path):
     # Issue #39 item 7: load_model once defaulted to ir_50 and failed on the
     # demo's MobileFaceNets; the file records its architecture.

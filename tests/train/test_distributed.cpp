@@ -101,6 +101,39 @@ TEST(Distributed, EnvironmentIsValidated) {
   ::unsetenv("MASTER_PORT");
 }
 
+// NCCL for CUDA devices, Gloo for the CPU, either forced where it can run
+// (issue #38); QFACE_DIST_BACKEND (set by `qface launch --backend`) is checked.
+TEST(Distributed, BackendFollowsTheDevice) {
+  using qface::train::pick_backend;
+  const torch::Device cpu(torch::kCPU), gpu(torch::kCUDA, 0);
+  EXPECT_EQ(pick_backend("auto", cpu), "gloo");
+  EXPECT_EQ(pick_backend("gloo", cpu), "gloo");
+  EXPECT_EQ(pick_backend("gloo", gpu), "gloo");
+  auto error = [](const std::string& requested, const torch::Device& d) -> std::string {
+    try {
+      (void)pick_backend(requested, d);
+    } catch (const qface::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error("nccl", cpu).find("the NCCL backend needs CUDA devices"), std::string::npos) << error("nccl", cpu);
+  EXPECT_NE(error("mpi", cpu).find("backend must be auto, gloo or nccl"), std::string::npos);
+  if (qface::train::nccl_built()) {
+    EXPECT_EQ(pick_backend("auto", gpu), "nccl");
+  } else {
+    EXPECT_NE(error("auto", gpu).find("this LibTorch has no NCCL backend"), std::string::npos) << error("auto", gpu);
+  }
+  EXPECT_EQ(qface::train::DistEnv::from_env().backend, "auto");
+  ::setenv("QFACE_DIST_BACKEND", "nccl", 1);
+  EXPECT_EQ(qface::train::DistEnv::from_env().backend, "nccl");
+  ::setenv("QFACE_DIST_BACKEND", "tcp", 1);
+  EXPECT_THROW(qface::train::DistEnv::from_env(), qface::Error);
+  ::unsetenv("QFACE_DIST_BACKEND");
+  // A world of one needs no backend.
+  EXPECT_EQ(qface::train::Dist::init(qface::train::DistEnv{}, cpu)->backend(), "none");
+}
+
 class ShardedHead : public ::testing::TestWithParam<std::string> {};
 
 // Sampling rate 1.0 on 2 ranks equals the unsharded head: loss, the gradients

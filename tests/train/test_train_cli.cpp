@@ -7,7 +7,10 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
+
+#include <fmt/format.h>
 
 #include <chrono>
 #include <fstream>
@@ -15,7 +18,9 @@
 #include <thread>
 
 #include "qface/backbones/backbone.h"
+#include "qface/core/device.h"
 #include "qface/core/fs.h"
+#include "qface/train/distributed.h"
 #include "tests/support/testing.h"
 #include "tests/train/train_cli_helpers.h"
 
@@ -24,37 +29,29 @@ using qface::testing::TempDir;
 using namespace qface::testing::train;
 namespace fs = std::filesystem;
 
-// Data parallel: 2 processes on 127.0.0.1 (Gloo over TCPStore), each with half
-// of the global batch, reach the weights of 1 process with the whole batch.
-// BatchNorm is frozen (model.freeze_bn) so that each sample's forward pass does
-// not depend on which rank's batch it is in; the AdaFace norm statistics are
-// computed over the global batch.
-TEST(TrainCli, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
-  TempDir dir;
-  const int64_t steps = 3;
-  auto common = [&](const fs::path& out) {
-    std::vector<std::string> a = train_args(out, steps);
-    for (const char* kv : {"model.freeze_bn=true", "data.crop_p=0.0", "data.low_res_p=0.0", "data.photometric_p=0.0",
-                           "data.flip_p=0.0", "optimizer.lr=0.5"}) {
-      a.push_back("--set");
-      a.push_back(kv);
-    }
-    return a;
-  };
-  auto one = run_qface(common(dir / "one"));
-  ASSERT_EQ(one.exit_code, 0) << one.err;
-  std::vector<std::string> launch = {"launch", "--nproc", "2", "--master-port", std::to_string(free_port()), "--"};
-  for (auto& a : common(dir / "two")) launch.push_back(a);
-  auto two = run_qface(launch);
-  ASSERT_EQ(two.exit_code, 0) << two.err;
-  auto summary = nlohmann::json::parse(qface::read_file(dir / "two" / "train_summary.json"));
-  EXPECT_EQ(summary["world_size"].get<int>(), 2);
+namespace {
 
-  // Equal up to float reduction order: per tensor, the difference is tiny
-  // next to what steps 2-3 changed (measured ~1e-5 of it).
-  auto a = backbone_weights(dir / "one" / "checkpoints" / "ckpt-000000003.pt");
-  auto b = backbone_weights(dir / "two" / "checkpoints" / "ckpt-000000003.pt");
-  auto a1 = backbone_weights(dir / "one" / "checkpoints" / "ckpt-000000001.pt");
+// The data-parallel options under which ranks must equal one process: BatchNorm
+// frozen (model.freeze_bn), so that each sample's forward pass does not depend
+// on which rank's batch it is in, and no augmentation.
+std::vector<std::string> parallel_args(const fs::path& out, int64_t steps) {
+  std::vector<std::string> a = train_args(out, steps);
+  for (const char* kv : {"model.freeze_bn=true", "data.crop_p=0.0", "data.low_res_p=0.0", "data.photometric_p=0.0",
+                         "data.flip_p=0.0", "optimizer.lr=0.5"}) {
+    a.push_back("--set");
+    a.push_back(kv);
+  }
+  return a;
+}
+
+// The backbones of the two runs' step-`steps` checkpoints are equal up to float
+// reduction order: per tensor, the difference is tiny next to what the steps
+// after the first changed (measured ~1e-5 of it).
+void expect_same_training(const fs::path& one, const fs::path& two, int64_t steps) {
+  const std::string last = fmt::format("ckpt-{:09d}.pt", steps);
+  auto a = backbone_weights(one / "checkpoints" / last);
+  auto b = backbone_weights(two / "checkpoints" / last);
+  auto a1 = backbone_weights(one / "checkpoints" / "ckpt-000000001.pt");
   ASSERT_EQ(a.size(), b.size());
   int moved = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -68,6 +65,106 @@ TEST(TrainCli, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
     moved += update > 0;
   }
   EXPECT_GT(moved, static_cast<int>(a.size()) / 2) << "the runs did not train";
+}
+
+}  // namespace
+
+// Data parallel: 2 processes on 127.0.0.1 (Gloo over TCPStore), each with half
+// of the global batch, reach the weights of 1 process with the whole batch.
+// BatchNorm is frozen (model.freeze_bn) so that each sample's forward pass does
+// not depend on which rank's batch it is in; the AdaFace norm statistics are
+// computed over the global batch.
+TEST(TrainCli, TwoProcessesMatchOneProcessWithTheSameGlobalBatch) {
+  TempDir dir;
+  const int64_t steps = 3;
+  auto common = [&](const fs::path& out) { return parallel_args(out, steps); };
+  auto one = run_qface(common(dir / "one"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  std::vector<std::string> launch = {"launch", "--nproc", "2", "--master-port", std::to_string(free_port()), "--"};
+  for (auto& a : common(dir / "two")) launch.push_back(a);
+  auto two = run_qface(launch);
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  auto summary = nlohmann::json::parse(qface::read_file(dir / "two" / "train_summary.json"));
+  EXPECT_EQ(summary["world_size"].get<int>(), 2);
+
+  expect_same_training(dir / "one", dir / "two", steps);
+}
+
+// Two "nodes" on one machine (issue #38): two `qface launch` process groups
+// with distinct node ranks meet at one master, train like one process with
+// the whole batch, and after stopping resume to the same weights as the
+// uninterrupted one-process run.
+TEST(TrainCli, TwoNodesOnOneMachineTrainAndResumeLikeOneProcess) {
+  TempDir dir;
+  auto one = run_qface(parallel_args(dir / "one", 3));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto nodes_of = [&](int64_t steps, bool resume) {
+    const std::string port = std::to_string(free_port());
+    return [&dir, port, steps, resume](int node) {
+      std::vector<std::string> a = {"launch",        "--nnodes", "2",  "--node-rank", std::to_string(node),
+                                    "--nproc",       "1",        "--master-port", port, "--device", "cpu",
+                                    "--"};
+      for (auto& x : parallel_args(dir / "two", steps)) a.push_back(x);
+      if (resume) a.push_back("--resume");
+      return a;
+    };
+  };
+  {
+    Ranks nodes(2, nodes_of(2, false), dir / "first");
+    for (int r = 0; r < 2; ++r) ASSERT_EQ(nodes.wait(r, std::chrono::seconds(300)), 0) << nodes.log(r);
+    EXPECT_NE(nodes.log(1).find("node 1 of 2"), std::string::npos) << nodes.log(1);
+    EXPECT_NE(nodes.log(1).find("backend gloo"), std::string::npos) << nodes.log(1);
+  }
+  auto summary = nlohmann::json::parse(qface::read_file(dir / "two" / "train_summary.json"));
+  EXPECT_EQ(summary["world_size"].get<int>(), 2);
+  EXPECT_EQ(summary["steps"].get<int>(), 2);
+  {
+    Ranks nodes(2, nodes_of(3, true), dir / "second");
+    for (int r = 0; r < 2; ++r) ASSERT_EQ(nodes.wait(r, std::chrono::seconds(300)), 0) << nodes.log(r);
+    for (int r = 0; r < 2; ++r)
+      EXPECT_NE(nodes.log(r).find("rank " + std::to_string(r) + " resumed from"), std::string::npos) << nodes.log(r);
+  }
+  expect_same_training(dir / "one", dir / "two", 3);
+}
+
+// --device cuda where there is no CUDA: a clear error naming the option and
+// what is missing, from every door, before any worker starts or any output is
+// written (issue #38).
+TEST(TrainCli, CudaWithoutCudaIsAClearErrorAtEveryDoor) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is visible";
+  TempDir dir;
+  const std::string why = qface::cuda_built() ? "no CUDA device is visible" : "built against a LibTorch without CUDA";
+  auto expect_refused = [&](std::vector<std::string> args, const std::string& names) {
+    auto r = run_qface(args);
+    EXPECT_NE(r.exit_code, 0) << names;
+    EXPECT_NE(r.err.find(names), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("rendezvous"), std::string::npos) << r.err;
+  };
+  auto train = train_args(dir / "flag", 1);
+  train.insert(train.end(), {"--device", "cuda"});
+  expect_refused(train, "device cuda:");
+  train = train_args(dir / "key", 1);
+  add_sets(train, {"device=\"cuda:1\""});
+  expect_refused(train, "device cuda:1:");
+  std::vector<std::string> launch = {"launch", "--nproc", "2", "--device", "cuda", "--"};
+  for (auto& a : train_args(dir / "launch", 1)) launch.push_back(a);
+  expect_refused(launch, "--device cuda:");
+  expect_refused({"bench", "train", "--arch", "mobilefacenet", "--batch", "2", "--classes", "10", "--iters", "1",
+                  "--warmup", "0", "--no-python", "--device", "cuda:0"},
+                 "--device cuda:0:");
+  qface::write_file_atomic(dir / "weights.pt", "not read");
+  expect_refused({"embed", "--weights", (dir / "weights.pt").string(), "--images", dir.path().string(), "--out",
+                  (dir / "emb").string(), "--device", "cuda"},
+                 "--device cuda:");
+  for (const char* out : {"flag", "key", "launch", "emb"}) EXPECT_FALSE(fs::exists(dir / out)) << out;
+  if (!qface::train::nccl_built()) {
+    launch = {"launch", "--nproc", "2", "--backend", "nccl", "--"};
+    for (auto& a : train_args(dir / "nccl", 1)) launch.push_back(a);
+    auto r = run_qface(launch);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("this LibTorch has no NCCL backend"), std::string::npos) << r.err;
+  }
 }
 
 TEST(TrainCli, ValidatesOnBinSetsPerQualityStratum) {

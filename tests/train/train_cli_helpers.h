@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -132,6 +133,10 @@ class Ranks {
  public:
   Ranks(int world, const std::vector<std::string>& args, const std::filesystem::path& log_dir,
         const std::vector<std::string>& extra_env = {})
+      : Ranks(world, [&args](int) { return args; }, log_dir, extra_env) {}
+  // Process r runs `qface <args_of(r)>`.
+  Ranks(int world, const std::function<std::vector<std::string>(int)>& args_of, const std::filesystem::path& log_dir,
+        const std::vector<std::string>& extra_env = {})
       : log_dir_(log_dir) {
     const int port = free_port();
     std::filesystem::create_directories(log_dir);
@@ -153,7 +158,7 @@ class Ranks {
       std::vector<char*> envp, argv = {const_cast<char*>(QFACE_BIN)};
       for (auto& s : env) envp.push_back(s.data());
       envp.push_back(nullptr);
-      std::vector<std::string> a = args;
+      std::vector<std::string> a = args_of(r);
       for (auto& s : a) argv.push_back(s.data());
       argv.push_back(nullptr);
       const std::string log = log_path(r).string();

@@ -197,7 +197,7 @@ std::pair<Use, const Plan*> route(const torch::nn::Conv2d& conv, const torch::Te
   if (grad ? !g_on : !t_inference) return none;
   if (grad && b.defined()) return none;
   // Under autocast LibTorch's convolution runs in bf16: leave it that.
-  if (at::autocast::is_cpu_enabled()) return none;
+  if (compat::autocast_enabled(c10::DeviceType::CPU)) return none;
   auto both = [](const torch::ExpandingArray<2>& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
   if (!both(o.kernel_size(), 3) || !both(o.stride(), 1) || !both(o.dilation(), 1) || o.groups() != 1) return none;
   const auto* pad = compat::get_if<torch::ExpandingArray<2>>(&o.padding());

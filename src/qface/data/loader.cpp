@@ -199,6 +199,11 @@ Batch Loader::build(int64_t epoch, int64_t b, const std::vector<int64_t>& order)
     out.labels = out.labels.narrow(0, 0, kept);
     out.indices = out.indices.narrow(0, 0, kept);
   }
+  if (o_.pin_memory) {
+    // The pooled buffer goes back to the pool as soon as its copy is made.
+    out.images = out.images.pin_memory();
+    out.labels = out.labels.pin_memory();
+  }
   return out;
 }
 

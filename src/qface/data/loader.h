@@ -76,6 +76,9 @@ struct LoaderOptions {
   // exact); a sample can appear twice in an epoch, as with the wrap-around
   // padding. Throws when the rank's whole share holds no replacement.
   bool refill_skipped = false;
+  // Batches in page-locked memory (a copy by the decode worker), for
+  // non-blocking copies to a CUDA device; needs a LibTorch with CUDA.
+  bool pin_memory = false;
 };
 
 struct Batch {

@@ -24,7 +24,8 @@ AlignMode parse_align_mode(const std::string& s) {
 
 Pipeline::Pipeline(PipelineOptions o) : options_(std::move(o)) {
   infer::LoadedModel m = infer::load_for_inference(
-      {options_.arch, options_.weights, options_.random_weights, options_.precision, options_.threads, "model"});
+      {options_.arch, options_.weights, options_.random_weights, options_.precision, options_.threads, "model",
+       options_.device});
   model_ = m.model;
   options_.arch = model_->arch();
   inference_ = m.options;

@@ -42,6 +42,7 @@ struct PipelineOptions {
   DetectorOptions detector;
   std::filesystem::path quality_calibration;  // optional: norm -> [0, 1]; empty: the one beside the weights, if any
   infer::Precision precision = infer::Precision::kFp32;
+  std::string device = "cpu";  // where the backbone runs (cpu, cuda, cuda:N); detection stays on the CPU
 };
 
 // One image's result. `found` is false when no face was detected (then the

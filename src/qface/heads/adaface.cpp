@@ -77,7 +77,7 @@ HeadOutput AdaFaceImpl::apply_margin(const torch::Tensor& cosine_in, const torch
 
 std::vector<std::pair<std::string, double>> z_distribution(const torch::Tensor& z_in) {
   require(z_in.numel() > 0, "z distribution: no samples");
-  torch::Tensor z = z_in.detach().reshape({-1}).to(torch::kFloat64);
+  torch::Tensor z = z_in.detach().reshape({-1}).to(torch::kCPU, torch::kFloat64);
   torch::Tensor probs = torch::tensor({0.05, 0.25, 0.5, 0.75, 0.95}, torch::kFloat64);
   torch::Tensor q = torch::quantile(z, probs);  // linear interpolation
   auto share = [](const torch::Tensor& mask) { return mask.to(torch::kFloat64).mean().item<double>(); };

@@ -15,7 +15,7 @@ HeadOutput ArcFaceImpl::apply_margin(const torch::Tensor& cosine_in, const torch
   const double eps = options.eps(), m = options.m(), s = options.s();
   torch::Tensor cosine = cosine_in.clamp(-1 + eps, 1 - eps);
   torch::Tensor theta = (detail::gather_target(cosine, labels).acos() + m).clamp(eps, M_PI - eps);
-  terms_ = {{"margin", torch::full({cosine.size(0)}, m)}};
+  terms_ = {{"margin", torch::full({cosine.size(0)}, m, cosine.options())}};
   return {detail::replace_target(s * cosine, labels, s * theta.cos()), torch::zeros({}, cosine.options())};
 }
 
@@ -27,7 +27,7 @@ HeadOutput CosFaceImpl::apply_margin(const torch::Tensor& cosine_in, const torch
   detail::check_inputs(cosine_in, norms, labels);
   const double eps = options.eps(), m = options.m(), s = options.s();
   torch::Tensor cosine = cosine_in.clamp(-1 + eps, 1 - eps);
-  terms_ = {{"margin", torch::full({cosine.size(0)}, m)}};
+  terms_ = {{"margin", torch::full({cosine.size(0)}, m, cosine.options())}};
   return {detail::replace_target(s * cosine, labels, s * (detail::gather_target(cosine, labels) - m)),
           torch::zeros({}, cosine.options())};
 }

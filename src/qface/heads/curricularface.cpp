@@ -61,7 +61,7 @@ HeadOutput CurricularFaceImpl::apply_margin(const torch::Tensor& cosine_in, cons
   {  // Per-row terms: the margin and the number of hard negatives (the target column excluded).
     torch::NoGradGuard no_grad;
     torch::Tensor own = torch::zeros_like(hard).scatter(1, labels.clamp_min(0).unsqueeze(1), valid.unsqueeze(1));
-    terms_ = {{"margin", torch::full({cosine.size(0)}, m)},
+    terms_ = {{"margin", torch::full({cosine.size(0)}, m, cosine.options())},
               {"hard_negatives", hard.logical_and(own.logical_not()).sum(1).to(torch::kFloat32)}};
   }
   return {detail::replace_target(s * negatives, labels, s * target), torch::zeros({}, cosine.options())};

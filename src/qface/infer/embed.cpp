@@ -14,11 +14,13 @@
 #include <string_view>
 
 #include "qface/backbones/winograd.h"
+#include "qface/core/device.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
 #include "qface/core/progress.h"
 #include "qface/core/tensor_util.h"
+#include "qface/core/torch_compat.h"
 #include "qface/data/image.h"
 #include "qface/infer/precision.h"
 #include "qface/io/checkpoint.h"
@@ -38,17 +40,18 @@ void prepare_for_inference(backbones::BackboneImpl& model, const InferenceOption
   if (o.channels_last()) backbones::weights_to_channels_last(model);
 }
 
-Bf16Autocast::Bf16Autocast(bool on) : on_(on), was_(at::autocast::is_cpu_enabled()) {
+Bf16Autocast::Bf16Autocast(bool on, c10::DeviceType type)
+    : on_(on), was_(compat::autocast_enabled(type)), type_(type) {
   if (!on_) return;
-  prev_dtype_ = static_cast<int>(at::autocast::get_autocast_cpu_dtype());
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(true);
+  prev_dtype_ = static_cast<int>(compat::autocast_dtype(type_));
+  compat::set_autocast_dtype(type_, at::kBFloat16);
+  compat::set_autocast_enabled(type_, true);
 }
 
 Bf16Autocast::~Bf16Autocast() {
   if (!on_) return;
-  at::autocast::set_cpu_enabled(was_);
-  at::autocast::set_autocast_cpu_dtype(static_cast<at::ScalarType>(prev_dtype_));
+  compat::set_autocast_enabled(type_, was_);
+  compat::set_autocast_dtype(type_, static_cast<at::ScalarType>(prev_dtype_));
   at::autocast::clear_cache();
 }
 
@@ -56,15 +59,19 @@ Embeddings embed(backbones::BackboneImpl& model, const torch::Tensor& input, con
   require(input.dim() == 4 && input.size(1) == 3, "embed: input must be N x 3 x H x W, got [{}]",
           fmt::join(input.sizes(), ", "));
   torch::NoGradGuard g;
-  torch::Tensor x = input.to(torch::kFloat32);
+  // The input goes where the model is (a model moved to CUDA, issue #38);
+  // the features come back to the CPU, where every caller uses them.
+  const torch::Device device = module_device(model);
+  torch::Tensor x = input.to(device, torch::kFloat32);
   if (o.channels_last()) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   torch::Tensor f;
   {
-    Bf16Autocast scope(o.bf16());
-    backbones::WinogradInference winograd(o.winograd());
+    Bf16Autocast scope(o.bf16(), device.type());
+    // oneDNN's Winograd kernels are a CPU path.
+    backbones::WinogradInference winograd(o.winograd() && device.is_cpu());
     f = model.inference_features(x);
   }
-  f = f.to(torch::kFloat32);
+  f = f.to(torch::kCPU, torch::kFloat32);
   torch::Tensor n = f.norm(2, 1, true);
   return {(f / n).contiguous(), n.squeeze(1).contiguous()};
 }
@@ -184,7 +191,7 @@ std::vector<std::string> list_images(const fs::path& images) {
 
 EmbedSummary run_embed(const EmbedOptions& o) {
   require(o.batch > 0, "--batch must be positive, got {}", o.batch);
-  LoadedModel m = load_for_inference({o.arch, o.weights, o.random_weights, o.precision, o.threads, "embed"});
+  LoadedModel m = load_for_inference({o.arch, o.weights, o.random_weights, o.precision, o.threads, "embed", o.device});
   auto model = m.model;
   InferenceOptions io = m.options;
   const std::vector<std::string> files = list_images(o.images);

@@ -30,17 +30,19 @@ struct InferenceOptions {
   TORCH_ARG(int, threads) = 0;     // intra-op threads; 0 keeps the process default (qface: every logical core)
 };
 
-// CPU autocast to bfloat16 for the scope's lifetime (no-op when `on` is
-// false); restores the previous autocast state.
+// Autocast to bfloat16 on one device type (the CPU, or CUDA when training
+// there) for the scope's lifetime (no-op when `on` is false); restores the
+// previous autocast state.
 class Bf16Autocast {
  public:
-  explicit Bf16Autocast(bool on);
+  explicit Bf16Autocast(bool on, c10::DeviceType type = c10::DeviceType::CPU);
   ~Bf16Autocast();
   Bf16Autocast(const Bf16Autocast&) = delete;
   Bf16Autocast& operator=(const Bf16Autocast&) = delete;
 
  private:
   bool on_, was_;
+  c10::DeviceType type_;
   int prev_dtype_ = 0;
 };
 
@@ -97,6 +99,7 @@ struct EmbedOptions {
   Precision precision = Precision::kFp32;
   int batch = 32;
   int threads = 0;
+  std::string device = "cpu";  // cpu, cuda or cuda:N (fp32 only on a GPU)
 };
 
 struct EmbedSummary {

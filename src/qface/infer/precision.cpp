@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "qface/core/device.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/eval/quality.h"
@@ -277,6 +278,7 @@ std::string checkpoint_arch(const io::Checkpoint& c, const std::filesystem::path
 LoadedModel load_for_inference(const ModelSpec& s) {
   const auto t0 = std::chrono::steady_clock::now();
   auto since = [&t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const torch::Device device = parse_device(s.device);  // before the file is read: the cheaper error first
   LoadedModel m;
   std::string arch = s.arch;
   // The file is read on a second thread while the network is built, without
@@ -307,6 +309,15 @@ LoadedModel load_for_inference(const ModelSpec& s) {
   }
   m.options.threads(s.threads);
   prepare_for_inference(*m.model, m.options);
+  if (!device.is_cpu()) {
+    require(s.precision == Precision::kFp32 || s.precision == Precision::kAuto,
+            "{}: --precision {} is a CPU path; on {} give fp32 (or auto)", s.what, precision_name(s.precision),
+            device.str());
+    m.model->to(device);
+    m.precision.precision = Precision::kFp32;
+    spdlog::info("{}: fp32 inference on {}", s.what, device.str());
+    return m;
+  }
   spdlog::debug("{}: ready for inference at {:.3f} s", s.what, since());
   m.precision = apply_precision(*m.model, m.options, s.precision, s.weights, m.int8);
   if (s.precision != Precision::kAuto && s.precision != Precision::kFp32)

@@ -82,6 +82,9 @@ struct ModelSpec {
   Precision precision = Precision::kFp32;
   int threads = 0;
   std::string what = "model";  // the command, in messages
+  // cpu, cuda or cuda:N (core/device.h). On a GPU only fp32 runs: bf16's
+  // guard, int8 and Winograd are CPU paths.
+  std::string device = "cpu";
 };
 struct LoadedModel {
   backbones::Backbone model;

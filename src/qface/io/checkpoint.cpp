@@ -515,8 +515,8 @@ LoadReport load_weights(torch::nn::Module& module, const fs::path& path) {
 void save_checkpoint(const fs::path& path, const torch::nn::Module& module, const std::string& arch,
                      const Int8Calibration* int8) {
   c10::Dict<std::string, torch::Tensor> dict;
-  for (const auto& p : module.named_parameters(true)) dict.insert(p.key(), p.value().detach());
-  for (const auto& b : module.named_buffers(true)) dict.insert(b.key(), b.value().detach());
+  for (const auto& p : module.named_parameters(true)) dict.insert(p.key(), p.value().detach().cpu());
+  for (const auto& b : module.named_buffers(true)) dict.insert(b.key(), b.value().detach().cpu());
   torch::serialize::OutputArchive archive;
   archive.write("qface_format", c10::IValue(int64_t{1}));
   archive.write("arch", c10::IValue(arch));

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "qface/core/device.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/io/checkpoint.h"
@@ -47,7 +48,9 @@ TrainPosition load_checkpoint(const fs::path& path, torch::nn::Module& backbone,
     // file, which LibTorch's loader trusts (io/checkpoint.cpp, read_qface).
     (void)io::load_torch_pickle(path);
     torch::serialize::InputArchive archive, b, h, o;
-    archive.load_from(path.string());
+    // Tensors go where the model is: a checkpoint written on a GPU resumes
+    // on the CPU and the other way round.
+    archive.load_from(path.string(), module_device(backbone));
     archive.read("backbone", b);
     archive.read("head", h);
     archive.read("optimizer", o);

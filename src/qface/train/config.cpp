@@ -181,6 +181,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   top.get("batch_size", c.batch_size);
   top.get("max_steps", c.max_steps);
   top.get("seed", c.seed);
+  top.get("device", c.device);
   top.get("threads", c.threads);
   top.get("grad_clip", c.grad_clip);
   top.get("bf16", c.bf16);
@@ -335,6 +336,10 @@ std::string to_toml(const TrainConfig& c) {
                                {"min_lr", c.schedule.min_lr}}},
       {"validation", toml::table{{"sets", sets}, {"every", c.validation.every}, {"batch_size", c.validation.batch_size}}},
   };
+  // Only a device other than the default is written: the text of a CPU
+  // config stays what it was before the key existed, so the study's stage
+  // fingerprints (pipeline/main_job.cpp) keep matching its trained runs.
+  if (c.device != "cpu") root.insert("device", c.device);
   std::ostringstream out;
   out << root << "\n";
   return out.str();

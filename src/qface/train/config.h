@@ -73,6 +73,9 @@ struct TrainConfig {
   int64_t batch_size = 512;        // global batch (split over ranks)
   int64_t max_steps = 0;           // stop after this many steps (0: all epochs)
   uint64_t seed = 0;
+  // cpu, cuda or cuda:N (core/device.h). With several workers, plain cuda
+  // gives each its own GPU (cuda:LOCAL_RANK) and the ranks talk over NCCL.
+  std::string device = "cpu";
   int threads = 0;                 // intra-op threads per process (0: OMP_NUM_THREADS, else the cores / LOCAL_WORLD_SIZE)
   double grad_clip = 0;            // max gradient norm of the backbone (0: off)
   bool bf16 = false;               // bf16 autocast of the backbone's forward (the head and the loss stay fp32)

@@ -4,6 +4,9 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -42,28 +45,62 @@ DistEnv DistEnv::from_env() {
   const int timeout_s = env_int("QFACE_DIST_TIMEOUT_S", 300);
   require(timeout_s > 0, "QFACE_DIST_TIMEOUT_S must be a positive number of seconds, got {}", timeout_s);
   e.timeout = std::chrono::seconds(timeout_s);
+  if (const char* b = std::getenv("QFACE_DIST_BACKEND"); b && *b) e.backend = b;
+  require(e.backend == "auto" || e.backend == "gloo" || e.backend == "nccl",
+          "QFACE_DIST_BACKEND must be auto, gloo or nccl, got '{}'", e.backend);
   require(e.world_size >= 1, "WORLD_SIZE must be at least 1, got {}", e.world_size);
   require(e.rank >= 0 && e.rank < e.world_size, "RANK must lie in [0, WORLD_SIZE = {}), got {}", e.world_size, e.rank);
   require(e.master_port > 0 && e.master_port < 65536, "MASTER_PORT must be a TCP port, got {}", e.master_port);
   return e;
 }
 
-Dist::Dist(int rank, int world_size, c10::intrusive_ptr<c10d::ProcessGroup> group,
-           c10::intrusive_ptr<c10d::Store> store)
-    : rank_(rank), world_size_(world_size), group_(std::move(group)), store_(std::move(store)) {}
+Dist::Dist(int rank, int world_size, int local_rank, c10::intrusive_ptr<compat::CommGroup> group,
+           c10::intrusive_ptr<c10d::Store> store, std::string backend, torch::Device device)
+    : rank_(rank),
+      world_size_(world_size),
+      local_rank_(local_rank),
+      backend_(std::move(backend)),
+      device_(device),
+      group_(std::move(group)),
+      store_(std::move(store)) {}
 
-std::shared_ptr<Dist> Dist::single() { return std::shared_ptr<Dist>(new Dist(0, 1, {}, {})); }
+std::shared_ptr<Dist> Dist::single() {
+  return std::shared_ptr<Dist>(new Dist(0, 1, 0, {}, {}, "none", torch::kCPU));
+}
+
+bool nccl_built() {
+#ifdef USE_C10D_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string pick_backend(const std::string& requested, const torch::Device& device) {
+  require(requested == "auto" || requested == "gloo" || requested == "nccl",
+          "dist: backend must be auto, gloo or nccl, got '{}'", requested);
+  const std::string b = requested != "auto" ? requested : device.is_cuda() ? "nccl" : "gloo";
+  if (b == "nccl") {
+    require(device.is_cuda(), "dist: the NCCL backend needs CUDA devices; this rank trains on {} (use gloo)",
+            device.str());
+    require(nccl_built(),
+            "dist: this LibTorch has no NCCL backend (built without USE_C10D_NCCL); use --backend gloo or a "
+            "LibTorch built with NCCL (Debian 13's libtorch-cuda-dev, PyTorch's own)");
+  }
+  return b;
+}
 
 std::shared_ptr<Dist> Dist::over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size) {
   if (world_size == 1) return single();
   auto options = c10d::ProcessGroupGloo::Options::create();
   options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
-  return std::shared_ptr<Dist>(new Dist(rank, world_size, group, store));
+  return std::shared_ptr<Dist>(new Dist(rank, world_size, rank, group, store, "gloo", torch::kCPU));
 }
 
-std::shared_ptr<Dist> Dist::init(const DistEnv& env) {
+std::shared_ptr<Dist> Dist::init(const DistEnv& env, const torch::Device& device) {
   if (env.world_size == 1) return single();
+  const std::string backend = pick_backend(env.backend, device);
   const std::chrono::milliseconds timeout = env.timeout;
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(env.master_port);
@@ -71,27 +108,55 @@ std::shared_ptr<Dist> Dist::init(const DistEnv& env) {
   opts.numWorkers = env.world_size;
   opts.waitWorkers = true;
   opts.timeout = timeout;
-  spdlog::info("dist: rank {}/{} rendezvous at {}:{}", env.rank, env.world_size, env.master_addr, env.master_port);
+  spdlog::info("dist: rank {}/{} rendezvous at {}:{} ({} on {})", env.rank, env.world_size, env.master_addr,
+               env.master_port, backend, device.str());
   c10::intrusive_ptr<c10d::Store> store;
   try {
     store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
   } catch (const std::exception& e) {
     fail("dist: rendezvous at {}:{} failed: {}", env.master_addr, env.master_port, e.what());
   }
-  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-  // Bind where the master is reachable: loopback for local runs, otherwise
-  // this host's address (Gloo resolves the hostname).
-  const bool local = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
-  options->devices.push_back(local ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                   : c10d::ProcessGroupGloo::createDefaultDevice());
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("qface", store);
-  auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size, options);
-  return std::shared_ptr<Dist>(new Dist(env.rank, env.world_size, group, store));
+  c10::intrusive_ptr<compat::CommGroup> group;
+  if (backend == "nccl") {
+#ifdef USE_C10D_NCCL
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout;
+    group = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, env.rank, env.world_size, options);
+#endif
+  } else {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    // Bind where the master is reachable: loopback for local runs, otherwise
+    // this host's address (Gloo resolves the hostname).
+    const bool local = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
+    options->devices.push_back(local ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                     : c10d::ProcessGroupGloo::createDefaultDevice());
+    group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size, options);
+  }
+  const torch::Device scratch = backend == "nccl" ? device : torch::Device(torch::kCPU);
+  return std::shared_ptr<Dist>(new Dist(env.rank, env.world_size, env.local_rank, group, store, backend, scratch));
 }
+
+namespace {
+// NCCL only takes tensors on the rank's GPU: a collective on tensors that
+// live elsewhere (small CPU tensors of the agreements, validation features)
+// runs on copies there, copied back after.
+template <class Collective>
+void on_device(std::vector<torch::Tensor>& tensors, const torch::Device& device, Collective collective) {
+  bool moved = false;
+  for (const auto& t : tensors) moved = moved || t.device() != device;
+  if (!moved) return collective(tensors);
+  std::vector<torch::Tensor> there;
+  for (const auto& t : tensors) there.push_back(t.to(device));
+  collective(there);
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(there[i]);
+}
+}  // namespace
 
 void Dist::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (world_size_ == 1 || tensors.empty()) return;
-  wait(group_->allreduce(tensors));
+  on_device(tensors, device_, [&](std::vector<torch::Tensor>& v) { wait(group_->allreduce(v)); });
 }
 
 void Dist::all_reduce_sum(torch::Tensor& tensor) {
@@ -104,17 +169,17 @@ void Dist::all_reduce_max(torch::Tensor& tensor) {
   std::vector<torch::Tensor> v{tensor};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::MAX;
-  wait(group_->allreduce(v, o));
+  on_device(v, device_, [&](std::vector<torch::Tensor>& t) { wait(group_->allreduce(t, o)); });
 }
 
 torch::Tensor Dist::all_gather(const torch::Tensor& tensor) {
   if (world_size_ == 1) return tensor;
-  torch::Tensor input = tensor.contiguous();
+  torch::Tensor input = tensor.contiguous().to(device_);
   std::vector<std::vector<torch::Tensor>> out(1);
   for (int r = 0; r < world_size_; ++r) out[0].push_back(torch::empty_like(input));
   std::vector<torch::Tensor> in{input};
   wait(group_->allgather(out, in));
-  return torch::cat(out[0], 0);
+  return torch::cat(out[0], 0).to(tensor.device());
 }
 
 void Dist::reduce_sum(torch::Tensor& tensor, int root) {
@@ -122,14 +187,14 @@ void Dist::reduce_sum(torch::Tensor& tensor, int root) {
   std::vector<torch::Tensor> v{tensor};
   c10d::ReduceOptions o;
   o.rootRank = root;
-  wait(group_->reduce(v, o));
+  on_device(v, device_, [&](std::vector<torch::Tensor>& t) { wait(group_->reduce(t, o)); });
 }
 
 void Dist::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   if (world_size_ == 1 || tensors.empty()) return;
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  wait(group_->broadcast(tensors, o));
+  on_device(tensors, device_, [&](std::vector<torch::Tensor>& t) { wait(group_->broadcast(t, o)); });
 }
 
 void Dist::barrier() {

@@ -1,7 +1,8 @@
 // Data- and model-parallel communication on PyTorch's own engine: c10d with
-// the Gloo backend (CPU), rendezvous through a TCPStore configured by the
-// torchrun environment variables (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE,
-// LOCAL_RANK). A world of one needs no store and no process group.
+// the Gloo backend (CPU) or NCCL (CUDA devices, where LibTorch has it),
+// rendezvous through a TCPStore configured by the torchrun environment
+// variables (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK). A world
+// of one needs no store and no process group.
 #pragma once
 
 #include <torch/types.h>
@@ -13,8 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "qface/core/torch_compat.h"
+
 namespace c10d {
-class ProcessGroup;
 class Store;
 }  // namespace c10d
 
@@ -29,7 +31,10 @@ struct DistEnv {
   // How long a rank waits for the others in a collective (Gloo) and at the
   // rendezvous: QFACE_DIST_TIMEOUT_S seconds, 300 by default.
   std::chrono::milliseconds timeout = std::chrono::seconds(300);
-  // Reads the torchrun variables (and QFACE_DIST_TIMEOUT_S); absent ones keep
+  // auto (NCCL for CUDA devices, Gloo for the CPU), gloo or nccl:
+  // QFACE_DIST_BACKEND, which `qface launch --backend` sets.
+  std::string backend = "auto";
+  // Reads the torchrun variables (and QFACE_DIST_TIMEOUT_S, QFACE_DIST_BACKEND); absent ones keep
   // the defaults above (a single process). Throws qface::Error on malformed or
   // inconsistent values.
   static DistEnv from_env();
@@ -40,15 +45,24 @@ class Dist {
   // World of one: every collective is the identity.
   static std::shared_ptr<Dist> single();
   // Rendezvous through a TCPStore at master_addr:master_port (rank 0 hosts
-  // it) and a Gloo process group on the loopback or the master's interface,
-  // both waiting up to env.timeout.
-  static std::shared_ptr<Dist> init(const DistEnv& env);
+  // it) and a process group, both waiting up to env.timeout: Gloo on the
+  // loopback or the master's interface, or NCCL among the ranks' GPUs
+  // (env.backend, resolved for `device` by pick_backend). `device` is this
+  // rank's training device.
+  static std::shared_ptr<Dist> init(const DistEnv& env, const torch::Device& device = torch::kCPU);
   // A Gloo group over an existing store (tests run several ranks in one process).
   static std::shared_ptr<Dist> over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size);
 
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
+  // This process's index among the workers of its machine (LOCAL_RANK).
+  int local_rank() const { return local_rank_; }
   bool is_main() const { return rank_ == 0; }
+  // "gloo", "nccl", or "none" for a world of one.
+  const std::string& backend() const { return backend_; }
+  // Where the tensors of a collective must live: this rank's GPU with NCCL,
+  // the CPU otherwise (the helpers below put their small tensors there).
+  const torch::Device& device() const { return device_; }
 
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
   void all_reduce_sum(torch::Tensor& tensor);
@@ -67,12 +81,22 @@ class Dist {
   void sync_from_main(const std::vector<torch::Tensor>& tensors);
 
  private:
-  Dist(int rank, int world_size, c10::intrusive_ptr<c10d::ProcessGroup> group,
-       c10::intrusive_ptr<c10d::Store> store);
-  int rank_ = 0, world_size_ = 1;
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  Dist(int rank, int world_size, int local_rank, c10::intrusive_ptr<compat::CommGroup> group,
+       c10::intrusive_ptr<c10d::Store> store, std::string backend, torch::Device device);
+  int rank_ = 0, world_size_ = 1, local_rank_ = 0;
+  std::string backend_;
+  torch::Device device_;
+  c10::intrusive_ptr<compat::CommGroup> group_;
   c10::intrusive_ptr<c10d::Store> store_;
 };
+
+// The backend for `requested` (auto, gloo or nccl) on `device`: auto picks
+// NCCL for CUDA and Gloo for the CPU. Throws qface::Error for nccl on the CPU,
+// nccl where this LibTorch has no NCCL, and unknown names.
+std::string pick_backend(const std::string& requested, const torch::Device& device);
+
+// Whether this LibTorch has c10d's NCCL backend.
+bool nccl_built();
 
 // True on every rank when `flag` is true on any rank (an all-reduce MAX):
 // ranks that must take the same branch (stop, fail) decide with it.

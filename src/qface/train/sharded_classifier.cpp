@@ -103,7 +103,9 @@ ShardedLoss ShardedClassifierImpl::forward(const torch::Tensor& x_hat, const tor
       if (num_sample >= positive.numel()) {
         auto gen = at::make_generator<at::CPUGeneratorImpl>(
             options.seed * 1000003 + static_cast<uint64_t>(step_) * 101 + static_cast<uint64_t>(dist_->rank()));
-        torch::Tensor perm = torch::rand({size_}, gen, torch::TensorOptions().dtype(torch::kFloat32));
+        // Drawn on the CPU (the same draw on every device), used where the centres are.
+        torch::Tensor perm =
+            torch::rand({size_}, gen, torch::TensorOptions().dtype(torch::kFloat32)).to(positive.device());
         perm.index_fill_(0, positive, 2.0);
         index = std::get<0>(std::get<1>(perm.topk(num_sample)).sort());
       }

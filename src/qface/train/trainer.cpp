@@ -14,6 +14,7 @@
 
 #include "qface/backbones/backbone.h"
 #include "qface/backbones/winograd.h"
+#include "qface/core/device.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/threads.h"
@@ -110,7 +111,7 @@ std::pair<torch::Tensor, torch::Tensor> forward_backbone(backbones::BackboneImpl
                                                          bool bf16) {
   torch::Tensor x_hat, norm;
   {
-    infer::Bf16Autocast autocast(bf16);
+    infer::Bf16Autocast autocast(bf16, images.device().type());
     std::tie(x_hat, norm) = model.forward(images);
   }
   if (bf16) x_hat = x_hat.to(torch::kFloat32), norm = norm.to(torch::kFloat32);
@@ -122,7 +123,11 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   const int world = dist->world_size(), rank = dist->rank();
   require(c.batch_size % world == 0, "batch_size {} is not divisible by the world size {}", c.batch_size, world);
   use_threads(c.threads);
-  backbones::set_winograd_training(c.winograd);
+  // Plain "cuda" gives each worker of a machine its own GPU.
+  const torch::Device device = device_for_rank(parse_device(c.device, "device"), dist->local_rank());
+  if (c.winograd && !device.is_cpu())
+    spdlog::info("train: winograd is a CPU path (oneDNN); {} uses LibTorch's own convolutions", device.str());
+  backbones::set_winograd_training(c.winograd && device.is_cpu());
   torch::manual_seed(c.seed);
   const fs::path out = c.out_dir, ckpt_dir = out / "checkpoints", metrics_path = out / "metrics.jsonl";
   const bool per_rank = c.head.sharded && world > 1;
@@ -142,6 +147,9 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   // A skipped sample is replaced from this rank's stream, so that every
   // rank's batch keeps its size: the step's collectives need equal shapes.
   lo.refill_skipped = true;
+  // Batches for a GPU are assembled in page-locked memory by the loader's
+  // threads, so that their copies to the device do not block the step.
+  lo.pin_memory = device.is_cuda();
   lo.augmentations.crop_prob = c.data.crop_p;
   lo.augmentations.low_res_prob = c.data.low_res_p;
   lo.augmentations.photometric_prob = c.data.photometric_p;
@@ -180,6 +188,9 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
     head_module = head.ptr();
     kernel = head->kernel;
   }
+  // Module::to replaces each parameter's data in place, so `kernel` follows.
+  backbone->to(device);
+  head_module->to(device);
   backbones::weights_to_channels_last(*backbone);
   auto optimizer = make_sgd(*backbone, {kernel}, c.optimizer);
 
@@ -228,9 +239,9 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
   std::ofstream metrics;
   if (rank == 0) metrics.open(metrics_path, std::ios::app);
 
-  spdlog::info("train: {} + {} on {} ({} images, {} identities), {} steps/epoch, {} steps, global batch {}, {} rank(s)",
+  spdlog::info("train: {} + {} on {} ({} images, {} identities), {} steps/epoch, {} steps, global batch {}, {} rank(s){}",
                c.model.backbone, hc.name, lo.source.string(), loader.num_images(), classes, steps_per_epoch, total,
-               c.batch_size, world);
+               c.batch_size, world, device.is_cpu() ? "" : fmt::format(", device {}", device.str()));
 
   g_stop = false;
   auto old_int = std::signal(SIGINT, on_stop_signal);
@@ -311,15 +322,17 @@ TrainSummary train(const TrainConfig& c, const std::shared_ptr<Dist>& dist, bool
       if (stop) break;
       const double lr = schedule.at(pos.step);
       set_lr(*optimizer, lr);
-      auto [x_hat, norm] = forward_backbone(*backbone, batch->images, c.bf16);
+      const torch::Tensor images = batch->images.to(device, /*non_blocking=*/true);
+      const torch::Tensor labels = batch->labels.to(device, /*non_blocking=*/true);
+      auto [x_hat, norm] = forward_backbone(*backbone, images, c.bf16);
       torch::Tensor loss, ce, reg, acc;
       if (c.head.sharded) {
-        ShardedLoss r = sharded(x_hat, norm, batch->labels);
+        ShardedLoss r = sharded(x_hat, norm, labels);
         loss = r.loss, ce = r.ce, reg = r.reg;
       } else {
-        heads::LossOutput r = head->loss(x_hat, norm, batch->labels);
+        heads::LossOutput r = head->loss(x_hat, norm, labels);
         loss = r.loss, ce = r.ce, reg = r.reg;
-        acc = r.logits.argmax(1).eq(batch->labels).to(torch::kFloat32).mean();
+        acc = r.logits.argmax(1).eq(labels).to(torch::kFloat32).mean();
       }
       optimizer->zero_grad();
       loss.backward();
