@@ -20,6 +20,7 @@
 #include "apps/qface/bench_util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
+#include "qface/core/device.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/infer/embed.h"
@@ -45,14 +46,15 @@ struct BenchArgs {
   std::string python_dir;
   std::string json_out;
   bool profile = false;
+  std::string device = "cpu";
 };
 
 // Runs the Python eager reference; returns its img/s, or a negative value when unavailable.
 double python_img_per_s(const BenchArgs& a, std::string& note) {
   nlohmann::json j = run_python_reference(
       "bench_infer.py",
-      fmt::format("--arch {} --batch {} --threads {} --iters {} --warmup 1", a.arch, a.batch, a.threads,
-                  std::max(1, a.iters / 2)),
+      fmt::format("--arch {} --batch {} --threads {} --iters {} --warmup 1 --device {}", a.arch, a.batch, a.threads,
+                  std::max(1, a.iters / 2), a.device),
       a.python_dir, note);
   return j.is_object() && j.contains("img_per_s") ? j["img_per_s"].get<double>() : -1;
 }
@@ -60,6 +62,11 @@ double python_img_per_s(const BenchArgs& a, std::string& note) {
 int run_bench(const BenchArgs& a) {
   require(a.batch > 0 && a.iters > 0 && a.threads > 0, "bench infer: --batch, --iters and --threads must be positive");
   infer::set_threads(a.threads);
+  // On a GPU only fp32 runs: the plain NCHW path, Winograd, bf16's guard and
+  // int8 are CPU paths. Timings there run from host input to host features.
+  const bool cpu = parse_device(a.device) == torch::Device(torch::kCPU);
+  for (const std::string& p : a.precisions)
+    require(cpu || p == "fp32", "bench infer: --precision {} is a CPU path; on {} only fp32 runs", p, a.device);
   const double gmac = backbones::macs_per_image(a.arch) / 1e9;
   torch::manual_seed(0);
   torch::Tensor x = torch::randn({a.batch, 3, 112, 112});
@@ -71,20 +78,22 @@ int run_bench(const BenchArgs& a) {
     report[name] = {{"img_per_s", ips}, {"gflop_per_s", ips * 2 * gmac}};
     return ips;
   };
-  std::cout << fmt::format("qface bench infer: {} ({:.2f} GFLOP/image), batch {}, {} threads\n", a.arch, 2 * gmac,
-                           a.batch, a.threads);
-  if (a.plain) {
+  report["device"] = a.device;
+  std::cout << fmt::format("qface bench infer: {} ({:.2f} GFLOP/image), batch {}, {} threads, {}\n", a.arch, 2 * gmac,
+                           a.batch, a.threads, a.device);
+  if (a.plain && cpu) {
     auto m = backbones::make_backbone(a.arch);
     infer::InferenceOptions o;
     o.fold_batchnorm(false).channels_last(false);
     infer::prepare_for_inference(*m, o);
     line("qface plain (NCHW, BN unfolded)", best_seconds([&] { infer::embed(*m, x, o); }, 1, std::max(1, a.iters / 2)));
   }
-  infer::ModelSpec spec{a.arch, a.weights, a.weights.empty(), infer::Precision::kFp32, a.threads, "bench infer"};
+  infer::ModelSpec spec{a.arch, a.weights, a.weights.empty(), infer::Precision::kFp32, a.threads, "bench infer",
+                        a.device};
   infer::LoadedModel lm = infer::load_for_inference(spec);
   auto& m = lm.model;
   infer::InferenceOptions o = lm.options;
-  {
+  if (cpu) {
     infer::InferenceOptions direct = o;
     direct.winograd(false);
     line("qface fp32, direct convolutions", best_seconds([&] { infer::embed(*m, x, direct); }, a.warmup, a.iters));
@@ -152,6 +161,8 @@ Runner setup(CLI::App& app) {
   app.add_option("--arch", a->arch, "backbone")->capture_default_str()->check(CLI::IsMember(backbones::backbone_names()));
   app.add_option("--batch", a->batch, "images per forward pass")->capture_default_str();
   app.add_option("--threads", a->threads, "CPU threads (both C++ and Python)")->capture_default_str();
+  app.add_option("--device", a->device, "cpu, cuda or cuda:N (both C++ and Python; a GPU runs fp32 only)")
+      ->capture_default_str();
   app.add_option("--iters", a->iters, "timed batches (best is reported)")->capture_default_str();
   app.add_option("--warmup", a->warmup, "untimed batches first")->capture_default_str();
   app.add_option("--precision", a->precisions, "precisions to time (comma list of fp32, bf16, int8, auto)")
@@ -170,7 +181,7 @@ Runner setup(CLI::App& app) {
   return [a] { return run_bench(*a); };
 }
 
-const Registrar registrar{{"infer", "CPU inference speed of a backbone (img/s, GFLOP/s, vs Python eager)", setup, "bench"}};
+const Registrar registrar{{"infer", "Inference speed of a backbone (img/s, GFLOP/s, vs Python eager)", setup, "bench"}};
 
 }  // namespace
 }  // namespace qface::cli

@@ -153,6 +153,9 @@ TEST(TrainCli, CudaWithoutCudaIsAClearErrorAtEveryDoor) {
   expect_refused({"bench", "train", "--arch", "mobilefacenet", "--batch", "2", "--classes", "10", "--iters", "1",
                   "--warmup", "0", "--no-python", "--device", "cuda:0"},
                  "--device cuda:0:");
+  expect_refused({"bench", "infer", "--arch", "mobilefacenet", "--batch", "2", "--iters", "1", "--warmup", "0",
+                  "--no-python", "--device", "cuda"},
+                 "--device cuda:");
   qface::write_file_atomic(dir / "weights.pt", "not read");
   expect_refused({"embed", "--weights", (dir / "weights.pt").string(), "--images", dir.path().string(), "--out",
                   (dir / "emb").string(), "--device", "cuda"},
