@@ -94,7 +94,7 @@ int run(const QuantizeArgs& a) {
               {"cpu", infer::cpu_signature()}, {"qface", kVersion}};
   std::string sets_failure;
   for (const auto& path : a.bins) {
-    const infer::BinComparison c = infer::compare_on_bin(*m.model, m.options, r.act, kept.fp32_from,
+    const infer::BinComparison c = infer::compare_on_bin(*m.model, m.options, r.act, kept.fp32_from, kept.shift,
                                                          data::read_bin_set(path), path, a.options.batch);
     spdlog::info("quantize: {}: accuracy fp32 {:.2f} % int8 {:.2f} % ({:+.2f} points), norm EDC pAUC {:.4f} -> {:.4f}{}",
                  path, 100 * c.json["fp32"]["accuracy_mean"].get<double>(),
@@ -114,7 +114,7 @@ int run(const QuantizeArgs& a) {
   // The file holds the original (unfolded) weights and the calibration: loading folds and packs them again.
   auto fresh = backbones::make_backbone_for_weights(m.model->arch());
   io::load_weights(*fresh, a.weights);
-  const io::Int8Calibration c = infer::calibration_of(r.act, kept.fp32_from, report.dump());
+  const io::Int8Calibration c = infer::calibration_of(r.act, kept.fp32_from, report.dump(), kept.shift);
   io::save_checkpoint(a.out, *fresh, m.model->arch(), &c);
   spdlog::info("quantize: wrote {} (use it with --precision int8 or auto)", a.out);
   return 0;
@@ -145,6 +145,8 @@ Runner setup(CLI::App& app) {
   app.add_option("--fp32-stages", a->options.fp32_stages,
                  "last stages kept in fp32 (default: the fewest that pass the guard, trying 0, 1, 2)")
       ->check(CLI::Range(0, 2));
+  app.add_flag("--bias-correction", a->options.bias_correction,
+               "empirical bias correction: each layer's mean int8 error on the calibration faces removed");
   app.add_option("--max-norm-error", a->options.limits.max_norm_error,
                  "guard: the largest relative norm error any held-out image may have")
       ->capture_default_str()

@@ -131,14 +131,28 @@ struct Int8Engine::Step {
   c10::IValue packed;                         // kConv: oneDNN packed int8 weights + fp32 bias
   torch::Tensor weight, bias, mean, var;      // kBatchNorm (fp32); kPReLU: weight (quint8)
   double eps = 0;
+  torch::Tensor shift;                        // added to an fp32 step's output (bias correction)
 };
 
-Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp32_from)
+int64_t bias_channels(const backbones::Graph& graph, std::size_t i) {
+  GraphStep s = graph.steps().at(i);  // a copy: module holders give non-const access
+  if (s.a == 0) return 0;
+  switch (s.op) {
+    case Op::kConv: return s.conv->options.out_channels();
+    case Op::kBatchNorm: return s.bn->options.num_features();
+    case Op::kLinear: return s.linear->options.out_features();
+    default: return 0;
+  }
+}
+
+Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp32_from, BiasShift shift)
     : graph_(std::move(graph)), act_(std::move(act)), last_(backbones::last_uses(graph_)),
       fp32_from_(fp32_from < 0 ? static_cast<int>(graph_.steps().size()) : fp32_from) {
   require(int8_supported(), "int8: this LibTorch has no oneDNN quantized engine");
   require(static_cast<int>(act_.size()) == graph_.values(), "int8: calibration for {} values, the graph has {}",
           act_.size(), graph_.values());
+  require(shift.empty() || shift.size() == graph_.steps().size(), "int8: bias shifts for {} steps, the graph has {}",
+          shift.size(), graph_.steps().size());
   for (std::size_t i = 1; i < graph_.steps().size(); ++i)
     require(graph_.steps()[i].a != 0 && graph_.steps()[i].b != 0, "int8: only the first step may read the input");
   torch::NoGradGuard g;
@@ -146,19 +160,29 @@ Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp3
   for (std::size_t i = 0; i < graph_.steps().size(); ++i) {
     GraphStep s = graph_.steps()[i];  // a copy: module holders give non-const access
     Step c;
-    if (runs_fp32(i)) {
-      // The fp32 modules run as they are: nothing to quantize.
+    torch::Tensor sh = shift.empty() ? torch::Tensor() : shift[i];
+    if (sh.defined()) {
+      require(sh.dim() == 1 && sh.numel() > 0 && sh.numel() == bias_channels(graph_, i),
+              "int8: bias shift of step {}: {} values where the step has {} correctable channels", i, sh.numel(),
+              bias_channels(graph_, i));
+      sh = sh.to(torch::kFloat32).contiguous();
+    }
+    if (runs_fp32(i) || s.op == Op::kLinear) {
+      // The fp32 modules run as they are; a shift is added to their output.
+      c.shift = sh;
     } else if (s.op == Op::kConv) {
       const auto& o = s.conv->options;
       torch::Tensor w = s.conv->weight.detach().contiguous();
       torch::Tensor scale = (w.abs().amax({1, 2, 3}).to(torch::kFloat64) / 127.0).clamp_min(1e-12);
       torch::Tensor qw = torch::quantize_per_channel(w, scale, torch::zeros({w.size(0)}, torch::kInt64), 0, torch::kQInt8);
       const auto pad = compat::get<torch::ExpandingArray<2>>(o.padding());
-      c.packed = call(prepack, {qw, s.conv->bias.defined() ? c10::IValue(s.conv->bias.detach()) : c10::IValue(),
-                                vec2(o.stride()), vec2(pad), vec2(o.dilation()), o.groups()});
+      torch::Tensor bias = s.conv->bias.defined() ? s.conv->bias.detach() : torch::Tensor();
+      if (sh.defined()) bias = bias.defined() ? bias + sh : sh;
+      c.packed = call(prepack, {qw, bias.defined() ? c10::IValue(bias) : c10::IValue(), vec2(o.stride()), vec2(pad),
+                                vec2(o.dilation()), o.groups()});
     } else if (s.op == Op::kBatchNorm) {
       c.weight = s.bn->weight.detach();
-      c.bias = s.bn->bias.detach();
+      c.bias = sh.defined() ? s.bn->bias.detach() + sh : s.bn->bias.detach();
       c.mean = s.bn->running_mean.detach();
       c.var = s.bn->running_var.detach();
       c.eps = s.bn->options.eps();
@@ -181,7 +205,8 @@ bool Int8Engine::runs_fp32(std::size_t i) const {
   return s.op != Op::kLinear && (static_cast<int>(i) >= fp32_from_ || s.a == 0);
 }
 
-torch::Tensor Int8Engine::features(const torch::Tensor& x) {
+torch::Tensor Int8Engine::run(const torch::Tensor& x, const std::function<void(int, const torch::Tensor&)>& observe,
+                              int last_step) {
   static const auto conv = op("quantized::conv2d", "new");
   static const auto bn = op("quantized::batch_norm2d", "");
   static const auto prelu = op("quantized::prelu", "");
@@ -219,7 +244,10 @@ torch::Tensor Int8Engine::features(const torch::Tensor& x) {
       case Op::kFloat: y = quantize_quint8(s.fn(a.dequantize()).contiguous(torch::MemoryFormat::ChannelsLast), q); break;
       case Op::kLinear: y = s.linear->forward((a.is_quantized() ? a.dequantize() : a).flatten(1)); break;
     }
+    if (c.shift.defined()) y = y + (y.dim() == 4 ? c.shift.view({1, -1, 1, 1}) : c.shift.view({1, -1}));
     if (s.a == 0 && static_cast<int>(i) < fp32_from_ && s.op != Op::kLinear) y = quantize_quint8(y, q);  // into the int8 part
+    if (observe) observe(static_cast<int>(i) + 1, y);
+    if (static_cast<int>(i) == last_step) return y;
     v[i + 1] = y;
     for (int k : {s.a, s.b})
       if (k >= 0 && last_[static_cast<std::size_t>(k)] == static_cast<int>(i)) v[static_cast<std::size_t>(k)] = torch::Tensor();
@@ -227,8 +255,44 @@ torch::Tensor Int8Engine::features(const torch::Tensor& x) {
   return v.back();
 }
 
-void install_int8(backbones::BackboneImpl& model, const std::vector<QParams>& act, int fp32_from) {
-  model.set_engine(std::make_shared<Int8Engine>(model.graph(), act, fp32_from));
+void install_int8(backbones::BackboneImpl& model, const std::vector<QParams>& act, int fp32_from,
+                  const BiasShift& shift) {
+  model.set_engine(std::make_shared<Int8Engine>(model.graph(), act, fp32_from, shift));
+}
+
+BiasShift bias_correction(const backbones::Graph& graph, const std::vector<QParams>& act, int fp32_from,
+                          const std::vector<torch::Tensor>& batches) {
+  require(!batches.empty(), "int8 bias correction: no calibration batches");
+  torch::NoGradGuard g;
+  const std::size_t steps = graph.steps().size();
+  // The per-channel mean of a step's output over the batches (fp64).
+  struct Mean {
+    torch::Tensor sum;
+    double count = 0;
+    void add(const torch::Tensor& t) {
+      const torch::Tensor f = (t.is_quantized() ? t.dequantize() : t).to(torch::kFloat64);
+      const torch::Tensor m = f.dim() == 4 ? f.sum({0, 2, 3}) : f.sum(0);
+      sum = sum.defined() ? sum + m : m;
+      count += static_cast<double>(f.numel() / f.size(1));
+    }
+    torch::Tensor get() const { return sum / count; }
+  };
+  std::vector<torch::Tensor> input;
+  for (const torch::Tensor& x : batches) input.push_back(x.contiguous(torch::MemoryFormat::ChannelsLast));
+  std::vector<Mean> ref(steps);  // fp32's, every correctable step in one pass
+  for (const torch::Tensor& x : input)
+    backbones::run_graph(graph, x, [&](int v, const torch::Tensor& t) {
+      if (v > 0 && bias_channels(graph, static_cast<std::size_t>(v - 1)) > 0) ref[static_cast<std::size_t>(v - 1)].add(t);
+    });
+  BiasShift shift(steps);
+  for (std::size_t i = 0; i < steps; ++i) {
+    if (bias_channels(graph, i) == 0) continue;
+    Int8Engine engine(graph, act, fp32_from, shift);
+    Mean got;
+    for (const torch::Tensor& x : input) got.add(engine.run(x, {}, static_cast<int>(i)));
+    shift[i] = (ref[i].get() - got.get()).to(torch::kFloat32);
+  }
+  return shift;
 }
 
 std::vector<int> stage_starts(const backbones::Graph& g) {

@@ -90,15 +90,46 @@ std::vector<QParams> qparams_of(const io::Int8Calibration& c) {
   return q;
 }
 
-io::Int8Calibration calibration_of(const std::vector<QParams>& q, int fp32_from, const std::string& info) {
+BiasShift bias_shift_of(const io::Int8Calibration& c, const backbones::Graph& graph) {
+  if (c.bias_steps.empty()) return {};
+  BiasShift shift(graph.steps().size());
+  std::size_t at = 0;
+  for (const int64_t step : c.bias_steps) {
+    const auto i = static_cast<std::size_t>(step);
+    const int64_t n = i < shift.size() ? bias_channels(graph, i) : 0;
+    require(n > 0, "int8 calibration: step {} cannot carry a bias shift", step);
+    require(at + static_cast<std::size_t>(n) <= c.bias_shift.size(),
+            "int8 calibration: {} bias shifts, fewer than the graph's steps need", c.bias_shift.size());
+    shift[i] = torch::tensor(std::vector<float>(c.bias_shift.begin() + static_cast<std::ptrdiff_t>(at),
+                                                c.bias_shift.begin() + static_cast<std::ptrdiff_t>(at) + n));
+    at += static_cast<std::size_t>(n);
+  }
+  require(at == c.bias_shift.size(), "int8 calibration: {} bias shifts, the graph's steps take {}",
+          c.bias_shift.size(), at);
+  return shift;
+}
+
+io::Int8Calibration calibration_of(const std::vector<QParams>& q, int fp32_from, const std::string& info,
+                                   const BiasShift& shift) {
   io::Int8Calibration c;
   c.fp32_from = fp32_from;
   for (const auto& p : q) {
     c.scale.push_back(p.scale);
     c.zero_point.push_back(p.zero_point);
   }
+  for (std::size_t i = 0; i < shift.size(); ++i) {
+    if (!shift[i].defined()) continue;
+    c.bias_steps.push_back(static_cast<int64_t>(i));
+    const torch::Tensor t = shift[i].to(torch::kFloat32).contiguous();
+    c.bias_shift.insert(c.bias_shift.end(), t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  }
   c.info = info;
   return c;
+}
+
+void install_int8(backbones::BackboneImpl& model, const io::Int8Calibration& c) {
+  const backbones::Graph graph = model.graph();
+  install_int8(model, qparams_of(c), static_cast<int>(c.fp32_from), bias_shift_of(c, graph));
 }
 
 std::string cpu_signature() {
@@ -162,7 +193,7 @@ void apply(backbones::BackboneImpl& model, InferenceOptions& o, Precision p,
   model.set_engine(nullptr);
   o.bf16(false);
   if (p == Precision::kBf16) o.bf16(true);
-  if (p == Precision::kInt8) install_int8(model, qparams_of(*int8), static_cast<int>(int8->fp32_from));
+  if (p == Precision::kInt8) install_int8(model, *int8);
 }
 
 PrecisionChoice measure(backbones::BackboneImpl& model, InferenceOptions& o,

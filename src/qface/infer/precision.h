@@ -44,9 +44,14 @@ struct GuardResult {
 GuardResult accuracy_guard(const Embeddings& fp32, const Embeddings& other, const GuardLimits& limits = {});
 nlohmann::json to_json(const GuardResult& g);
 
-// int8 activation parameters to and from a model file's calibration.
+// int8 activation parameters and bias correction to and from a model file's calibration.
 std::vector<QParams> qparams_of(const io::Int8Calibration& c);
-io::Int8Calibration calibration_of(const std::vector<QParams>& q, int fp32_from, const std::string& info);
+// One entry per step of `graph`; a clear error when the file's shifts do not fit it.
+BiasShift bias_shift_of(const io::Int8Calibration& c, const backbones::Graph& graph);
+io::Int8Calibration calibration_of(const std::vector<QParams>& q, int fp32_from, const std::string& info,
+                                   const BiasShift& shift = {});
+// Installs the Int8Engine a file's calibration describes.
+void install_int8(backbones::BackboneImpl& model, const io::Int8Calibration& c);
 
 // The CPU as precision speed sees it: model name and the flags that matter
 // (avx512f, avx512_vnni, avx512_bf16, amx_*), e.g. "AMD EPYC | avx512f avx512_vnni avx512_bf16".

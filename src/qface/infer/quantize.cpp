@@ -49,7 +49,11 @@ QuantizeResult quantize(backbones::BackboneImpl& model, const InferenceOptions& 
   QuantizeResult r;
   const backbones::Graph graph = model.graph();
   Calibrator calibrator(graph);
-  for_each_batch(model, calibrate, o.batch, [&](const torch::Tensor& x) { calibrator.observe(x); });
+  std::vector<torch::Tensor> batches;  // kept for the bias correction
+  for_each_batch(model, calibrate, o.batch, [&](const torch::Tensor& x) {
+    calibrator.observe(x);
+    if (o.bias_correction) batches.push_back(x);
+  });
   r.act = calibrator.qparams();
   r.calibration_images = calibrator.images();
   const Embeddings ref = embed_images(model, check, o.batch, options);
@@ -67,7 +71,8 @@ QuantizeResult quantize(backbones::BackboneImpl& model, const InferenceOptions& 
     QuantizeAttempt t;
     t.fp32_stages = o.fp32_stages >= 0 ? o.fp32_stages : static_cast<int>(k);
     t.fp32_from = candidates[k];
-    install_int8(model, r.act, t.fp32_from);
+    if (o.bias_correction) t.shift = bias_correction(graph, r.act, t.fp32_from, batches);
+    install_int8(model, r.act, t.fp32_from, t.shift);
     t.guard = accuracy_guard(ref, embed_images(model, check, o.batch, options), o.limits);
     r.tried.push_back(t);
     if (t.guard.passed) break;
@@ -90,14 +95,15 @@ double norm_pauc(const BinVerification& v, std::span<const uint8_t> issame) {
 }  // namespace
 
 BinComparison compare_on_bin(backbones::BackboneImpl& model, const InferenceOptions& options,
-                             const std::vector<QParams>& act, int fp32_from, const data::BinSet& set,
-                             const std::string& name, int batch, double max_pauc_change) {
+                             const std::vector<QParams>& act, int fp32_from, const BiasShift& shift,
+                             const data::BinSet& set, const std::string& name, int batch,
+                             double max_pauc_change) {
   BinComparison out;
   out.json = {{"bin", name}};
   double pauc[2] = {0, 0};
   for (const bool int8 : {false, true}) {
     model.set_engine(nullptr);
-    if (int8) install_int8(model, act, fp32_from);
+    if (int8) install_int8(model, act, fp32_from, shift);
     const BinVerification v = verify_encoded(model, name, set.images, set.issame, name, batch, options);
     json r{{"accuracy_mean", v.plain().accuracy_mean}, {"accuracy_std", v.plain().accuracy_std}};
     for (const auto& t : v.plain().val) r[fmt::format("tar_at_far_{:g}", t.far)] = v.plain().tar_json(t.far);

@@ -26,12 +26,18 @@ namespace qface::infer {
 struct QuantizeOptions {
   int batch = 32;
   int fp32_stages = -1;  // -1: the fewest of 0, 1, 2 that pass the guard
+  // Empirical bias correction (infer/int8.h, bias_correction) on the
+  // calibration faces. Off by default: on the main job's trained models it
+  // moved the worst image's norm error by -1.5 to +1 points and the mean
+  // error up as often as down (docs/performance.md, int8).
+  bool bias_correction = false;
   GuardLimits limits;
 };
 
 struct QuantizeAttempt {
   int fp32_stages = 0;
   int fp32_from = -1;  // Int8Engine's first fp32 step (-1: only the linear layer)
+  BiasShift shift;     // this configuration's bias correction (empty: none)
   GuardResult guard;
 };
 
@@ -59,8 +65,9 @@ struct BinComparison {
   std::string failure;
 };
 BinComparison compare_on_bin(backbones::BackboneImpl& model, const InferenceOptions& options,
-                             const std::vector<QParams>& act, int fp32_from, const data::BinSet& set,
-                             const std::string& name, int batch, double max_pauc_change = 0.002);
+                             const std::vector<QParams>& act, int fp32_from, const BiasShift& shift,
+                             const data::BinSet& set, const std::string& name, int batch,
+                             double max_pauc_change = 0.002);
 
 // Embeds aligned BGR faces in batches (no flip).
 Embeddings embed_images(backbones::BackboneImpl& model, const std::vector<cv::Mat>& images, int batch,

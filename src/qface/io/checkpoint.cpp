@@ -366,6 +366,24 @@ Checkpoint read_qface(const PyRef& root, const std::string& source) {
               "{}: int8_fp32_from out of range", source);
       q.fp32_from = from->i;
     }
+    const PyRef steps = attrs->get("int8_bias_steps"), shift = attrs->get("int8_bias_shift");
+    if (steps || shift) {
+      const torch::Tensor st = steps ? as_tensor(steps) : torch::Tensor(), sh = shift ? as_tensor(shift) : torch::Tensor();
+      require(st.defined() && sh.defined(), "{}: incomplete int8 bias correction (int8_bias_steps and int8_bias_shift)",
+              source);
+      const torch::Tensor s64 = st.to(torch::kInt64).contiguous().reshape({-1});
+      const torch::Tensor f32 = sh.to(torch::kFloat32).contiguous().reshape({-1});
+      q.bias_steps.assign(s64.data_ptr<int64_t>(), s64.data_ptr<int64_t>() + s64.numel());
+      q.bias_shift.assign(f32.data_ptr<float>(), f32.data_ptr<float>() + f32.numel());
+      for (std::size_t i = 0; i < q.bias_steps.size(); ++i)
+        require(q.bias_steps[i] >= 0 && q.bias_steps[i] + 1 < static_cast<int64_t>(q.scale.size()) &&
+                    (i == 0 || q.bias_steps[i] > q.bias_steps[i - 1]),
+                "{}: int8_bias_steps[{}] = {} is out of range or out of order", source, i, q.bias_steps[i]);
+      require(q.bias_steps.empty() == q.bias_shift.empty(), "{}: int8 bias correction: {} steps and {} shifts", source,
+              q.bias_steps.size(), q.bias_shift.size());
+      for (std::size_t i = 0; i < q.bias_shift.size(); ++i)
+        require(std::isfinite(q.bias_shift[i]), "{}: int8_bias_shift[{}] is not finite", source, i);
+    }
     c.int8 = std::move(q);
   }
   return c;
@@ -525,6 +543,10 @@ void save_checkpoint(const fs::path& path, const torch::nn::Module& module, cons
     archive.write("int8_scale", c10::IValue(torch::tensor(int8->scale, torch::kFloat64)));
     archive.write("int8_zero_point", c10::IValue(torch::tensor(int8->zero_point, torch::kInt64)));
     archive.write("int8_fp32_from", c10::IValue(int8->fp32_from));
+    if (!int8->bias_steps.empty()) {
+      archive.write("int8_bias_steps", c10::IValue(torch::tensor(int8->bias_steps, torch::kInt64)));
+      archive.write("int8_bias_shift", c10::IValue(torch::tensor(int8->bias_shift, torch::kFloat32)));
+    }
     archive.write("int8_info", c10::IValue(int8->info));
   }
   std::ostringstream out;

@@ -45,6 +45,11 @@ struct Int8Calibration {
   std::vector<double> scale;
   std::vector<int64_t> zero_point;
   int64_t fp32_from = -1;  // first graph step kept in fp32 (mixed precision); -1: none
+  // Bias correction: the graph steps that carry a per-channel shift, in
+  // order, and their shifts concatenated (infer::bias_correction). Their
+  // channel counts are checked against the graph when the engine is built.
+  std::vector<int64_t> bias_steps;
+  std::vector<float> bias_shift;
   std::string info;
 };
 
