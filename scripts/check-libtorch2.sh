@@ -71,7 +71,18 @@ in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/s
 
 # 2. The packages (only what is missing), the same list as the host's set-up.
 mapfile -t packages < <(bash "$src/scripts/setup.sh" --list)
-[[ $cuda -eq 1 ]] && packages+=(libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev)
+if [[ $cuda -eq 1 ]]; then
+  # Debian's CUDA LibTorch conflicts with the CPU one, and so do its Python
+  # package and Gloo: the CUDA root takes the -cuda builds in their place.
+  for i in "${!packages[@]}"; do
+    case "${packages[i]}" in
+      libtorch-dev) packages[i]=libtorch-cuda-dev ;;
+      python3-torch) packages[i]=python3-torch-cuda ;;
+      libgloo-dev) packages[i]=libgloo-cuda-dev ;;
+    esac
+  done
+  packages+=(nvidia-cuda-toolkit libnccl-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   [[ "$(in_root dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" == installed ]] || missing+=("$p")
@@ -82,7 +93,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1 |
     tee -a "$out/check.log" | tail -5
 fi
-log "LibTorch in the root: $(in_root dpkg-query -W -f='${Version}' libtorch-dev)"
+torch_pkg=$([[ $cuda -eq 1 ]] && echo libtorch-cuda-dev || echo libtorch-dev)
+log "LibTorch in the root: $torch_pkg $(in_root dpkg-query -W -f='${Version}' "$torch_pkg")"
 [[ $setup_only -eq 1 ]] && exit 0
 
 # 3. Configure, build and test inside the root.
