@@ -360,28 +360,24 @@ TEST(Int8, TheCalibrationTravelsInTheModelFileAndABrokenOneIsRefused) {
   } catch (const qface::Error& e) {
     EXPECT_NE(std::string(e.what()).find("qface quantize"), std::string::npos) << e.what();
   }
-  // A calibration with a non-positive scale is refused, naming the file.
-  auto bad = cal;
+  // A broken calibration is refused when the file is read, naming the file and the entry.
+  auto expect_refused = [&](const qface::io::Int8Calibration& broken, const std::string& name, const std::string& what) {
+    qface::io::save_checkpoint(tmp / name, *m, "mobilefacenet", &broken);
+    try {
+      qface::io::read_checkpoint(tmp / name);
+      ADD_FAILURE() << name << ": no error";
+    } catch (const qface::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  auto bad = cal;  // a non-positive scale
   bad.scale[3] = -1;
-  qface::io::save_checkpoint(tmp / "bad.pt", *m, "mobilefacenet", &bad);
-  try {
-    qface::io::read_checkpoint(tmp / "bad.pt");
-    FAIL() << "no error";
-  } catch (const qface::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("value 3"), std::string::npos) << e.what();
-  }
-  // Bias shifts out of order, or more of them than the graph's steps take, are refused.
-  auto disordered = cal;
+  expect_refused(bad, "bad.pt", "value 3");
+  auto disordered = cal;  // bias shifts out of order
   std::swap(disordered.bias_steps[0], disordered.bias_steps[1]);
-  qface::io::save_checkpoint(tmp / "disordered.pt", *m, "mobilefacenet", &disordered);
-  try {
-    qface::io::read_checkpoint(tmp / "disordered.pt");
-    FAIL() << "no error";
-  } catch (const qface::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("disordered.pt"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("int8_bias_steps[1]"), std::string::npos) << e.what();
-  }
+  expect_refused(disordered, "disordered.pt", "int8_bias_steps[1]");
+  // More bias shifts than the graph's steps take: refused when the engine is built.
   auto extra = cal;
   extra.bias_shift.push_back(0.5f);
   qface::io::save_checkpoint(tmp / "extra.pt", *m, "mobilefacenet", &extra);
