@@ -90,8 +90,16 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
   log "installing ${#missing[@]} packages: ${missing[*]}"
   in_root apt-get update -q
-  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1 |
-    tee -a "$out/check.log" | tail -5
+  if ! in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1 |
+    tee -a "$out/check.log" | tail -5; then
+    # nvidia-cudnn (which libtorch-cuda-2.6 needs) is an installer: it
+    # downloads cuDNN from NVIDIA's site, which a machine limited to Debian's
+    # archive cannot reach (docs/training.md, "LibTorch versions").
+    [[ "$(in_root dpkg-query -W -f='${db:Status-Status}' nvidia-cudnn 2>/dev/null || true)" == half-configured ]] &&
+      log "nvidia-cudnn could not download cuDNN from developer.download.nvidia.com: the CUDA LibTorch cannot be linked here"
+    log "package installation FAILED (see $out/check.log)"
+    exit 1
+  fi
 fi
 torch_pkg=$([[ $cuda -eq 1 ]] && echo libtorch-cuda-dev || echo libtorch-dev)
 log "LibTorch in the root: $torch_pkg $(in_root dpkg-query -W -f='${Version}' "$torch_pkg")"
