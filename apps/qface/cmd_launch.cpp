@@ -57,8 +57,8 @@ int run_launch(const LaunchArgs& a) {
               "launch: --device cuda with --nproc {} needs a GPU per worker; {} visible", a.nproc,
               torch::cuda::device_count());
     backend = train::pick_backend(a.backend, device);
-  } else if (backend != "auto") {
-    backend = train::pick_backend(a.backend, backend == "nccl" ? torch::Device(torch::kCUDA) : torch::kCPU);
+  } else {
+    train::check_backend(backend, "launch --backend");  // the device is each worker's own choice
   }
   const std::string exe = self_path();
   std::vector<pid_t> pids;
@@ -128,7 +128,7 @@ Runner setup(CLI::App& app) {
                  "plain cuda gives each worker its own GPU");
   app.add_option("--backend", a->backend, "collectives: auto (NCCL for CUDA devices, Gloo for the CPU), gloo or nccl")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+      ->check(CLI::IsMember(train::backend_names()));
   app.add_option("command", a->command, "the qface command to run, after --")->required();
   app.prefix_command();
   return [a] { return run_launch(*a); };

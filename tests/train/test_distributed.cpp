@@ -119,6 +119,11 @@ TEST(Distributed, BackendFollowsTheDevice) {
   };
   EXPECT_NE(error("nccl", cpu).find("the NCCL backend needs CUDA devices"), std::string::npos) << error("nccl", cpu);
   EXPECT_NE(error("mpi", cpu).find("backend must be auto, gloo or nccl"), std::string::npos);
+  EXPECT_THROW(qface::train::check_backend("mpi", "test"), qface::Error);
+  if (!qface::train::nccl_built()) {
+    EXPECT_THROW(qface::train::check_backend("nccl", "test"), qface::Error);
+  }
+  qface::train::check_backend("gloo", "test");  // no throw
   if (qface::train::nccl_built()) {
     EXPECT_EQ(pick_backend("auto", gpu), "nccl");
   } else {

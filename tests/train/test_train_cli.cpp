@@ -175,7 +175,7 @@ TEST(TrainCli, ValidatesOnBinSetsPerQualityStratum) {
   std::vector<std::string> args = train_args(dir / "run", 2);
   const std::string sets = "validation.sets=[\"" + (tiny_data() / "val_high.bin").string() + "\", \"" +
                            (tiny_data() / "val_low.bin").string() + "\"]";
-  for (const std::string kv : {sets, std::string("validation.every=2")}) {
+  for (const std::string& kv : {sets, std::string("validation.every=2")}) {
     args.push_back("--set");
     args.push_back(kv);
   }
@@ -251,7 +251,9 @@ TEST(TrainCli, Bf16AutocastTracksTheFp32Loss) {
   for (std::size_t i = 0; i < w0.size(); ++i) moved += (w3[i] - w0[i]).abs().sum().item<double>();
   EXPECT_GT(moved, 0);
   for (const auto& t : w3) {
-    if (t.is_floating_point()) EXPECT_EQ(t.scalar_type(), torch::kFloat32);  // master weights stay fp32
+    if (t.is_floating_point()) {
+      EXPECT_EQ(t.scalar_type(), torch::kFloat32);  // master weights stay fp32
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "qface/core/error.h"
@@ -46,8 +47,7 @@ DistEnv DistEnv::from_env() {
   require(timeout_s > 0, "QFACE_DIST_TIMEOUT_S must be a positive number of seconds, got {}", timeout_s);
   e.timeout = std::chrono::seconds(timeout_s);
   if (const char* b = std::getenv("QFACE_DIST_BACKEND"); b && *b) e.backend = b;
-  require(e.backend == "auto" || e.backend == "gloo" || e.backend == "nccl",
-          "QFACE_DIST_BACKEND must be auto, gloo or nccl, got '{}'", e.backend);
+  check_backend_name(e.backend, "QFACE_DIST_BACKEND");
   require(e.world_size >= 1, "WORLD_SIZE must be at least 1, got {}", e.world_size);
   require(e.rank >= 0 && e.rank < e.world_size, "RANK must lie in [0, WORLD_SIZE = {}), got {}", e.world_size, e.rank);
   require(e.master_port > 0 && e.master_port < 65536, "MASTER_PORT must be a TCP port, got {}", e.master_port);
@@ -76,17 +76,31 @@ bool nccl_built() {
 #endif
 }
 
+const std::vector<std::string>& backend_names() {
+  static const std::vector<std::string> names{"auto", "gloo", "nccl"};
+  return names;
+}
+
+void check_backend_name(const std::string& requested, const std::string& what) {
+  const auto& names = backend_names();
+  require(std::find(names.begin(), names.end(), requested) != names.end(),
+          "{}: the backend must be auto, gloo or nccl, got '{}'", what, requested);
+}
+
+void check_backend(const std::string& requested, const std::string& what) {
+  check_backend_name(requested, what);
+  require(requested != "nccl" || nccl_built(),
+          "{}: this LibTorch has no NCCL backend (built without USE_C10D_NCCL); use gloo or a LibTorch built with "
+          "NCCL (Debian 13's libtorch-cuda-dev, PyTorch's own)",
+          what);
+}
+
 std::string pick_backend(const std::string& requested, const torch::Device& device) {
-  require(requested == "auto" || requested == "gloo" || requested == "nccl",
-          "dist: backend must be auto, gloo or nccl, got '{}'", requested);
+  check_backend_name(requested, "dist");
   const std::string b = requested != "auto" ? requested : device.is_cuda() ? "nccl" : "gloo";
-  if (b == "nccl") {
-    require(device.is_cuda(), "dist: the NCCL backend needs CUDA devices; this rank trains on {} (use gloo)",
-            device.str());
-    require(nccl_built(),
-            "dist: this LibTorch has no NCCL backend (built without USE_C10D_NCCL); use --backend gloo or a "
-            "LibTorch built with NCCL (Debian 13's libtorch-cuda-dev, PyTorch's own)");
-  }
+  require(b != "nccl" || device.is_cuda(), "dist: the NCCL backend needs CUDA devices; this rank trains on {} (use gloo)",
+          device.str());
+  check_backend(b, "dist");
   return b;
 }
 

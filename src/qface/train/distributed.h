@@ -90,9 +90,16 @@ class Dist {
   c10::intrusive_ptr<c10d::Store> store_;
 };
 
-// The backend for `requested` (auto, gloo or nccl) on `device`: auto picks
-// NCCL for CUDA and Gloo for the CPU. Throws qface::Error for nccl on the CPU,
-// nccl where this LibTorch has no NCCL, and unknown names.
+// The backend names `launch --backend` and QFACE_DIST_BACKEND take: auto
+// (by the device), gloo, nccl.
+const std::vector<std::string>& backend_names();
+// An unknown name throws qface::Error (`what` names where it came from).
+void check_backend_name(const std::string& requested, const std::string& what);
+// The same, and nccl where this LibTorch has no NCCL throws too: what
+// `launch` checks before any worker starts.
+void check_backend(const std::string& requested, const std::string& what);
+// The backend for `requested` on `device`: auto picks NCCL for CUDA and Gloo
+// for the CPU. Throws as check_backend does, and for nccl on the CPU.
 std::string pick_backend(const std::string& requested, const torch::Device& device);
 
 // Whether this LibTorch has c10d's NCCL backend.
