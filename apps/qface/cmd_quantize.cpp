@@ -91,6 +91,7 @@ int run(const QuantizeArgs& a) {
   json report{{"kind", "quantize"},       {"arch", a.arch},          {"weights", a.weights},
               {"calibration", a.calibrate}, {"calibration_images", r.calibration_images},
               {"guard", infer::to_json(kept.guard)}, {"fp32_from_step", kept.fp32_from}, {"tried", tried},
+              {"bias_correction", a.options.bias_correction},
               {"cpu", infer::cpu_signature()}, {"qface", kVersion}};
   std::string sets_failure;
   for (const auto& path : a.bins) {
