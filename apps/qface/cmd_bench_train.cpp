@@ -80,7 +80,7 @@ int run_bench_train(const BenchTrainArgs& a) {
   require(a.batch > 1 && a.iters > 0 && a.threads > 0 && a.classes > 1,
           "bench train: --batch (> 1), --iters, --threads and --classes (> 1) must be positive");
   infer::set_threads(a.threads);
-  backbones::set_winograd_training(a.winograd && a.device == "cpu");
+  backbones::set_winograd_training(a.winograd && parse_device(a.device).is_cpu());  // also checks --device first
   const double gflop = 3 * 2 * backbones::macs_per_image(a.arch) / 1e9;  // forward + backward ~ 3x forward
   nlohmann::json report = {{"arch", a.arch}, {"head", a.head}, {"batch", a.batch}, {"threads", a.threads},
                            {"classes", a.classes}};
