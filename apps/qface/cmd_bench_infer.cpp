@@ -64,7 +64,7 @@ int run_bench(const BenchArgs& a) {
   infer::set_threads(a.threads);
   // On a GPU only fp32 runs: the plain NCHW path, Winograd, bf16's guard and
   // int8 are CPU paths. Timings there run from host input to host features.
-  const bool cpu = parse_device(a.device) == torch::Device(torch::kCPU);
+  const bool cpu = parse_device(a.device).is_cpu();
   for (const std::string& p : a.precisions)
     require(cpu || p == "fp32", "bench infer: --precision {} is a CPU path; on {} only fp32 runs", p, a.device);
   const double gmac = backbones::macs_per_image(a.arch) / 1e9;

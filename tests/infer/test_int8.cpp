@@ -61,6 +61,29 @@ qb::Backbone data_normalized(const std::string& arch, uint64_t seed) {
 
 qf::Embeddings run(qb::BackboneImpl& m, const torch::Tensor& x) { return qf::embed(m, x, qf::InferenceOptions{}); }
 
+// A data-normalized MobileFaceNet prepared for inference, its graph, the
+// synthetic calibration batches ({count, seed} each) and the activation
+// parameters calibrated on them.
+struct Calibrated {
+  qb::Backbone m{nullptr};
+  qb::Graph g;
+  std::vector<torch::Tensor> cal;
+  std::vector<qf::QParams> q;
+};
+Calibrated calibrated_mobilefacenet(uint64_t seed, const std::vector<std::pair<int64_t, uint64_t>>& batches) {
+  Calibrated r;
+  r.m = data_normalized("mobilefacenet", seed);
+  qf::prepare_for_inference(*r.m, qf::InferenceOptions{});
+  r.g = r.m->graph();
+  qf::Calibrator c(r.g);
+  for (const auto& [n, face_seed] : batches) {
+    r.cal.push_back(faces(*r.m, n, face_seed));
+    c.observe(r.cal.back());
+  }
+  r.q = c.qparams();
+  return r;
+}
+
 }  // namespace
 
 // qface's vectorized quantizer against LibTorch's own, bit for bit: ties
@@ -182,12 +205,7 @@ TEST(Int8, GuardByHand) {
 // quantized values; and rounding them all tracks the real int8 engine (which
 // also rounds the weights) to within a small factor.
 TEST(Int8, ErrorByValueFindsWhereTheNormMoves) {
-  auto m = data_normalized("mobilefacenet", 6);
-  qf::prepare_for_inference(*m, qf::InferenceOptions{});
-  const qb::Graph g = m->graph();
-  qf::Calibrator c(g);
-  c.observe(faces(*m, 16, 61));
-  const auto q = c.qparams();
+  auto [m, g, cal, q] = calibrated_mobilefacenet(6, {{16, 61}});
   const torch::Tensor x = faces(*m, 8, 62);
   EXPECT_EQ(qf::norm_error_of(g, q, x, {}).max_norm_error, 0.0);
   const auto rows = qf::norm_error_by_value(g, q, x);
@@ -266,29 +284,25 @@ TEST(Int8, QuantizeTriesMixedPrecisionInOrderAndComparesOnABin) {
 // step) exactly; a shift where a step has no bias, or of the wrong size, is
 // refused.
 TEST(Int8, ABiasShiftMovesItsStepsOutputByItself) {
-  auto m = data_normalized("mobilefacenet", 8);
-  qf::prepare_for_inference(*m, qf::InferenceOptions{});
-  const qb::Graph g = m->graph();
-  qf::Calibrator c(g);
-  c.observe(faces(*m, 16, 81));
+  const auto [m, g, cal, q] = calibrated_mobilefacenet(8, {{16, 81}});
   const torch::Tensor x = faces(*m, 4, 82).contiguous(torch::MemoryFormat::ChannelsLast);
   const std::size_t last = g.steps().size() - 1;  // the linear layer
   ASSERT_EQ(g.steps()[last].op, qb::GraphStep::Op::kLinear);
   EXPECT_EQ(qf::bias_channels(g, 0), 0);  // the first layer reads the image: no int8 error to correct
   qf::BiasShift shift(g.steps().size());
   shift[last] = torch::linspace(-1, 1, qf::bias_channels(g, last));
-  const torch::Tensor plain = qf::Int8Engine(g, c.qparams()).features(x);
-  const torch::Tensor moved = qf::Int8Engine(g, c.qparams(), -1, shift).features(x);
+  const torch::Tensor plain = qf::Int8Engine(g, q).features(x);
+  const torch::Tensor moved = qf::Int8Engine(g, q, -1, shift).features(x);
   EXPECT_TRUE(torch::allclose(moved, plain + shift[last].view({1, -1}), 1e-6, 1e-5));
   std::size_t prelu = 0;
   while (g.steps()[prelu].op != qb::GraphStep::Op::kPReLU) ++prelu;
   qf::BiasShift wrong(g.steps().size());
   wrong[prelu] = torch::zeros({4});
-  EXPECT_THROW(qf::Int8Engine(g, c.qparams(), -1, wrong), qface::Error);
+  EXPECT_THROW(qf::Int8Engine(g, q, -1, wrong), qface::Error);
   wrong = qf::BiasShift(g.steps().size());
   wrong[last] = torch::zeros({qf::bias_channels(g, last) + 1});
-  EXPECT_THROW(qf::Int8Engine(g, c.qparams(), -1, wrong), qface::Error);
-  EXPECT_THROW(qf::Int8Engine(g, c.qparams(), -1, qf::BiasShift(3)), qface::Error);
+  EXPECT_THROW(qf::Int8Engine(g, q, -1, wrong), qface::Error);
+  EXPECT_THROW(qf::Int8Engine(g, q, -1, qf::BiasShift(3)), qface::Error);
 }
 
 // Empirical bias correction: on the calibration faces, int8's mean error of
@@ -298,13 +312,7 @@ TEST(Int8, ABiasShiftMovesItsStepsOutputByItself) {
 // rounding. (Whether that helps the norm on other faces is measured on
 // trained models, docs/performance.md: mostly not.)
 TEST(Int8, BiasCorrectionRemovesTheMeanErrorOfTheEmbedding) {
-  auto m = data_normalized("mobilefacenet", 9);
-  qf::prepare_for_inference(*m, qf::InferenceOptions{});
-  const qb::Graph g = m->graph();
-  const std::vector<torch::Tensor> cal{faces(*m, 12, 91), faces(*m, 12, 92)};
-  qf::Calibrator c(g);
-  for (const auto& x : cal) c.observe(x);
-  const auto q = c.qparams();
+  const auto [m, g, cal, q] = calibrated_mobilefacenet(9, {{12, 91}, {12, 92}});
   const qf::BiasShift shift = qf::bias_correction(g, q, -1, cal);
   int corrected = 0;
   for (std::size_t i = 0; i < shift.size(); ++i) {

@@ -155,48 +155,52 @@ Int8Engine::Int8Engine(backbones::Graph graph, std::vector<QParams> act, int fp3
           shift.size(), graph_.steps().size());
   for (std::size_t i = 1; i < graph_.steps().size(); ++i)
     require(graph_.steps()[i].a != 0 && graph_.steps()[i].b != 0, "int8: only the first step may read the input");
+  for (std::size_t i = 0; i < graph_.steps().size(); ++i)
+    steps_.push_back(make_step(i, shift.empty() ? torch::Tensor() : shift[i]));
+}
+
+Int8Engine::Step Int8Engine::make_step(std::size_t i, torch::Tensor sh) const {
   torch::NoGradGuard g;
   static const auto prepack = op("quantized::conv2d_prepack", "");
-  for (std::size_t i = 0; i < graph_.steps().size(); ++i) {
-    GraphStep s = graph_.steps()[i];  // a copy: module holders give non-const access
-    Step c;
-    torch::Tensor sh = shift.empty() ? torch::Tensor() : shift[i];
-    if (sh.defined()) {
-      require(sh.dim() == 1 && sh.numel() > 0 && sh.numel() == bias_channels(graph_, i),
-              "int8: bias shift of step {}: {} values where the step has {} correctable channels", i, sh.numel(),
-              bias_channels(graph_, i));
-      sh = sh.to(torch::kFloat32).contiguous();
-    }
-    if (runs_fp32(i) || s.op == Op::kLinear) {
-      // The fp32 modules run as they are; a shift is added to their output.
-      c.shift = sh;
-    } else if (s.op == Op::kConv) {
-      const auto& o = s.conv->options;
-      torch::Tensor w = s.conv->weight.detach().contiguous();
-      torch::Tensor scale = (w.abs().amax({1, 2, 3}).to(torch::kFloat64) / 127.0).clamp_min(1e-12);
-      torch::Tensor qw = torch::quantize_per_channel(w, scale, torch::zeros({w.size(0)}, torch::kInt64), 0, torch::kQInt8);
-      const auto pad = compat::get<torch::ExpandingArray<2>>(o.padding());
-      torch::Tensor bias = s.conv->bias.defined() ? s.conv->bias.detach() : torch::Tensor();
-      if (sh.defined()) bias = bias.defined() ? bias + sh : sh;
-      c.packed = call(prepack, {qw, bias.defined() ? c10::IValue(bias) : c10::IValue(), vec2(o.stride()), vec2(pad),
-                                vec2(o.dilation()), o.groups()});
-    } else if (s.op == Op::kBatchNorm) {
-      c.weight = s.bn->weight.detach();
-      c.bias = sh.defined() ? s.bn->bias.detach() + sh : s.bn->bias.detach();
-      c.mean = s.bn->running_mean.detach();
-      c.var = s.bn->running_var.detach();
-      c.eps = s.bn->options.eps();
-    } else if (s.op == Op::kPReLU) {
-      // LibTorch 1.13's quantized::prelu also represents the identity slope
-      // (1, for x > 0) in the weight's quantization: a range without 1
-      // saturates it and scales every positive output by max(w) (measured:
-      // errors of 2.9 on outputs of 8). So the range always includes [0, 1].
-      torch::Tensor w = s.prelu->weight.detach();
-      c.weight = quantize_quint8(w, covering(w.min().item<double>(), std::max(1.0, w.max().item<double>())));
-    }
-    steps_.push_back(std::move(c));
+  GraphStep s = graph_.steps()[i];  // a copy: module holders give non-const access
+  Step c;
+  if (sh.defined()) {
+    require(sh.dim() == 1 && sh.numel() > 0 && sh.numel() == bias_channels(graph_, i),
+            "int8: bias shift of step {}: {} values where the step has {} correctable channels", i, sh.numel(),
+            bias_channels(graph_, i));
+    sh = sh.to(torch::kFloat32).contiguous();
   }
+  if (runs_fp32(i) || s.op == Op::kLinear) {
+    // The fp32 modules run as they are; a shift is added to their output.
+    c.shift = sh;
+  } else if (s.op == Op::kConv) {
+    const auto& o = s.conv->options;
+    torch::Tensor w = s.conv->weight.detach().contiguous();
+    torch::Tensor scale = (w.abs().amax({1, 2, 3}).to(torch::kFloat64) / 127.0).clamp_min(1e-12);
+    torch::Tensor qw = torch::quantize_per_channel(w, scale, torch::zeros({w.size(0)}, torch::kInt64), 0, torch::kQInt8);
+    const auto pad = compat::get<torch::ExpandingArray<2>>(o.padding());
+    torch::Tensor bias = s.conv->bias.defined() ? s.conv->bias.detach() : torch::Tensor();
+    if (sh.defined()) bias = bias.defined() ? bias + sh : sh;
+    c.packed = call(prepack, {qw, bias.defined() ? c10::IValue(bias) : c10::IValue(), vec2(o.stride()), vec2(pad),
+                              vec2(o.dilation()), o.groups()});
+  } else if (s.op == Op::kBatchNorm) {
+    c.weight = s.bn->weight.detach();
+    c.bias = sh.defined() ? s.bn->bias.detach() + sh : s.bn->bias.detach();
+    c.mean = s.bn->running_mean.detach();
+    c.var = s.bn->running_var.detach();
+    c.eps = s.bn->options.eps();
+  } else if (s.op == Op::kPReLU) {
+    // LibTorch 1.13's quantized::prelu also represents the identity slope
+    // (1, for x > 0) in the weight's quantization: a range without 1
+    // saturates it and scales every positive output by max(w) (measured:
+    // errors of 2.9 on outputs of 8). So the range always includes [0, 1].
+    torch::Tensor w = s.prelu->weight.detach();
+    c.weight = quantize_quint8(w, covering(w.min().item<double>(), std::max(1.0, w.max().item<double>())));
+  }
+  return c;
 }
+
+void Int8Engine::set_shift(std::size_t i, const torch::Tensor& shift) { steps_.at(i) = make_step(i, shift); }
 
 Int8Engine::~Int8Engine() = default;
 
@@ -279,18 +283,21 @@ BiasShift bias_correction(const backbones::Graph& graph, const std::vector<QPara
   };
   std::vector<torch::Tensor> input;
   for (const torch::Tensor& x : batches) input.push_back(x.contiguous(torch::MemoryFormat::ChannelsLast));
+  std::vector<char> fix(steps);
+  for (std::size_t i = 0; i < steps; ++i) fix[i] = bias_channels(graph, i) > 0 ? 1 : 0;
   std::vector<Mean> ref(steps);  // fp32's, every correctable step in one pass
   for (const torch::Tensor& x : input)
     backbones::run_graph(graph, x, [&](int v, const torch::Tensor& t) {
-      if (v > 0 && bias_channels(graph, static_cast<std::size_t>(v - 1)) > 0) ref[static_cast<std::size_t>(v - 1)].add(t);
+      if (v > 0 && fix[static_cast<std::size_t>(v - 1)]) ref[static_cast<std::size_t>(v - 1)].add(t);
     });
   BiasShift shift(steps);
+  Int8Engine engine(graph, act, fp32_from);  // each step's shift set as it is measured: one step repacked
   for (std::size_t i = 0; i < steps; ++i) {
-    if (bias_channels(graph, i) == 0) continue;
-    Int8Engine engine(graph, act, fp32_from, shift);
+    if (!fix[i]) continue;
     Mean got;
     for (const torch::Tensor& x : input) got.add(engine.run(x, {}, static_cast<int>(i)));
     shift[i] = (ref[i].get() - got.get()).to(torch::kFloat32);
+    engine.set_shift(i, shift[i]);
   }
   return shift;
 }

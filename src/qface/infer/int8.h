@@ -85,9 +85,12 @@ class Int8Engine : public backbones::FeaturesEngine {
   torch::Tensor run(const torch::Tensor& x, const std::function<void(int, const torch::Tensor&)>& observe = {},
                     int last_step = -1);
   std::string name() const override { return "int8"; }
+  // Replaces step `i`'s bias shift (undefined: none), rebuilding that step only.
+  void set_shift(std::size_t i, const torch::Tensor& shift);
 
  private:
   struct Step;
+  Step make_step(std::size_t i, torch::Tensor shift) const;
   // Step i runs in fp32: the first layer (it reads the image) and, with mixed precision, the tail.
   bool runs_fp32(std::size_t i) const;
   backbones::Graph graph_;
