@@ -14,14 +14,14 @@ void add_detector_options(CLI::App& app, deploy::DetectorOptions& o) {
                  "else models/node_modules/@vladmandic/face-api/model)");
   app.add_option("--detect-min-score", o.ssd.min_score, "ssd: face probability a box needs")
       ->check(CLI::Range(0.01, 0.99))->capture_default_str();
-  app.add_option("--detect-tile", o.ssd.tile,
-                 "ssd: also detect in windows of this many pixels (for faces under ~0.1 of the photo's longer side; "
-                 "0: one whole-photo pass, as face-api)")->capture_default_str();
-  app.add_option("--detect-tile-overlap", o.ssd.tile_overlap, "ssd: overlap of the windows (pixels)")
-      ->capture_default_str();
-  app.add_option("--detect-tile-max-pixels", o.ssd.tile_max_pixels,
-                 "ssd: with tiles, larger photos are first scaled down to this area (bounds the windows; 0: never)")
-      ->capture_default_str();
+  app.add_option("--detect-scan", o.ssd.scan,
+                 "ssd: also run the photo resized by this factor through the network at full resolution, for small "
+                 "faces (1.25: 48 px and up; 2: 32 px, ~2.7x the time and memory, with --detect-scan-max-pixels 0 or 8.3e6 for a "
+                 "1920x1080 frame; 0: one whole-photo pass, as face-api)")
+      ->check(CLI::Range(0.0, 4.0))->capture_default_str();
+  app.add_option("--detect-scan-max-pixels", o.ssd.scan_max_pixels,
+                 "ssd: a scan over this many pixels runs at the factor that fits it (bounds time and memory; 0: never)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--upsample", o.upsample,
                  "hog: image doublings before detection (finds faces >= 80/2^n px, counted after --detect-max-pixels)")
       ->check(CLI::Range(0, 3))->capture_default_str();

@@ -8,8 +8,8 @@
 
 namespace qface::cli {
 
-// --detector --detector-weights --detect-min-score --detect-tile
-// --detect-tile-overlap --upsample --detect-max-pixels --landmark-model.
+// --detector --detector-weights --detect-min-score --detect-scan
+// --detect-scan-max-pixels --upsample --detect-max-pixels --landmark-model.
 void add_detector_options(CLI::App& app, deploy::DetectorOptions& o);
 
 }  // namespace qface::cli

@@ -8,7 +8,7 @@ WORK=${WORK:-/tmp/qface_parity}
 mkdir -p "$WORK" && cp -r "$here"/* "$WORK"/ && cd "$WORK"
 ln -sf "$QFACE" qface
 [ -d photos ] || { mkdir -p photos; cp /usr/lib/python3/dist-packages/skimage/data/astronaut.png /usr/share/doc/opencv-doc/examples/data/messi5.jpg /usr/share/doc/libdlib19.1/examples/faces/*.jpg photos/; }
-rm -rf out && ./qface align --images photos --out out --all
+rm -rf out && ./qface align --images photos --out out --all --detector hog   # the dlib analysis below was made on HOG boxes
 [ -x pts68 ] || g++ -std=c++17 -O1 -I/usr/include/opencv4 src/pts68.cpp -o pts68 -ldlib -llapack -lblas -lopencv_imgcodecs -lopencv_imgproc -lopencv_core
 /usr/bin/python3 prep.py 30                      # faces.json: 68 points (checked to reproduce qface's 5), similarity
 /usr/bin/python3 analyze.py hand.csv --fit --json results.json | tee results.txt

@@ -19,21 +19,21 @@
 namespace qface::py {
 namespace {
 
-// One detector per setting (kind, upsample, max pixels, tile, min score),
+// One detector per setting (kind, upsample, max pixels, scan, min score),
 // made on first use (loading dlib's landmark model takes ~0.1 s, the SSD's
 // weights ~0.05 s) and kept for the process.
-const deploy::FaceDetector& detector(const std::string& kind, int upsample, int64_t max_pixels, int tile,
+const deploy::FaceDetector& detector(const std::string& kind, int upsample, int64_t max_pixels, double scan,
                                      double min_score) {
   static std::mutex mutex;
-  static std::map<std::tuple<std::string, int, int64_t, int, double>, std::unique_ptr<deploy::FaceDetector>> detectors;
+  static std::map<std::tuple<std::string, int, int64_t, double, double>, std::unique_ptr<deploy::FaceDetector>> detectors;
   std::lock_guard lock(mutex);
-  auto& d = detectors[{kind, upsample, max_pixels, tile, min_score}];
+  auto& d = detectors[{kind, upsample, max_pixels, scan, min_score}];
   if (!d) {
     deploy::DetectorOptions o;
     o.kind = deploy::parse_detector_kind(kind);
     o.upsample = upsample;
     o.max_pixels = max_pixels;
-    o.ssd.tile = tile;
+    o.ssd.scan = scan;
     o.ssd.min_score = min_score;
     d = std::make_unique<deploy::FaceDetector>(o);
   }
@@ -61,10 +61,11 @@ void bind_align(pyb::module_& m) {
   m.def(
       "align",
       [](const pyb::object& image, bool bgr, const std::string& detector_kind, int upsample, int64_t max_pixels,
-         int tile, double min_score) {
+         double scan, double min_score) {
         require(upsample >= 0 && upsample <= 3, "upsample: expected 0 to 3, got {}", upsample);
         require(max_pixels >= 0, "max_pixels: expected 0 (never scale down) or more, got {}", max_pixels);
-        const deploy::FaceDetector& d = detector(detector_kind, upsample, max_pixels, tile, min_score);
+        require(scan == 0 || (scan >= 0.25 && scan <= 4), "scan: expected 0 (off) or 0.25 to 4, got {}", scan);
+        const deploy::FaceDetector& d = detector(detector_kind, upsample, max_pixels, scan, min_score);
         std::vector<cv::Mat> imgs = images_from_numpy(image, bgr, "image");
         require(imgs.size() == 1, "image: expected one H x W x 3 image, got a batch of {}", imgs.size());
         std::vector<std::pair<deploy::Face, cv::Mat>> faces;
@@ -79,7 +80,7 @@ void bind_align(pyb::module_& m) {
       },
       pyb::arg("image"), pyb::arg("bgr") = false,
       pyb::arg("detector") = deploy::detector_kind_name(deploy::DetectorOptions{}.kind), pyb::arg("upsample") = deploy::DetectorOptions{}.upsample,
-      pyb::arg("max_pixels") = deploy::DetectorOptions{}.max_pixels, pyb::arg("tile") = deploy::SsdOptions{}.tile, pyb::arg("min_score") = deploy::SsdOptions{}.min_score,
+      pyb::arg("max_pixels") = deploy::DetectorOptions{}.max_pixels, pyb::arg("scan") = deploy::SsdOptions{}.scan, pyb::arg("min_score") = deploy::SsdOptions{}.min_score,
       R"(Every face in a photo, detected (no recognition model needed) and
 aligned to the 112 x 112 ArcFace template by its five points (dlib's 68
 landmarks reduced to five).
@@ -91,8 +92,9 @@ doublings before detection (HOG finds faces of about 80 / 2^upsample pixels
 and up, counted after max_pixels). max_pixels (hog): photos of more pixels are
 first scaled down to this area, as `qface align --detect-max-pixels` (a
 1920 x 1080 frame by 0.69: its 40-pixel faces become 28 pixels; 0: never
-scale down). tile (ssd): also detect in windows of this many pixels (0: one
-whole-photo pass). min_score (ssd): face probability a box needs.
+scale down). scan (ssd): also run the photo resized by this factor through
+the network at full resolution, as `qface align --detect-scan` (1.25:
+faces from ~48 pixels; 2: ~32; 0: one whole-photo pass, as face-api). min_score (ssd): face probability a box needs.
 Returns a list, largest face first (empty when none), of {"crop": 112 x 112 x 3
 uint8 in the input's channel order, "points": 5 x 2 float32 (eye centres,
 nose tip, mouth corners, in image pixels), "box": (x, y, w, h), "score":

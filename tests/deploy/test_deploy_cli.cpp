@@ -233,7 +233,7 @@ TEST(DeployCli, GroupPhotosAreCountedAndNeverEnrolledAsOnePerson) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   int faces = 0;
   while (fs::exists(tmp / "crops" / fmt::format("2008_002506_face{}.png", faces))) ++faces;
-  ASSERT_GE(faces, 2);  // two people (HOG also boxes a third patch of this photo)
+  ASSERT_GE(faces, 2);  // two people
   r = run_qface(args({"verify", two.string(), two.string(), "--out", (tmp / "v.json").string()}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find(fmt::format("has {} faces; comparing the largest", faces)), std::string::npos) << r.err;

@@ -439,7 +439,7 @@ TEST_F(ServeTest, GroupPhotosAreCountedAndNotEnrolledAsOnePerson) {
   const std::string photo = qface::read_file(two);
   const json e = body(post("/embed", json{{"image", b64(photo)}}.dump()));
   const int faces = e["faces"].get<int>();
-  EXPECT_GE(faces, 2) << e.dump().substr(0, 200);  // two people (HOG boxes a third patch)
+  EXPECT_GE(faces, 2) << e.dump().substr(0, 200);  // two people
   json req = enroll_body("pair", {photo});
   req["files"] = {"pair.jpg"};
   auto r = post("/enroll", req.dump(), "application/json", kToken);

@@ -1,6 +1,6 @@
 // The SSD face detector: the TensorFlow.js weight reader on crafted files,
 // the input resize and the box decoding against hand-derived values, the
-// tiling windows, and the whole detector against face-api's own JavaScript
+// scan's anchor grid and padding offsets, and the whole detector against face-api's own JavaScript
 // (tests/deploy/ssd_reference, TensorFlow.js's WASM backend in node) on the
 // package's six group photos. The reference part is skipped, saying why,
 // without node; it fails when the npm folders are missing (scripts/setup.sh,
@@ -11,6 +11,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -117,36 +118,189 @@ TEST(SsdDetector, DecodeIsTheSsdBoxCoder) {
   EXPECT_TRUE(torch::allclose(dp::decode_ssd_boxes(e, anchor), want, 1e-5, 1e-6)) << dp::decode_ssd_boxes(e, anchor);
 }
 
-TEST(SsdDetector, TilesCoverTheFrameWithOverlap) {
-  // 1920 x 1080, tiles of 768 overlapping by 160 (step 608): columns at 0, 608
-  // and 1152 (the last flush with the right edge), rows at 0 and 312.
-  const auto w = dp::detection_windows(1920, 1080, 768, 160);
-  ASSERT_EQ(w.size(), 7u);
-  EXPECT_EQ(w[0].side, 1920);  // the whole-photo pass first
-  const std::vector<std::pair<int, int>> want = {{0, 0}, {608, 0}, {1152, 0}, {0, 312}, {608, 312}, {1152, 312}};
-  for (std::size_t k = 0; k < want.size(); ++k) {
-    EXPECT_EQ(w[k + 1].x, want[k].first);
-    EXPECT_EQ(w[k + 1].y, want[k].second);
-    EXPECT_EQ(w[k + 1].side, 768);
-  }
-  EXPECT_TRUE(w[1].edge_left && w[1].edge_top && !w[1].edge_right && !w[1].edge_bottom);
-  EXPECT_TRUE(!w[5].edge_left && !w[5].edge_top && !w[5].edge_right && w[5].edge_bottom);
-  EXPECT_TRUE(w[6].edge_right && w[6].edge_bottom);
-  EXPECT_EQ(dp::detection_windows(640, 480, 768, 160).size(), 1u);  // small photos: the reference pass only
+TEST(SsdDetector, LevelOffsetsFollowTheSamePadding) {
+  // 512 and its multiples: every stride-2 convolution sees an even size.
+  for (int64_t n : {512, 1024, 2048}) EXPECT_EQ(dp::ssd_level_offsets(n), std::vector<double>(6, 0.0)) << n;
+  // 1088 rows: 17 rows enter the stride-64 convolution (pads one before: -64),
+  // 9 the stride-128 one (-128 more), 5 the stride-256 one (-256 more).
+  EXPECT_EQ(dp::ssd_level_offsets(1088), (std::vector<double>{0, 0, 0, -64, -192, -448}));
+  // 1920 columns: only 15 at the stride-128 convolution is odd.
+  EXPECT_EQ(dp::ssd_level_offsets(1920), (std::vector<double>{0, 0, 0, 0, -128, -128}));
 }
 
-TEST(SsdDetector, HugePhotosAreScaledBeforeTiling) {
+TEST(SsdDetector, ScanFactorAndWholePhotoPass) {
+  dp::SsdOptions o;  // scan 1.25, at most 4 MP
+  EXPECT_EQ(o.scan, 1.25);
+  EXPECT_EQ(dp::scan_factor(1920, 1080, o), 1.25);                          // 3.2 MP
+  EXPECT_NEAR(dp::scan_factor(4000, 3000, o), std::sqrt(4.0 / 12), 1e-12);  // a 12-MP photo
+  EXPECT_NEAR(dp::scan_factor(7680, 4320, o), std::sqrt(4e6 / (7680.0 * 4320)), 1e-12);
+  o.scan = 2;
+  EXPECT_NEAR(dp::scan_factor(1920, 1080, o), std::sqrt(4e6 / (1920.0 * 1080)), 1e-12);  // 8.3 MP does not fit
+  o.scan_max_pixels = 0;
+  EXPECT_EQ(dp::scan_factor(1920, 1080, o), 2.0);  // 0: no limit
+  o.scan = 0;
+  EXPECT_EQ(dp::scan_factor(1920, 1080, o), 0.0);
+  // Which passes run: the whole photo alone without a scan, or when its 512
+  // input enlarges the photo more than the scan; the scan, plus the whole
+  // photo when a face may outgrow the scan's ~500-px anchors.
+  auto passes = [](int w, int h, double f) {
+    const dp::SsdPasses p = dp::ssd_passes(w, h, f);
+    return std::pair{p.whole, p.scan};
+  };
+  EXPECT_EQ(passes(1920, 1080, 0), std::pair(true, false));
+  EXPECT_EQ(passes(1920, 1080, 1), std::pair(true, true));
+  EXPECT_EQ(passes(640, 480, 1), std::pair(false, true));
+  EXPECT_EQ(passes(640, 480, 1.5), std::pair(true, true));  // 720 scan pixels tall
+  EXPECT_EQ(passes(96, 96, 1), std::pair(true, false));     // the 512 input sees it 5.3x larger
+  EXPECT_EQ(passes(400, 300, 1.5), std::pair(false, true)); // 600 x 450 scan pixels
+}
+
+namespace {
+
+dp::SsdMobileNetV1 load_network() {
+  dp::SsdMobileNetV1 net(qface::io::read_tfjs_weights(dp::default_ssd_model_dir() / "ssd_mobilenetv1_model-weights_manifest.json"));
+  net->eval();
+  return net;
+}
+
+// An RGB photo as the network's input: [1, 3, height, width], the photo at
+// (top, left), black (-1) elsewhere, as the detector pads.
+torch::Tensor input_of(const cv::Mat& rgb, int64_t height, int64_t width, int64_t top, int64_t left) {
+  torch::Tensor x = torch::full({1, 3, height, width}, -1.f);
+  const torch::Tensor px = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kUInt8).permute({2, 0, 1});
+  x[0].slice(1, top, top + rgb.rows).slice(2, left, left + rgb.cols).copy_(px.to(torch::kFloat32) / 127.5f - 1.f);
+  return x;
+}
+
+double box_iou(const torch::Tensor& a, const torch::Tensor& b) {  // ymin, xmin, ymax, xmax
+  const double h = std::max(0.0, std::min(a[2].item<double>(), b[2].item<double>()) - std::max(a[0].item<double>(), b[0].item<double>()));
+  const double w = std::max(0.0, std::min(a[3].item<double>(), b[3].item<double>()) - std::max(a[1].item<double>(), b[1].item<double>()));
+  auto area = [](const torch::Tensor& t) { return (t[2] - t[0]).item<double>() * (t[3] - t[1]).item<double>(); };
+  return h * w / (area(a) + area(b) - h * w);
+}
+
+}  // namespace
+
+TEST(SsdDetector, GridAnchorsAreTheFilesAnchorsAt512) {
+  auto net = load_network();
+  EXPECT_TRUE(torch::allclose(net->grid_anchors(512, 512) / 512, net->anchors(), 0, 1e-6));
+  // 1088 x 1920: levels of 68x120x3, 34x60x6, 17x30x6, 9x15x6, 5x8x6, 3x4x6 cells.
+  const torch::Tensor a = net->grid_anchors(1088, 1920);
+  ASSERT_EQ(a.size(0), 24480 + 12240 + 3060 + 810 + 240 + 72);
+  // The first anchor of level 0 sits on the first 16-pixel cell; the first
+  // of level 3 (stride 128) 64 pixels above its 512-layout place (64, 64).
+  EXPECT_NEAR((a[0][0] + a[0][2]).item<double>() / 2, 8, 1e-4);
+  EXPECT_NEAR((a[0][1] + a[0][3]).item<double>() / 2, 8, 1e-4);
+  const int64_t l3 = 24480 + 12240 + 3060;
+  EXPECT_NEAR((a[l3][0] + a[l3][2]).item<double>() / 2, 0, 1e-4);
+  EXPECT_NEAR((a[l3][1] + a[l3][3]).item<double>() / 2, 64, 1e-4);
+  torch::NoGradGuard no_grad;
+  const auto levels = net->levels(torch::zeros({1, 3, 1088, 1920}));
+  const int64_t rows[6] = {68, 34, 17, 9, 5, 3}, cols[6] = {120, 60, 30, 15, 8, 4};
+  for (int l = 0; l < 6; ++l) {
+    EXPECT_EQ(levels[l].rows, rows[l]);
+    EXPECT_EQ(levels[l].cols, cols[l]);
+  }
+}
+
+// A face the network sees in a 512 input is found at the same place, with
+// about the same score, when the same pixels sit anywhere in a 1088 x 1920
+// input: the larger grid's anchors (with the padding offsets of its odd
+// deep levels) stand where the 512 layout's stood.
+TEST(SsdDetector, ScanFindsAFaceWhereverItSits) {
+  auto net = load_network();
+  torch::NoGradGuard no_grad;
+  // The largest face of the package's first photo, cropped with a margin and
+  // enlarged so it fills ~70 % of a 512 square (a deep level's face).
   dp::SsdOptions o;
-  EXPECT_EQ(dp::tile_scale(8000, 6000, o), 1.0);  // no tiles: the reference pass reads any photo at 512
-  o.tile = 512;
-  EXPECT_EQ(dp::tile_scale(1920, 1080, o), 1.0);
-  // 48 MP down to 4 MP: sqrt(4 / 48), 2309 x 1732; 7 x 5 tiles instead of 23 x 17.
-  const double s = dp::tile_scale(8000, 6000, o);
-  EXPECT_NEAR(s, std::sqrt(4.0 / 48.0), 1e-12);
-  const auto w = dp::detection_windows(static_cast<int>(8000 * s), static_cast<int>(6000 * s), 512, 160);
-  EXPECT_LE(w.size(), 1u + 7 * 5);
-  o.tile_max_pixels = 0;
-  EXPECT_EQ(dp::tile_scale(8000, 6000, o), 1.0);  // 0: never
+  o.scan = 0;
+  const cv::Mat photo = dp::read_image(dp::default_ssd_model_dir().parent_path() / "demo/sample1.jpg");
+  ASSERT_FALSE(photo.empty());
+  const auto faces = dp::SsdFaceDetector(o).detect(photo);
+  ASSERT_FALSE(faces.empty());
+  const cv::Rect2d f = faces[0].box;
+  const double side = 1.4 * std::max(f.width, f.height);
+  cv::Rect r(static_cast<int>(f.x + f.width / 2 - side / 2), static_cast<int>(f.y + f.height / 2 - side / 2), static_cast<int>(side),
+             static_cast<int>(side));
+  r &= cv::Rect(0, 0, photo.cols, photo.rows);
+  cv::Mat crop, rgb;
+  cv::resize(photo(r), crop, cv::Size(512, 512), 0, 0, cv::INTER_LINEAR);
+  cv::cvtColor(crop, rgb, cv::COLOR_BGR2RGB);
+  const dp::SsdRaw ref = net->forward(input_of(rgb, 512, 512, 0, 0));
+  const int64_t best = ref.scores[0].argmax().item<int64_t>();
+  const torch::Tensor want = ref.boxes[0][best] * 512;
+  ASSERT_GT(ref.scores[0][best].item<double>(), 0.9);
+  ASSERT_GT((want[2] - want[0]).item<double>(), 250);  // a face for the deep levels
+  const torch::Tensor anchors = net->grid_anchors(1088, 1920);
+  const std::vector<double> row_offsets = dp::ssd_level_offsets(1088);
+  const int64_t level_start[7] = {0, 24480, 36720, 39780, 40590, 40830, 40902};
+  int corrected = 0;
+  for (const auto& [top, left] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {576, 1408}, {300, 777}}) {
+    std::vector<torch::Tensor> enc, scores;
+    for (auto& l : net->levels(input_of(rgb, 1088, 1920, top, left))) {
+      enc.push_back(l.encodings[0]);
+      scores.push_back(l.scores[0]);
+    }
+    const torch::Tensor s = torch::cat(scores), e = torch::cat(enc)[s.argmax()];
+    const int64_t k = s.argmax().item<int64_t>();
+    const torch::Tensor shift = torch::tensor({top, left, top, left}, torch::kFloat32);
+    const torch::Tensor got = dp::decode_ssd_boxes(e, anchors[k]) - shift;
+    // The surroundings differ (black canvas, not the 512 input's edge), and
+    // the deep levels' cells see them: the box moves by a few pixels.
+    EXPECT_GT(box_iou(got, want), 0.85) << "at " << top << ", " << left << ": " << got << " vs " << want;
+    EXPECT_NEAR(s[k].item<double>(), ref.scores[0][best].item<double>(), 0.15) << "at " << top << ", " << left;
+    // Where the face's level has a row offset, the anchors laid without it
+    // would put the box that many pixels off.
+    const int level = static_cast<int>(std::upper_bound(level_start, level_start + 7, k) - level_start) - 1;
+    if (row_offsets[static_cast<std::size_t>(level)] != 0) {
+      const double off = row_offsets[static_cast<std::size_t>(level)];
+      const torch::Tensor naive = dp::decode_ssd_boxes(e, anchors[k] - torch::tensor({off, 0.0, off, 0.0}, torch::kFloat32)) - shift;
+      EXPECT_GT(box_iou(got, want), box_iou(naive, want) + 0.1) << "level " << level;
+      ++corrected;
+    }
+  }
+  EXPECT_GE(corrected, 1);  // the face was found on a level with an offset at least once
+}
+
+// A 512 x 512 photo's scan is the reference's whole-photo pass: the same
+// input, the same anchors, so the same faces.
+TEST(SsdDetector, ScanOfA512PhotoIsTheWholePhotoPass) {
+  cv::Mat photo = dp::read_image(dp::default_ssd_model_dir().parent_path() / "demo/sample2.jpg");
+  ASSERT_FALSE(photo.empty());
+  cv::resize(photo, photo, cv::Size(512, 512), 0, 0, cv::INTER_AREA);
+  dp::SsdOptions o;
+  o.scan = 0;
+  const auto whole = dp::SsdFaceDetector(o).detect(photo);
+  o.scan = 1;
+  ASSERT_FALSE(dp::ssd_passes(512, 512, 1).whole);
+  const auto scanned = dp::SsdFaceDetector(o).detect(photo);
+  ASSERT_GE(whole.size(), 2u);
+  ASSERT_EQ(scanned.size(), whole.size());
+  for (std::size_t k = 0; k < whole.size(); ++k) {
+    EXPECT_NEAR(scanned[k].score, whole[k].score, 1e-5);
+    EXPECT_NEAR(scanned[k].box.x, whole[k].box.x, 1e-3);
+    EXPECT_NEAR(scanned[k].box.y, whole[k].box.y, 1e-3);
+    EXPECT_NEAR(scanned[k].box.width, whole[k].box.width, 1e-3);
+    EXPECT_NEAR(scanned[k].box.height, whole[k].box.height, 1e-3);
+  }
+}
+
+// face-api's network scores this plain wall 0.72 (its whole-photo pass); a
+// box without image structure is dropped whatever the score.
+TEST(SsdDetector, APlainWallIsNoFace) {
+  const cv::Mat wall(240, 240, CV_8UC3, cv::Scalar(80, 120, 160));
+  for (double scan : {0.0, 1.25, 2.0}) {
+    dp::SsdOptions o;
+    o.scan = scan;
+    EXPECT_TRUE(dp::SsdFaceDetector(o).detect(wall).empty()) << "scan " << scan;
+  }
+  // Structure is enough: the same wall with noise of std ~3 is kept when the network fires.
+  cv::Mat noisy = wall.clone();
+  cv::randn(noisy, cv::Scalar(80, 120, 160), cv::Scalar(3, 3, 3));
+  dp::SsdOptions o;
+  o.scan = 0;
+  o.min_score = 0.05;
+  EXPECT_FALSE(dp::SsdFaceDetector(o).detect(noisy).empty());
 }
 
 TEST(SsdDetector, MissingModelSaysWhatToInstall) {
@@ -191,6 +345,7 @@ TEST(SsdDetector, EqualsFaceApisJavaScriptOnItsSixPhotos) {
   dp::SsdOptions o;
   o.model_dir = package / "model";
   o.min_score = 0.4;
+  o.scan = 0;  // face-api's own setting: one whole-photo pass
   const dp::SsdFaceDetector detector(o);
   int matched = 0;
   double worst_iou = 1, worst_score = 0;

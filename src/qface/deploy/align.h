@@ -32,18 +32,19 @@ struct Face {
   Points5 landmarks;   // in image pixels
 };
 
-// ssd: face-api's CNN (small, blurred, turned faces; needs the npm package
-// scripts/setup.sh installs); hog: dlib's frontal HOG (no extra files).
+// ssd (the default): face-api's CNN (small, blurred, turned faces; needs the
+// npm package scripts/setup.sh installs); hog: dlib's frontal HOG (no extra
+// files, for machines without the package).
 enum class DetectorKind { kSsd, kHog };
 DetectorKind parse_detector_kind(const std::string& name);
 std::string detector_kind_name(DetectorKind kind);
 
 struct DetectorOptions {
-  DetectorKind kind = DetectorKind::kHog;
+  DetectorKind kind = DetectorKind::kSsd;
   // HOG only:
   int upsample = 1;                     // image doublings before detection (HOG finds faces >= 80 px / 2^upsample)
   int64_t max_pixels = 1'000'000;       // larger photos are scaled down to this area for detection (0: never)
-  // SSD only (model folder, score threshold, tiling):
+  // SSD only (model folder, score threshold, full-resolution scan):
   SsdOptions ssd;
   std::filesystem::path landmark_model; // empty: default_landmark_model()
 };

@@ -335,6 +335,7 @@ struct Service::Impl {
            {"malloc", allocator_description()},
            {"idle_memory_releases", releases.load()},
            {"calibrated_fars", json::array()}};
+    if (pipeline->options().detector.kind == DetectorKind::kSsd) j["detect_scan"] = pipeline->options().detector.ssd.scan;
     if (calibration)
       for (const auto& [far, t] : calibration->thresholds) j["calibrated_fars"].push_back(far);
     if (has_gallery) {

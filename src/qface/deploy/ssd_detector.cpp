@@ -37,6 +37,57 @@ Taps taps(int in, int out) {
   return t;
 }
 
+struct Candidate {
+  cv::Rect2d box;  // photo pixels
+  double score;
+};
+
+// The scan pass: the photo resized by `factor`, padded with black to a
+// multiple of 32 at its bottom and right, through the network at that size.
+void scan(const cv::Mat& rgb, double factor, SsdMobileNetV1& net, double min_score, std::vector<Candidate>& out) {
+  cv::Mat img = rgb;
+  const cv::Size size(std::max(1, static_cast<int>(std::lround(rgb.cols * factor))),
+                      std::max(1, static_cast<int>(std::lround(rgb.rows * factor))));
+  if (size != rgb.size()) cv::resize(rgb, img, size, 0, 0, factor > 1 ? cv::INTER_LINEAR : cv::INTER_AREA);
+  // Boxes go back through the exact ratio of the rounded size.
+  const double fx = static_cast<double>(img.cols) / rgb.cols, fy = static_cast<double>(img.rows) / rgb.rows;
+  const int64_t h = (img.rows + 31) / 32 * 32, w = (img.cols + 31) / 32 * 32;
+  // Filled in NHWC, the layout the network runs in (no transposed copy).
+  torch::Tensor nhwc = torch::full({1, h, w, 3}, -1.f);
+  const torch::Tensor pixels = torch::from_blob(img.data, {img.rows, img.cols, 3}, {static_cast<int64_t>(img.step[0]), 3, 1}, torch::kUInt8);
+  nhwc[0].slice(0, 0, img.rows).slice(1, 0, img.cols).copy_(pixels.to(torch::kFloat32) / 127.5f - 1.f);
+  std::vector<torch::Tensor> enc, scores;
+  for (SsdLevel& l : net->levels(nhwc.permute({0, 3, 1, 2}))) {
+    enc.push_back(l.encodings[0]);
+    scores.push_back(l.scores[0]);
+  }
+  const torch::Tensor s = torch::cat(scores), anchors = net->grid_anchors(h, w);
+  require(s.size(0) == anchors.size(0), "ssd scan: {} predictions for {} anchors", s.size(0), anchors.size(0));
+  const torch::Tensor keep = (s > min_score).nonzero().view(-1);
+  const torch::Tensor boxes = decode_ssd_boxes(torch::cat(enc).index_select(0, keep), anchors.index_select(0, keep)).contiguous();
+  const torch::Tensor kept = s.index_select(0, keep).contiguous();
+  const float* b = boxes.data_ptr<float>();
+  const float* p = kept.data_ptr<float>();
+  for (int64_t i = 0; i < kept.size(0); ++i) {
+    // Clipped to the photo as the reference clips to its square.
+    const double y0 = std::max(0.f, b[4 * i]), x0 = std::max(0.f, b[4 * i + 1]);
+    const double y1 = std::min<double>(img.rows, b[4 * i + 2]), x1 = std::min<double>(img.cols, b[4 * i + 3]);
+    if (y1 <= y0 || x1 <= x0) continue;
+    out.push_back({cv::Rect2d(x0 / fx, y0 / fy, (x1 - x0) / fx, (y1 - y0) / fy), p[i]});
+  }
+}
+
+// A box with no image structure in it: the network scores some flat images
+// (a plain wall) above 0.7, and no face is flat (real ones vary by tens of
+// grey levels). Flat boxes are dropped, and do not suppress others.
+bool flat(const cv::Mat& rgb, const cv::Rect2d& box) {
+  const cv::Rect r = cv::Rect(box) & cv::Rect(0, 0, rgb.cols, rgb.rows);
+  if (r.area() <= 0) return true;
+  cv::Scalar mean, std;
+  cv::meanStdDev(rgb(r), mean, std);
+  return std::max({std[0], std[1], std[2]}) < kFlatBoxStd;
+}
+
 double iou(const cv::Rect2d& a, const cv::Rect2d& b) {
   if (a.area() <= 0 || b.area() <= 0) return 0;
   const double inter = (a & b).area();
@@ -75,25 +126,17 @@ void window_input(const cv::Mat& rgb, const Window& w, float* out) {
   }
 }
 
-double tile_scale(int width, int height, const SsdOptions& o) {
-  const double area = static_cast<double>(width) * height;
-  if (o.tile <= 0 || o.tile_max_pixels <= 0 || area <= static_cast<double>(o.tile_max_pixels)) return 1.0;
-  return std::sqrt(static_cast<double>(o.tile_max_pixels) / area);
+double scan_factor(int width, int height, const SsdOptions& o) {
+  if (o.scan <= 0) return 0;
+  const double area = static_cast<double>(width) * height * o.scan * o.scan;
+  if (o.scan_max_pixels <= 0 || area <= static_cast<double>(o.scan_max_pixels)) return o.scan;
+  return o.scan * std::sqrt(static_cast<double>(o.scan_max_pixels) / area);
 }
 
-std::vector<Window> detection_windows(int width, int height, int tile, int overlap) {
-  std::vector<Window> out{{0, 0, std::max(width, height)}};
-  if (tile <= 0 || std::max(width, height) <= tile) return out;
-  const int step = std::max(tile - overlap, tile / 4);
-  auto starts = [&](int extent) {
-    std::vector<int> s{0};
-    while (s.back() + tile < extent) s.push_back(std::min(s.back() + step, extent - tile));
-    return s;
-  };
-  for (int y : starts(height))
-    for (int x : starts(width))
-      out.push_back({x, y, tile, x == 0, y == 0, x + tile >= width, y + tile >= height});
-  return out;
+SsdPasses ssd_passes(int width, int height, double f) {
+  const double input = static_cast<double>(kSsdInputSize);
+  if (f <= 0 || std::max(width, height) * f < input) return {true, false};
+  return {std::min(width, height) * f > input, true};
 }
 
 struct SsdFaceDetector::Impl {
@@ -105,11 +148,8 @@ SsdFaceDetector::SsdFaceDetector(const SsdOptions& o) : impl_(std::make_unique<I
   require(o.min_score > 0 && o.min_score < 1, "ssd detector: min score must be in (0, 1), got {}", o.min_score);
   require(o.iou > 0 && o.iou <= 1, "ssd detector: iou must be in (0, 1], got {}", o.iou);
   require(o.max_results > 0, "ssd detector: max results must be positive");
-  require(o.tile == 0 || o.tile >= 128, "ssd detector: tile must be 0 (off) or at least 128 pixels, got {}", o.tile);
-  require(o.tile_overlap >= 0 && (o.tile == 0 || o.tile_overlap < o.tile),
-          "ssd detector: tile overlap must be in [0, tile), got {}", o.tile_overlap);
-  require(o.batch > 0, "ssd detector: batch must be positive");
-  require(o.tile_max_pixels >= 0, "ssd detector: tile max pixels must be >= 0 (0: no limit)");
+  require(o.scan == 0 || (o.scan >= 0.25 && o.scan <= 4), "ssd detector: scan must be 0 (off) or in [0.25, 4], got {}", o.scan);
+  require(o.scan_max_pixels >= 0, "ssd detector: scan max pixels must be >= 0 (0: no limit)");
   impl_->options = o;
   if (impl_->options.model_dir.empty()) impl_->options.model_dir = default_ssd_model_dir();
   const fs::path manifest = impl_->options.model_dir / kManifest;
@@ -133,39 +173,25 @@ std::vector<SsdFace> SsdFaceDetector::detect(const cv::Mat& image) const {
   cv::Mat rgb;
   const int code = image.channels() == 1 ? cv::COLOR_GRAY2RGB : image.channels() == 4 ? cv::COLOR_BGRA2RGB : cv::COLOR_BGR2RGB;
   cv::cvtColor(image, rgb, code);
-  // A huge photo is scaled down before tiling (boxes are scaled back below);
-  // the whole-photo pass reads the same pixels either way up to resampling.
-  const double scale = tile_scale(rgb.cols, rgb.rows, o);
-  if (scale < 1) cv::resize(rgb, rgb, cv::Size(), scale, scale, cv::INTER_AREA);
-  const std::vector<Window> windows = detection_windows(rgb.cols, rgb.rows, o.tile, o.tile_overlap);
-  const int64_t n = kSsdInputSize;
-  struct Candidate {
-    cv::Rect2d box;
-    double score;
-  };
   std::vector<Candidate> candidates;
   torch::NoGradGuard no_grad;
-  for (std::size_t first = 0; first < windows.size(); first += static_cast<std::size_t>(o.batch)) {
-    const std::size_t count = std::min(windows.size() - first, static_cast<std::size_t>(o.batch));
-    torch::Tensor x = torch::empty({static_cast<int64_t>(count), 3, n, n});
-    for (std::size_t k = 0; k < count; ++k) window_input(rgb, windows[first + k], x[static_cast<int64_t>(k)].data_ptr<float>());
+  const double f = scan_factor(rgb.cols, rgb.rows, o);
+  const SsdPasses passes = ssd_passes(rgb.cols, rgb.rows, f);
+  if (passes.scan) scan(rgb, f, impl_->net, o.min_score, candidates);
+  if (passes.whole) {
+    const Window w{0, 0, std::max(rgb.cols, rgb.rows)};
+    torch::Tensor x = torch::empty({1, 3, kSsdInputSize, kSsdInputSize});
+    window_input(rgb, w, x.data_ptr<float>());
     const SsdRaw raw = impl_->net->forward(x);
     const torch::Tensor boxes = raw.boxes.contiguous(), scores = raw.scores.contiguous();
-    for (std::size_t k = 0; k < count; ++k) {
-      const Window& w = windows[first + k];
-      const float* b = boxes[static_cast<int64_t>(k)].data_ptr<float>();
-      const float* s = scores[static_cast<int64_t>(k)].data_ptr<float>();
-      const double margin = 0.01 * w.side;
-      for (int64_t a = 0; a < kSsdAnchors; ++a) {
-        if (s[a] <= o.min_score) continue;
-        // Clipped to the window as the reference clips to its square.
-        const double y0 = std::max(0.f, b[4 * a]) * w.side + w.y, x0 = std::max(0.f, b[4 * a + 1]) * w.side + w.x;
-        const double y1 = std::min(1.f, b[4 * a + 2]) * w.side + w.y, x1 = std::min(1.f, b[4 * a + 3]) * w.side + w.x;
-        if ((!w.edge_left && x0 <= w.x + margin) || (!w.edge_top && y0 <= w.y + margin) ||
-            (!w.edge_right && x1 >= w.x + w.side - margin) || (!w.edge_bottom && y1 >= w.y + w.side - margin))
-          continue;  // cut by a tile edge: a neighbouring window holds the whole face
-        candidates.push_back({cv::Rect2d(x0 / scale, y0 / scale, (x1 - x0) / scale, (y1 - y0) / scale), s[a]});
-      }
+    const float* b = boxes.data_ptr<float>();
+    const float* s = scores.data_ptr<float>();
+    for (int64_t a = 0; a < kSsdAnchors; ++a) {
+      if (s[a] <= o.min_score) continue;
+      // Clipped to the square as the reference clips.
+      const double y0 = std::max(0.f, b[4 * a]) * w.side, x0 = std::max(0.f, b[4 * a + 1]) * w.side;
+      const double y1 = std::min(1.f, b[4 * a + 2]) * w.side, x1 = std::min(1.f, b[4 * a + 3]) * w.side;
+      candidates.push_back({cv::Rect2d(x0, y0, x1 - x0, y1 - y0), s[a]});
     }
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
@@ -178,7 +204,7 @@ std::vector<SsdFace> SsdFaceDetector::detect(const cv::Mat& image) const {
         keep = false;
         break;
       }
-    if (keep) faces.push_back({c.box, c.score});
+    if (keep && !flat(rgb, c.box)) faces.push_back({c.box, c.score});
   }
   return faces;
 }

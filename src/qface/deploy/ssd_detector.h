@@ -1,6 +1,6 @@
 // The CNN face detector of the deployment path: face-api's SSD-MobileNetV1
-// (ssd_mobilenet.h) with the reference's pre- and post-processing, plus
-// tiling for faces too small for a whole-photo pass.
+// (ssd_mobilenet.h) with the reference's pre- and post-processing, plus a
+// full-resolution scan for faces too small for a whole-photo pass.
 //
 // Reference behaviour (face-api's SsdMobilenetv1.locateFaces): the photo is
 // padded with black to a square at its bottom or right, resized to 512x512
@@ -10,15 +10,19 @@
 // at most max_results), clipped to the square. One deliberate difference:
 // face-api maps boxes back through the rounded size of the resized photo
 // (e.g. 341 for 1280 of 1920), which stretches them by up to 0.15 %; here
-// the exact scale is used.
+// the exact scale is used. Another: a box over flat pixels (kFlatBoxStd) is
+// dropped, since face-api scores a plain wall as a face.
 //
-// Tiling: a 512-pixel input sees a face of f pixels in a W-pixel photo at
+// Scan: a 512-pixel input sees a face of f pixels in a W-pixel photo at
 // f * 512 / W pixels, and the network's smallest anchors are 51 pixels, so a
-// 1920-wide frame hides faces under ~150 px from the whole-photo pass. With
-// `tile` > 0 the photo is also cut into tile x tile windows (overlapping by
-// `tile_overlap`), each resized to 512 and run in the same batch; a window's
-// box that touches an edge shared with another window is dropped (the
-// neighbour holds the whole face), and all boxes meet in one suppression.
+// 1920-wide frame hides faces under ~150 px from the whole-photo pass. The
+// network is convolutional, so the photo itself (resized by `scan`) can go
+// through it at full resolution, its anchors laid on the larger grid
+// (SsdMobileNetV1::grid_anchors): the same as a 512 window slid in 16-pixel
+// steps, with no window edges and no overlap computed twice. The scan's
+// largest anchors are ~500 pixels, so a photo whose shorter side is longer
+// than 512 scan pixels also gets the whole-photo pass for its largest faces
+// (ssd_passes); both passes' boxes meet in one suppression.
 #pragma once
 
 #include <opencv2/core.hpp>
@@ -34,16 +38,23 @@ struct SsdOptions {
   double min_score = 0.5;           // face-api's minConfidence default
   int max_results = 100;            // face-api's maxResults default
   double iou = 0.5;                 // face-api's suppression threshold
-  // Tiles: 0 is the reference (one whole-photo pass). Otherwise windows of
-  // this many photo pixels, used when the photo's longer side exceeds it.
-  int tile = 0;
-  int tile_overlap = 160;           // at least the largest face a tile must hold whole
-  // With tiles, a photo larger than this is first scaled down to it (tiles
-  // and overlap then count scaled pixels), so the number of windows, and the
-  // time and memory of one photo, stay bounded: 4 MP is ~16 windows of 512.
-  int64_t tile_max_pixels = 4'000'000;
-  int batch = 8;                    // windows per forward pass
+  // The scan: the photo resized by this factor goes through the network at
+  // that resolution, so a face of f photo pixels is seen at f * scan pixels.
+  // The network finds synthetic faces best at ~55-80 of its pixels (bench
+  // detect), so 1.25 keeps both 48- and 64-pixel faces there; 2 is the
+  // small-face setting (32 px, ~2.7x the time). 0: face-api's reference,
+  // one whole-photo pass only.
+  double scan = 1.25;
+  // A scan over this many pixels runs at the factor that fits it, so the
+  // time and memory of one photo stay bounded: a 1920x1080 frame at 1.25 is
+  // 3.2 MP, ~0.35 s and 1.1 GB peak on 2 threads; 4 MP is a 12-MP photo at
+  // 0.58 (0: no limit).
+  int64_t scan_max_pixels = 4'000'000;
 };
+
+// Boxes whose pixels vary by less than this (standard deviation in grey
+// levels, per channel) are not faces, whatever the network scores.
+inline constexpr double kFlatBoxStd = 2.0;
 
 struct SsdFace {
   cv::Rect2d box;  // photo pixels
@@ -72,20 +83,28 @@ class SsdFaceDetector {
   std::unique_ptr<Impl> impl_;
 };
 
-// One square window of the photo (x, y, side in photo pixels) as the
-// network's input: [3, 512, 512] RGB in [-1, 1], pixels outside the photo
-// black, TensorFlow's legacy bilinear resize. Exposed for the tests.
+// The network's input for a square window of the photo (x, y, side in photo
+// pixels; face-api's whole-photo pass is {0, 0, max(width, height)}):
+// [3, 512, 512] RGB in [-1, 1], pixels outside the photo black, TensorFlow's
+// legacy bilinear resize. Exposed for the tests.
 struct Window {
   int x = 0, y = 0, side = 0;
-  bool edge_left = true, edge_top = true, edge_right = true, edge_bottom = true;  // on the photo's border
 };
 void window_input(const cv::Mat& rgb, const Window& window, float* out);
 
-// The scale detect() applies to a photo before tiling (1 when it fits
-// tile_max_pixels, or when tiling is off).
-double tile_scale(int width, int height, const SsdOptions& options);
+// The factor detect() scans a photo at: options.scan, lowered to fit
+// scan_max_pixels (0 when scanning is off).
+double scan_factor(int width, int height, const SsdOptions& options);
 
-// The windows detect() runs: the whole photo, then the tiles.
-std::vector<Window> detection_windows(int width, int height, int tile, int overlap);
+// The passes detect() runs on a photo scanned at factor f (scan_factor):
+// without a scan, the whole-photo pass alone; with one, the whole-photo pass
+// alone too when it sees the photo larger than the scan would (its longer
+// side under 512 scan pixels: the 512 input enlarges it more), else the scan,
+// plus the whole-photo pass when the photo's largest face may outgrow the
+// scan's ~500-px anchors (its shorter side over 512 scan pixels).
+struct SsdPasses {
+  bool whole = true, scan = false;
+};
+SsdPasses ssd_passes(int width, int height, double scan_factor);
 
 }  // namespace qface::deploy

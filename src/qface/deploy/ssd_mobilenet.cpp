@@ -28,25 +28,61 @@ std::pair<int64_t, int64_t> same_padding(int64_t n, int64_t k, int64_t s) {
   return {total / 2, total - total / 2};
 }
 
+// One axis of an input of n pixels through the network's stride-2
+// convolutions: each level's number of cells and the shift of its view.
+struct LevelAxis {
+  int64_t cells[6] = {};
+  double offset[6] = {};
+};
+LevelAxis level_axis(int64_t n) {
+  LevelAxis a;
+  // The stride-2 3x3 convolutions in order (stem, blocks 2, 4, 6, 12, extra
+  // stages 1, 3, 5, 7) by their input stride; a level is read after the
+  // convolution of input stride 8, 16, ..., 256.
+  double shift = 0;
+  int64_t m = n;
+  for (int64_t in_stride = 1; in_stride <= 256; in_stride *= 2) {
+    shift -= static_cast<double>(same_padding(m, 3, 2).first * in_stride);
+    m = (m + 1) / 2;
+    if (in_stride >= 8) {
+      const int level = in_stride == 8 ? 0 : in_stride == 16 ? 1 : in_stride == 32 ? 2 : in_stride == 64 ? 3 : in_stride == 128 ? 4 : 5;
+      a.cells[level] = m;
+      a.offset[level] = shift;
+    }
+  }
+  return a;
+}
+
 }  // namespace
+
+std::vector<double> ssd_level_offsets(int64_t n) {
+  const LevelAxis a = level_axis(n);
+  return {a.offset, a.offset + 6};
+}
 
 SameConvImpl::SameConvImpl(const torch::Tensor& filter, const torch::Tensor& bias, int64_t stride, bool depthwise,
                            bool relu6)
     : stride_(stride), kernel_(filter.size(0)), relu6_(relu6) {
   const int64_t in = filter.size(2), out = depthwise ? in * filter.size(3) : filter.size(3);
+  // At stride 1 "same" is symmetric, so the convolution pads by itself (no
+  // padded copy of a large map); at stride 2 forward() pads TensorFlow's way.
   conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel_)
                                                         .stride(stride)
+                                                        .padding(stride == 1 ? kernel_ / 2 : 0)
                                                         .groups(depthwise ? in : 1)
                                                         .bias(true)));
   torch::NoGradGuard no_grad;
   // TensorFlow [kh, kw, in, out] -> [out, in, kh, kw]; depthwise [kh, kw, c, 1] -> [c, 1, kh, kw].
   conv->weight.copy_(depthwise ? filter.permute({2, 3, 0, 1}) : filter.permute({3, 2, 0, 1}));
   conv->bias.copy_(bias);
+  // NHWC: oneDNN's depthwise and 1x1 kernels run about 1.4x faster on it
+  // than on NCHW at the sizes a scan sees (bench detect).
+  conv->weight.set_data(conv->weight.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 torch::Tensor SameConvImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = x;
-  if (kernel_ > 1) {
+  if (kernel_ > 1 && stride_ > 1) {
     const auto [top, bottom] = same_padding(x.size(2), kernel_, stride_);
     const auto [left, right] = same_padding(x.size(3), kernel_, stride_);
     y = F::pad(x, F::PadFuncOptions({left, right, top, bottom}));
@@ -100,13 +136,44 @@ SsdMobileNetV1Impl::SsdMobileNetV1Impl(const std::map<std::string, torch::Tensor
                                                   get(w, p + "ClassPredictor/biases", {3 * a}), 1, false, false)));
   }
   anchors_ = register_buffer("anchors", get(w, "Output/extra_dim", {1, kSsdAnchors, 4})[0].clone());
+  // The anchor shapes of each level, read off its first cell; the file's
+  // anchors must then be exactly that grid (scanning photos relies on it).
+  const int64_t per_cell[6] = {3, 6, 6, 6, 6, 6};
+  int64_t first = 0;
+  for (int level = 0; level < 6; ++level) {
+    const torch::Tensor cell = anchors_.slice(0, first, first + per_cell[level]);
+    shapes_.push_back(torch::stack({cell.select(1, 2) - cell.select(1, 0), cell.select(1, 3) - cell.select(1, 1)}, 1));
+    const int64_t side = kSsdInputSize / kSsdLevelStride[level];
+    first += side * side * per_cell[level];
+  }
+  const double off = (grid_anchors(kSsdInputSize, kSsdInputSize) / kSsdInputSize - anchors_).abs().max().item<double>();
+  require(off < 1e-5, "ssd model: Output/extra_dim is not SSD's regular anchor grid (off by {})", off);
 }
 
-SsdRaw SsdMobileNetV1Impl::forward(const torch::Tensor& x) {
-  require(x.dim() == 4 && x.size(1) == 3 && x.size(2) == kSsdInputSize && x.size(3) == kSsdInputSize,
-          "ssd: expected [N, 3, 512, 512], got {}", fmt::format("{}", x.sizes().vec()));
+torch::Tensor SsdMobileNetV1Impl::grid_anchors(int64_t height, int64_t width) const {
+  const LevelAxis ay = level_axis(height), ax = level_axis(width);
+  std::vector<torch::Tensor> out;
+  for (int level = 0; level < 6; ++level) {
+    const double stride = static_cast<double>(kSsdLevelStride[level]);
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+    const torch::Tensor cy = ((torch::arange(ay.cells[level], opts) + 0.5) * stride + ay.offset[level]).view({-1, 1, 1});
+    const torch::Tensor cx = ((torch::arange(ax.cells[level], opts) + 0.5) * stride + ax.offset[level]).view({1, -1, 1});
+    const torch::Tensor shape = shapes_[static_cast<std::size_t>(level)].to(torch::kFloat64) * kSsdInputSize;
+    const torch::Tensor h = shape.select(1, 0).view({1, 1, -1}) / 2, w = shape.select(1, 1).view({1, 1, -1}) / 2;
+    const int64_t rows = ay.cells[level], cols = ax.cells[level], a = shape.size(0);
+    out.push_back(torch::stack({(cy - h).expand({rows, cols, a}), (cx - w).expand({rows, cols, a}),
+                                (cy + h).expand({rows, cols, a}), (cx + w).expand({rows, cols, a})},
+                               -1)
+                      .reshape({-1, 4}));
+  }
+  return torch::cat(out, 0).to(torch::kFloat32);
+}
+
+std::vector<SsdLevel> SsdMobileNetV1Impl::levels(const torch::Tensor& x) {
+  require(x.dim() == 4 && x.size(1) == 3 && x.size(2) >= 32 && x.size(3) >= 32,
+          "ssd: expected [N, 3, H, W] with H, W >= 32, got {}", fmt::format("{}", x.sizes().vec()));
   std::vector<torch::Tensor> maps;
-  torch::Tensor y = stem->forward(x);
+  torch::Tensor y = stem->forward(x.contiguous(torch::MemoryFormat::ChannelsLast));
   for (int b = 0; b < 13; ++b) {
     y = pointwise[b]->forward(depthwise[b]->forward(y));
     if (b == 10) maps.push_back(y);  // block 11
@@ -117,15 +184,26 @@ SsdRaw SsdMobileNetV1Impl::forward(const torch::Tensor& x) {
     if (i % 2) maps.push_back(y);
   }
   const int64_t n = x.size(0);
-  std::vector<torch::Tensor> boxes, logits;
+  std::vector<SsdLevel> out;
   for (int m = 0; m < 6; ++m) {
     // Anchors run over cells (row-major) and, within a cell, over its anchor shapes: NHWC order.
-    boxes.push_back(box_head[m]->forward(maps[m]).permute({0, 2, 3, 1}).reshape({n, -1, 4}));
-    logits.push_back(class_head[m]->forward(maps[m]).permute({0, 2, 3, 1}).reshape({n, -1, 3}));
+    // Class 0 is the background, class 1 the face (class 2 is unused by face-api).
+    const torch::Tensor logits = class_head[m]->forward(maps[m]).permute({0, 2, 3, 1}).reshape({n, -1, 3});
+    out.push_back({box_head[m]->forward(maps[m]).permute({0, 2, 3, 1}).reshape({n, -1, 4}),
+                   torch::sigmoid(logits.select(2, 1)), maps[m].size(2), maps[m].size(3)});
   }
-  const torch::Tensor enc = torch::cat(boxes, 1);
-  // Class 0 is the background, class 1 the face (class 2 is unused by face-api).
-  return {decode_ssd_boxes(enc, anchors_.unsqueeze(0)), torch::sigmoid(torch::cat(logits, 1).select(2, 1))};
+  return out;
+}
+
+SsdRaw SsdMobileNetV1Impl::forward(const torch::Tensor& x) {
+  require(x.dim() == 4 && x.size(1) == 3 && x.size(2) == kSsdInputSize && x.size(3) == kSsdInputSize,
+          "ssd: expected [N, 3, 512, 512], got {}", fmt::format("{}", x.sizes().vec()));
+  std::vector<torch::Tensor> enc, scores;
+  for (SsdLevel& l : levels(x)) {
+    enc.push_back(l.encodings);
+    scores.push_back(l.scores);
+  }
+  return {decode_ssd_boxes(torch::cat(enc, 1), anchors_.unsqueeze(0)), torch::cat(scores, 1)};
 }
 
 torch::Tensor decode_ssd_boxes(const torch::Tensor& e, const torch::Tensor& a) {

@@ -41,6 +41,14 @@ class SameConvImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SameConv);
 
+// One prediction level of an input of any size (rows x cols cells, each
+// with its anchor shapes, NHWC order): box encodings [N, rows*cols*A, 4] and
+// face probabilities [N, rows*cols*A].
+struct SsdLevel {
+  torch::Tensor encodings, scores;
+  int64_t rows = 0, cols = 0;
+};
+
 struct SsdRaw {
   torch::Tensor boxes;   // [N, 5118, 4]: ymin, xmin, ymax, xmax relative to the input square
   torch::Tensor scores;  // [N, 5118]: face probability (sigmoid of the face logit)
@@ -55,8 +63,20 @@ class SsdMobileNetV1Impl : public torch::nn::Module {
   // x: [N, 3, 512, 512] RGB in [-1, 1].
   SsdRaw forward(const torch::Tensor& x);
 
+  // The network on x: [N, 3, H, W] RGB in [-1, 1], any H, W >= 32: the six
+  // levels' outputs. The convolutions do not care about the size, so a photo
+  // run at its own resolution is scanned like a sliding 512 window at every
+  // 16-pixel step, with no window edges.
+  std::vector<SsdLevel> levels(const torch::Tensor& x);
+
   // The anchors (ymin, xmin, ymax, xmax), [5118, 4], from the file's Output/extra_dim.
   const torch::Tensor& anchors() const { return anchors_; }
+
+  // The anchors of an input of height x width, in input pixels, in levels()'
+  // order: the file's anchor shapes (in 512ths of the input) on each level's
+  // grid, centred where that level's cells see the input (see
+  // ssd_level_offset). For 512 x 512 they are the file's anchors times 512.
+  torch::Tensor grid_anchors(int64_t height, int64_t width) const;
 
  private:
   SameConv stem{nullptr};
@@ -64,8 +84,21 @@ class SsdMobileNetV1Impl : public torch::nn::Module {
   std::vector<SameConv> extra;                 // Prediction/Conv2d_0..7
   std::vector<SameConv> box_head, class_head;  // six of each
   torch::Tensor anchors_;
+  std::vector<torch::Tensor> shapes_;  // per level: [A, 2] anchor height, width in 512ths
 };
 TORCH_MODULE(SsdMobileNetV1);
+
+// Where a level's cells look, relative to where the anchors assume.
+// The anchors were laid out for 512 x 512, where every stride-2 convolution
+// sees an even size and pads only after; an odd size (e.g. 17 rows at stride
+// 64 for a 1088-row input) pads one before too, which moves every later
+// cell's view up by that convolution's input stride. Returns, for an input
+// side of n pixels, the shift in pixels of each of the six levels (0 for n a
+// multiple of 512; for n = 1088: 0, 0, 0, -64, -192, -448).
+std::vector<double> ssd_level_offsets(int64_t n);
+
+// The input stride of each of the six levels: 16, 32, 64, 128, 256, 512.
+inline constexpr int64_t kSsdLevelStride[6] = {16, 32, 64, 128, 256, 512};
 
 // Box-coder decoding of SSD (scales 10, 10, 5, 5): encodings [.., 4] as
 // (ty, tx, th, tw) against anchors [.., 4] as (ymin, xmin, ymax, xmax).
