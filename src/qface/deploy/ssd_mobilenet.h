@@ -75,7 +75,7 @@ class SsdMobileNetV1Impl : public torch::nn::Module {
   // The anchors of an input of height x width, in input pixels, in levels()'
   // order: the file's anchor shapes (in 512ths of the input) on each level's
   // grid, centred where that level's cells see the input (see
-  // ssd_level_offset). For 512 x 512 they are the file's anchors times 512.
+  // ssd_level_offsets). For 512 x 512 they are the file's anchors times 512.
   torch::Tensor grid_anchors(int64_t height, int64_t width) const;
 
  private:
