@@ -42,6 +42,24 @@ struct Candidate {
   double score;
 };
 
+// One pass's boxes (ymin, xmin, ymax, xmax; [K, 4]) scoring above min_score
+// as candidates in photo pixels: clipped to [0, rows] x [0, cols] as the
+// reference clips to its square, times `unit`, divided by the pass's scale.
+void add_candidates(const torch::Tensor& boxes, const torch::Tensor& scores, double min_score, double rows, double cols,
+                    double unit, double fy, double fx, std::vector<Candidate>& out) {
+  const torch::Tensor bc = boxes.contiguous(), sc = scores.contiguous();
+  const float* b = bc.data_ptr<float>();
+  const float* s = sc.data_ptr<float>();
+  for (int64_t i = 0; i < sc.numel(); ++i) {
+    if (s[i] <= min_score) continue;
+    const double y0 = std::max(0.0, static_cast<double>(b[4 * i])) * unit / fy;
+    const double x0 = std::max(0.0, static_cast<double>(b[4 * i + 1])) * unit / fx;
+    const double y1 = std::min(rows, static_cast<double>(b[4 * i + 2])) * unit / fy;
+    const double x1 = std::min(cols, static_cast<double>(b[4 * i + 3])) * unit / fx;
+    out.push_back({cv::Rect2d(x0, y0, x1 - x0, y1 - y0), s[i]});  // an empty box is dropped as flat
+  }
+}
+
 // The scan pass: the photo resized by `factor`, padded with black to a
 // multiple of 32 at its bottom and right, through the network at that size.
 void scan(const cv::Mat& rgb, double factor, SsdMobileNetV1& net, double min_score, std::vector<Candidate>& out) {
@@ -64,17 +82,9 @@ void scan(const cv::Mat& rgb, double factor, SsdMobileNetV1& net, double min_sco
   const torch::Tensor s = torch::cat(scores), anchors = net->grid_anchors(h, w);
   require(s.size(0) == anchors.size(0), "ssd scan: {} predictions for {} anchors", s.size(0), anchors.size(0));
   const torch::Tensor keep = (s > min_score).nonzero().view(-1);
-  const torch::Tensor boxes = decode_ssd_boxes(torch::cat(enc).index_select(0, keep), anchors.index_select(0, keep)).contiguous();
-  const torch::Tensor kept = s.index_select(0, keep).contiguous();
-  const float* b = boxes.data_ptr<float>();
-  const float* p = kept.data_ptr<float>();
-  for (int64_t i = 0; i < kept.size(0); ++i) {
-    // Clipped to the photo as the reference clips to its square.
-    const double y0 = std::max(0.f, b[4 * i]), x0 = std::max(0.f, b[4 * i + 1]);
-    const double y1 = std::min<double>(img.rows, b[4 * i + 2]), x1 = std::min<double>(img.cols, b[4 * i + 3]);
-    if (y1 <= y0 || x1 <= x0) continue;
-    out.push_back({cv::Rect2d(x0 / fx, y0 / fy, (x1 - x0) / fx, (y1 - y0) / fy), p[i]});
-  }
+  // Only the boxes above the score are decoded (a 1080p scan has ~64,000 anchors).
+  add_candidates(decode_ssd_boxes(torch::cat(enc).index_select(0, keep), anchors.index_select(0, keep)),
+                 s.index_select(0, keep), min_score, img.rows, img.cols, 1, fy, fx, out);
 }
 
 // A box with no image structure in it: the network scores some flat images
@@ -183,16 +193,7 @@ std::vector<SsdFace> SsdFaceDetector::detect(const cv::Mat& image) const {
     torch::Tensor x = torch::empty({1, 3, kSsdInputSize, kSsdInputSize});
     window_input(rgb, w, x.data_ptr<float>());
     const SsdRaw raw = impl_->net->forward(x);
-    const torch::Tensor boxes = raw.boxes.contiguous(), scores = raw.scores.contiguous();
-    const float* b = boxes.data_ptr<float>();
-    const float* s = scores.data_ptr<float>();
-    for (int64_t a = 0; a < kSsdAnchors; ++a) {
-      if (s[a] <= o.min_score) continue;
-      // Clipped to the square as the reference clips.
-      const double y0 = std::max(0.f, b[4 * a]) * w.side, x0 = std::max(0.f, b[4 * a + 1]) * w.side;
-      const double y1 = std::min(1.f, b[4 * a + 2]) * w.side, x1 = std::min(1.f, b[4 * a + 3]) * w.side;
-      candidates.push_back({cv::Rect2d(x0, y0, x1 - x0, y1 - y0), s[a]});
-    }
+    add_candidates(raw.boxes[0], raw.scores[0], o.min_score, 1, 1, w.side, 1, 1, candidates);  // boxes in the square's units
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
   std::vector<SsdFace> faces;
