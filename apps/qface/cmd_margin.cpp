@@ -6,7 +6,7 @@
 
 #include "apps/qface/command.h"
 #include "apps/qface/head_options.h"
-#include "qface/analysis/margin.h"
+#include "qface/heads/margin_analysis.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
@@ -27,11 +27,11 @@ int run_margin(const MarginArgs& a) {
           "{}: labels must be int64 (or int32), got {}", a.labels, c10::toString(labels.scalar_type()));
   torch::Tensor kernel = read_npy_as(a.kernel, torch::kFloat32, 2);
 
-  analysis::MarginResult r = analysis::analyze_margin(emb, labels, kernel, a.head);
+  heads::MarginResult r = heads::analyze_margin(emb, labels, kernel, a.head);
   // Every output is prepared before any is written, and each is written atomically.
   const std::string json = r.report.dump(2) + "\n";
   std::string svg;
-  if (!a.plot.empty()) svg = analysis::plot_margin(r.report);
+  if (!a.plot.empty()) svg = heads::plot_margin(r.report);
   if (!a.grad_out.empty()) {
     ensure_dir(a.grad_out);
     write_npy(std::filesystem::path(a.grad_out) / "d_embeddings.npy", r.d_embeddings);

@@ -8,7 +8,7 @@ namespace qface::cli {
 namespace {
 
 Runner setup(CLI::App& app) {
-  auto o = std::make_shared<pipeline::MainJobOptions>(pipeline::study_options());
+  auto o = std::make_shared<study::MainJobOptions>(study::study_options());
   add_main_job_options(app, *o, "configs/synth_study.toml");
   return [o] { return run_main_job_command(*o); };
 }

@@ -7,8 +7,8 @@
 #include <iostream>
 
 #include "apps/qface/command.h"
-#include "qface/analysis/margin.h"
-#include "qface/analysis/toy_embeddings.h"
+#include "qface/heads/margin_analysis.h"
+#include "qface/heads/toy_embeddings.h"
 #include "qface/core/fs.h"
 #include "qface/core/npy.h"
 
@@ -37,7 +37,7 @@ double band_mean(const std::vector<double>& values, const torch::Tensor& quality
 int run_toy(const ToyArgs& a) {
   namespace fs = std::filesystem;
   ensure_dir(a.out);
-  auto toy = analysis::make_toy_embeddings(a.n, a.dim, a.classes, a.seed);
+  auto toy = heads::make_toy_embeddings(a.n, a.dim, a.classes, a.seed);
   write_npy(fs::path(a.out) / "embeddings.npy", toy.embeddings);
   write_npy(fs::path(a.out) / "labels.npy", toy.labels);
   write_npy(fs::path(a.out) / "kernel.npy", toy.kernel);
@@ -56,9 +56,9 @@ int run_toy(const ToyArgs& a) {
     // One batch: let AdaFace's norm statistics be this batch's (t_alpha = 1),
     // the state its EMA converges to in training.
     if (name == "adaface") config.t_alpha = 1.0;
-    auto r = analysis::analyze_margin(toy.embeddings, toy.labels, toy.kernel, config);
+    auto r = heads::analyze_margin(toy.embeddings, toy.labels, toy.kernel, config);
     write_file_atomic(fs::path(a.out) / fmt::format("margin_{}.json", name), r.report.dump(2) + "\n");
-    write_file_atomic(fs::path(a.out) / fmt::format("margin_{}.svg", name), analysis::plot_margin(r.report));
+    write_file_atomic(fs::path(a.out) / fmt::format("margin_{}.svg", name), heads::plot_margin(r.report));
 
     // Effective angular and additive margins per sample (ArcFace: angular m;
     // CosFace: additive m; MagFace: angular or additive m(a)).

@@ -4,15 +4,15 @@
 
 namespace qface::cli {
 
-int run_main_job_command(const pipeline::MainJobOptions& o) {
-  pipeline::MainJobResult r = pipeline::run_main_job(o);
+int run_main_job_command(const study::MainJobOptions& o) {
+  study::MainJobResult r = study::run_main_job(o);
   if (r.interrupted) return 130;
   std::cout << "\n" << r.table << "\n";
   std::cout << "Table: " << (o.out / "comparison.md").string() << "  Report: " << r.report.string() << "\n";
   return 0;
 }
 
-void add_main_job_options(CLI::App& app, pipeline::MainJobOptions& o, const char* recipe) {
+void add_main_job_options(CLI::App& app, study::MainJobOptions& o, const char* recipe) {
   app.add_option("--out", o.out, "output folder (data/, run folders, comparison.md/.json, report.html)")
       ->capture_default_str();
   app.add_option("--config", o.config, std::string("training recipe (default: ") + recipe + ")");

@@ -3,11 +3,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "qface/pipeline/main_job.h"
+#include "qface/study/main_job.h"
 
 namespace qface::cli {
 
-void add_main_job_options(CLI::App& app, pipeline::MainJobOptions& options, const char* recipe);
-int run_main_job_command(const pipeline::MainJobOptions& options);
+void add_main_job_options(CLI::App& app, study::MainJobOptions& options, const char* recipe);
+int run_main_job_command(const study::MainJobOptions& options);
 
 }  // namespace qface::cli

@@ -25,21 +25,53 @@ using qface::train::Dist;
 
 namespace {
 
-void run_ranks(int world, const std::function<void(const std::shared_ptr<Dist>&)>& body) {
+// Runs `body` on `world` ranks (threads); each rank's exception, if any, in
+// its slot.
+std::vector<std::exception_ptr> run_ranks_collecting(int world,
+                                                     const std::function<void(const std::shared_ptr<Dist>&)>& body,
+                                                     std::chrono::milliseconds timeout = std::chrono::seconds(300)) {
   auto store = c10::make_intrusive<c10d::HashStore>();
   std::vector<std::thread> threads;
   std::vector<std::exception_ptr> errors(world);
   for (int r = 0; r < world; ++r)
     threads.emplace_back([&, r] {
       try {
-        body(Dist::over_store(store, r, world));
+        body(Dist::over_store(store, r, world, timeout));
       } catch (...) {
         errors[r] = std::current_exception();
       }
     });
   for (auto& t : threads) t.join();
-  for (auto& e : errors)
+  return errors;
+}
+
+void run_ranks(int world, const std::function<void(const std::shared_ptr<Dist>&)>& body) {
+  for (auto& e : run_ranks_collecting(world, body))
     if (e) std::rethrow_exception(e);
+}
+
+std::string what(const std::exception_ptr& e) {
+  if (!e) return "";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  }
+}
+
+// A .bin set of `pairs` pairs of drawn faces (every other pair the same face).
+void write_val_bin(const std::filesystem::path& bin, int pairs) {
+  qface::data::BinSet set;
+  for (int i = 0; i < pairs; ++i) {
+    const bool same = i % 2 == 0;
+    for (int k = 0; k < 2; ++k) {
+      std::vector<uchar> buf;
+      cv::imencode(".jpg", qface::data::draw_test_face(same ? i : i * 2 + k, k), buf);
+      set.images.emplace_back(buf.begin(), buf.end());
+    }
+    set.issame.push_back(same);
+  }
+  qface::data::write_bin_set(bin, set);
 }
 
 }  // namespace
@@ -306,19 +338,9 @@ TEST(Distributed, ResumePointIsTheNewestStepOfEveryRank) {
 // the numbers of one process embedding all of them.
 TEST(Distributed, ValidationSplitAcrossRanksGivesEveryRankTheNumbersOfOne) {
   qface::testing::TempDir dir;
-  qface::data::BinSet set;
   const int pairs = 11;  // 22 images: 11 + 11 on 2 ranks, 8 + 7 + 7 on 3 (the gather pads)
-  for (int i = 0; i < pairs; ++i) {
-    const bool same = i % 2 == 0;
-    for (int k = 0; k < 2; ++k) {
-      std::vector<uchar> buf;
-      cv::imencode(".jpg", qface::data::draw_test_face(same ? i : i * 2 + k, k), buf);
-      set.images.emplace_back(buf.begin(), buf.end());
-    }
-    set.issame.push_back(same);
-  }
   const auto bin = dir / "val.bin";
-  qface::data::write_bin_set(bin, set);
+  write_val_bin(bin, pairs);
   torch::set_num_threads(1);
   auto make_model = [] {
     torch::manual_seed(7);
@@ -341,6 +363,50 @@ TEST(Distributed, ValidationSplitAcrossRanksGivesEveryRankTheNumbersOfOne) {
       EXPECT_NEAR(a["acc"].get<double>(), b["acc"].get<double>(), 1e-9);
       EXPECT_NEAR(a["acc_flip"].get<double>(), b["acc_flip"].get<double>(), 1e-9);
       EXPECT_NEAR(a["norm_mean"].get<double>(), b["norm_mean"].get<double>(), 1e-4 * b["norm_mean"].get<double>());
+    }
+  }
+}
+
+// Gloo gives up on a peer after the group's timeout (here 5 s). A set whose
+// embedding costs 7 s in all, each rank paying for its share: split over two
+// ranks, each spends 3.5 s and they meet at the gather and at the next
+// collective. The same cost on rank 0 alone makes rank 1 time out (the
+// timeout is real, so the split is what saves the first case).
+TEST(Distributed, SlowValidationSplitAcrossRanksDoesNotTimeOut) {
+  qface::testing::TempDir dir;
+  const auto bin = dir / "val.bin";
+  write_val_bin(bin, 12);  // 24 images, 12 a rank (10 folds need 10 pairs)
+  torch::set_num_threads(1);
+  const auto cost = std::chrono::milliseconds(7000);
+  std::vector<qface::backbones::Backbone> models;
+  for (int r = 0; r < 2; ++r) {
+    torch::manual_seed(7);
+    models.push_back(qface::backbones::make_backbone("mobilefacenet", 64));
+  }
+  for (const bool split : {true, false}) {
+    std::vector<int64_t> shares(2, -1);
+    std::vector<nlohmann::json> got(2);
+    const auto errors = run_ranks_collecting(
+        2,
+        [&](const std::shared_ptr<Dist>& d) {
+          qface::train::Validator v({bin.string()}, 8, d);
+          v.after_share([&, r = d->rank()](int64_t share, int64_t total) {
+            shares[r] = share;
+            if (split) std::this_thread::sleep_for(cost * share / total);
+            else if (r == 0) std::this_thread::sleep_for(cost);
+          });
+          got[d->rank()] = v.run(*models[d->rank()]);
+          torch::Tensor next = torch::ones({1});  // the next step's first collective
+          d->all_reduce_sum(next);
+        },
+        std::chrono::seconds(5));
+    EXPECT_EQ(shares, (std::vector<int64_t>{12, 12}));
+    if (split) {
+      for (const auto& e : errors) EXPECT_EQ(what(e), "");
+      EXPECT_EQ(got[0], got[1]);
+      EXPECT_EQ(got[0]["val"]["pairs"].get<int>(), 12);
+    } else {
+      EXPECT_TRUE(errors[1]) << "rank 1 waited 7 s under a 5 s timeout and did not fail";
     }
   }
 }

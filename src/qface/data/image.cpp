@@ -2,7 +2,10 @@
 
 #include <turbojpeg.h>
 
+#include <climits>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -40,6 +43,44 @@ cv::Mat decode_opencv(std::string_view bytes, const std::string& where) {
   }
   if (img.empty()) fail("{}: cannot decode image ({} bytes, format {})", where, bytes.size(), format_name(sniff_format(bytes)));
   return img;
+}
+
+uint32_t le(std::string_view b, std::size_t o, int n) {
+  uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(b[o + static_cast<std::size_t>(i)]);
+  return v;
+}
+
+// Width and height from the header, without decoding; nullopt when the header
+// is not one we can read.
+std::optional<std::pair<int64_t, int64_t>> header_size(std::string_view b, ImageFormat format,
+                                                       const std::string& what) {
+  switch (format) {
+    case ImageFormat::kJpeg:
+    case ImageFormat::kPng: {
+      if (format == ImageFormat::kPng && (b.size() < 26 || b.substr(12, 4) != "IHDR")) return std::nullopt;
+      const ImageInfo info = probe_image(b, what);  // header only for these two
+      return std::pair<int64_t, int64_t>{info.width, info.height};
+    }
+    case ImageFormat::kBmp: {
+      if (b.size() < 26) return std::nullopt;
+      if (le(b, 14, 4) == 12) return std::pair<int64_t, int64_t>{le(b, 18, 2), le(b, 20, 2)};  // OS/2 core header
+      const int64_t w = static_cast<int32_t>(le(b, 18, 4)), h = static_cast<int32_t>(le(b, 22, 4));
+      return std::pair<int64_t, int64_t>{w < 0 ? -w : w, h < 0 ? -h : h};  // negative height: top-down rows
+    }
+    case ImageFormat::kWebp: {
+      if (b.size() < 30) return std::nullopt;
+      const std::string_view chunk = b.substr(12, 4);
+      if (chunk == "VP8 ") return std::pair<int64_t, int64_t>{le(b, 26, 2) & 0x3fff, le(b, 28, 2) & 0x3fff};
+      if (chunk == "VP8L") {
+        const uint32_t v = le(b, 21, 4);
+        return std::pair<int64_t, int64_t>{(v & 0x3fff) + 1, ((v >> 14) & 0x3fff) + 1};
+      }
+      if (chunk == "VP8X") return std::pair<int64_t, int64_t>{le(b, 24, 3) + 1, le(b, 27, 3) + 1};
+      return std::nullopt;
+    }
+    default: return std::nullopt;
+  }
 }
 
 }  // namespace
@@ -136,6 +177,25 @@ std::string encode_image(const cv::Mat& image, const std::string& ext, const std
   std::vector<uchar> buf;
   require(cv::imencode(ext, image, buf, {cv::IMWRITE_JPEG_QUALITY, jpeg_quality}), "{}: cannot encode as {}", where, ext);
   return {buf.begin(), buf.end()};
+}
+
+cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels) {
+  require(!bytes.empty(), "{}: empty image", what);
+  require(bytes.size() <= static_cast<std::size_t>(INT_MAX), "{}: {} bytes is too large for an image", what,
+          bytes.size());
+  const ImageFormat format = sniff_format(bytes);
+  require(format != ImageFormat::kUnknown, "{}: not a decodable image ({} bytes; JPEG, PNG, BMP or WebP expected)",
+          what, bytes.size());
+  const auto size = header_size(bytes, format, what);
+  require(size.has_value() && size->first > 0 && size->second > 0, "{}: cannot read the {} header ({} bytes)", what,
+          format_name(format), bytes.size());
+  require(size->first <= max_pixels && size->second <= max_pixels && size->first * size->second <= max_pixels,
+          "{}: {}x{} image exceeds the {} pixel limit", what, size->first, size->second, max_pixels);
+  // Strict: a truncated or corrupt JPEG is refused, not embedded with a grey remainder.
+  const cv::Mat img = decode_bgr(bytes, what, /*strict=*/true);
+  require(int64_t{img.rows} * img.cols <= max_pixels, "{}: {}x{} image exceeds the {} pixel limit", what, img.cols,
+          img.rows, max_pixels);
+  return img;
 }
 
 }  // namespace qface::data

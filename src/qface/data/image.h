@@ -4,6 +4,7 @@
 
 #include <opencv2/core.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -34,5 +35,13 @@ struct ImageInfo {
 };
 // Format and size from the header alone when it can (JPEG, PNG), else by decoding.
 ImageInfo probe_image(std::string_view bytes, const std::string& where);
+
+// Decodes a photo from outside (a request, a file to align: JPEG, PNG, BMP or
+// WebP) to 8-bit BGR, strictly (a truncated JPEG is an error). The size in the
+// header is checked against `max_pixels` before decoding, so a small file
+// declaring a huge image is refused without allocating it. Throws
+// qface::Error naming `what` when the bytes are not such an image, do not
+// decode, or are too large.
+cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels = 50'000'000);
 
 }  // namespace qface::data

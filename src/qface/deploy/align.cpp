@@ -16,7 +16,6 @@
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/data/image.h"
-#include "qface/deploy/request.h"
 #include "qface/core/text.h"
 #include "qface/infer/embed.h"
 
@@ -212,7 +211,7 @@ cv::Mat read_image(const fs::path& path) {
   // Through decode_image, so a small file whose header declares a huge image
   // is refused before OpenCV allocates it (cv::imread has no such check).
   try {
-    return decode_image(read_file(path), path.string(), kMaxImagePixels);
+    return data::decode_image(read_file(path), path.string(), kMaxImagePixels);
   } catch (const Error& e) {
     spdlog::warn("{}", e.what());
     return {};

@@ -57,7 +57,7 @@ struct Probe {
   std::optional<double> quality;  // calibrated [0, 1] when a calibration is loaded
 };
 
-// decode_image (encoded bytes to BGR, with a pixel limit) is in request.h.
+// data::decode_image (encoded bytes to BGR, with a pixel limit) is in data/image.h.
 
 class Pipeline {
  public:

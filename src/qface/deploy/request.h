@@ -31,13 +31,6 @@ std::string decode_base64(std::string_view text, const std::string& field);
 // The body as a JSON object; HttpError 400 naming the byte of a syntax error.
 nlohmann::json parse_json_body(std::string_view body);
 
-// Decodes an encoded image (JPEG, PNG, BMP or WebP) to 8-bit BGR. The size in
-// the header is checked against `max_pixels` before decoding, so a small file
-// declaring a huge image is refused without allocating it. Throws
-// qface::Error naming `what` when the bytes are not such an image, do not
-// decode, or are too large.
-cv::Mat decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels = 50'000'000);
-
 // The image of a request: the base64 JSON field `name` of `body`, or the raw
 // body when `body` is null (Content-Type image/* or application/octet-stream).
 // HttpError 400 for a missing or malformed field and for bytes that are not

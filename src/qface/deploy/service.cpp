@@ -450,7 +450,7 @@ struct Service::Impl {
         [&](std::size_t i) -> cv::Mat {
           try {
             if (!images[i].is_string()) throw HttpError(400, "not a base64 string");
-            return decode_image(decode_base64(images[i].get<std::string>(), "images"), in.files[i], o.max_pixels);
+            return data::decode_image(decode_base64(images[i].get<std::string>(), "images"), in.files[i], o.max_pixels);
           } catch (const Error& e) {
             std::string reason = e.what();  // "<file>: not a decodable image ...": the file is named beside it
             if (reason.rfind(in.files[i] + ": ", 0) == 0) reason.erase(0, in.files[i].size() + 2);

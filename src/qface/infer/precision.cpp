@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <opencv2/imgproc.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,7 +20,6 @@
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/eval/quality.h"
-#include "qface/synth/generate.h"
 #include "qface/version.h"
 
 namespace qface::infer {
@@ -197,14 +198,13 @@ void apply(backbones::BackboneImpl& model, InferenceOptions& o, Precision p,
 }
 
 PrecisionChoice measure(backbones::BackboneImpl& model, InferenceOptions& o,
-                        const std::optional<io::Int8Calibration>& int8) {
-  synth::SynthOptions so;
-  so.seed = 7;
-  const torch::Tensor x = preprocess(synth::sample_faces(32, so), model.preprocessing());
+                        const std::optional<io::Int8Calibration>& int8, const std::vector<cv::Mat>& sample) {
+  const torch::Tensor x = preprocess(sample.empty() ? builtin_precision_sample() : sample, model.preprocessing());
+  const int64_t n = x.size(0);
   PrecisionChoice c;
   apply(model, o, Precision::kFp32, int8);
   Embeddings ref;
-  const double fp32 = 32 / seconds_per_batch([&] { ref = embed(model, x, o); });
+  const double fp32 = n / seconds_per_batch([&] { ref = embed(model, x, o); });
   c.measurements["fp32"] = {{"img_per_s", fp32}};
   double best = fp32;
   std::vector<Precision> candidates = {Precision::kBf16};
@@ -215,7 +215,7 @@ PrecisionChoice measure(backbones::BackboneImpl& model, InferenceOptions& o,
     try {
       apply(model, o, p, int8);
       Embeddings e;
-      const double ips = 32 / seconds_per_batch([&] { e = embed(model, x, o); });
+      const double ips = n / seconds_per_batch([&] { e = embed(model, x, o); });
       const GuardResult g = accuracy_guard(ref, e);
       c.measurements[name] = {{"img_per_s", ips}, {"guard", to_json(g)}};
       if (g.passed && ips > best) {
@@ -243,8 +243,27 @@ PrecisionChoice measure(backbones::BackboneImpl& model, InferenceOptions& o,
 
 }  // namespace
 
+std::vector<cv::Mat> builtin_precision_sample() {
+  // Smooth random images (noise at 7 x 7, bicubic to 112 x 112, light noise on
+  // top): the input statistics of aligned crops without a face renderer in
+  // this library. Fixed seed, so the choice is reproducible.
+  cv::RNG rng(7);
+  std::vector<cv::Mat> out;
+  for (int i = 0; i < 32; ++i) {
+    cv::Mat coarse(7, 7, CV_32FC3), fine(112, 112, CV_32FC3), noise(112, 112, CV_32FC3);
+    rng.fill(coarse, cv::RNG::UNIFORM, cv::Scalar::all(30), cv::Scalar::all(225));
+    cv::resize(coarse, fine, fine.size(), 0, 0, cv::INTER_CUBIC);
+    rng.fill(noise, cv::RNG::NORMAL, cv::Scalar::all(0), cv::Scalar::all(4));
+    cv::Mat img;
+    cv::Mat(fine + noise).convertTo(img, CV_8UC3);  // saturating
+    out.push_back(img);
+  }
+  return out;
+}
+
 PrecisionChoice apply_precision(backbones::BackboneImpl& model, InferenceOptions& o, Precision precision,
-                                const fs::path& weights, const std::optional<io::Int8Calibration>& int8) {
+                                const fs::path& weights, const std::optional<io::Int8Calibration>& int8,
+                                const std::vector<cv::Mat>& sample) {
   PrecisionChoice c;
   if (precision != Precision::kAuto) {
     if (precision == Precision::kInt8) {
@@ -277,7 +296,7 @@ PrecisionChoice apply_precision(backbones::BackboneImpl& model, InferenceOptions
       spdlog::warn("precision auto: ignoring the cache {}: {}", file.string(), e.what());
     }
   }
-  c = measure(model, o, int8);
+  c = measure(model, o, int8, sample);
   apply(model, o, c.precision, int8);
   spdlog::info("precision auto: {} on {} ({})", precision_name(c.precision), cpu_signature(), c.reason);
   if (!file.empty()) {

@@ -70,13 +70,19 @@ struct PrecisionChoice {
 // fp32 as is; bf16 sets options.bf16; int8 installs the Int8Engine from the
 // weights file's calibration (an error naming the file when it has none:
 // `qface quantize` makes one); auto measures fp32, bf16 and (with a
-// calibration) int8 on 32 synthetic faces, keeps the fastest that passes the
+// calibration) int8 on `sample` (aligned BGR crops from the caller; empty:
+// builtin_precision_sample()), keeps the fastest that passes the
 // guard, and caches the choice keyed by the weights file (path, size, mtime),
 // architecture, CPU, threads and qface version. `weights` may be empty
 // (random weights): auto then measures without caching.
 PrecisionChoice apply_precision(backbones::BackboneImpl& model, InferenceOptions& options, Precision precision,
                                 const std::filesystem::path& weights,
-                                const std::optional<io::Int8Calibration>& int8);
+                                const std::optional<io::Int8Calibration>& int8,
+                                const std::vector<cv::Mat>& sample = {});
+// The sample `auto` measures on when the caller gives none: 32 smooth random
+// 112 x 112 images from a fixed seed (infer renders no faces: it does not
+// link the synthetic-face generator).
+std::vector<cv::Mat> builtin_precision_sample();
 
 // Everything a command needs for a model: make_backbone, load the weights
 // (or random ones, for pipeline tests), prepare for inference, apply the precision.

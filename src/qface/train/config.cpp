@@ -338,7 +338,7 @@ std::string to_toml(const TrainConfig& c) {
   };
   // Only a device other than the default is written: the text of a CPU
   // config stays what it was before the key existed, so the study's stage
-  // fingerprints (pipeline/main_job.cpp) keep matching its trained runs.
+  // fingerprints (study/main_job.cpp) keep matching its trained runs.
   if (c.device != "cpu") root.insert("device", c.device);
   std::ostringstream out;
   out << root << "\n";

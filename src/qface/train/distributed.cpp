@@ -104,9 +104,10 @@ std::string pick_backend(const std::string& requested, const torch::Device& devi
   return b;
 }
 
-std::shared_ptr<Dist> Dist::over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size) {
+std::shared_ptr<Dist> Dist::over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size,
+                                       std::chrono::milliseconds timeout) {
   if (world_size == 1) return single();
-  auto options = c10d::ProcessGroupGloo::Options::create();
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
   return std::shared_ptr<Dist>(new Dist(rank, world_size, rank, group, store, "gloo", torch::kCPU));

@@ -51,7 +51,8 @@ class Dist {
   // rank's training device.
   static std::shared_ptr<Dist> init(const DistEnv& env, const torch::Device& device = torch::kCPU);
   // A Gloo group over an existing store (tests run several ranks in one process).
-  static std::shared_ptr<Dist> over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size);
+  static std::shared_ptr<Dist> over_store(const c10::intrusive_ptr<c10d::Store>& store, int rank, int world_size,
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(300));
 
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }

@@ -2,11 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <iterator>
-#include <thread>
 
 #include "qface/core/error.h"
 #include "qface/data/bin_set.h"
@@ -19,7 +16,6 @@ namespace qface::train {
 Validator::Validator(const std::vector<std::string>& bin_paths, int64_t batch, std::shared_ptr<Dist> dist)
     : batch_(batch), dist_(std::move(dist)) {
   require(batch > 0, "validation.batch_size must be positive, got {}", batch);
-  if (const char* d = std::getenv("QFACE_TEST_VALIDATION_DELAY_MS"); d && *d) test_delay_ms_ = std::atoll(d);
   for (const auto& path : bin_paths) {
     data::BinSet bin = data::read_bin_set(path);
     Set s{.name = std::filesystem::path(path).stem().string(),
@@ -44,7 +40,6 @@ nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
   std::exception_ptr error;
   try {
     for (const Set& s : sets_) {
-      const auto t0 = std::chrono::steady_clock::now();
       torch::Tensor rows = torch::empty({0, cols});
       if (!s.images.empty()) {
         const std::string where =
@@ -57,9 +52,7 @@ nlohmann::json Validator::run(backbones::BackboneImpl& model) const {
                           1);
       }
       local.push_back(rows);
-      if (test_delay_ms_ > 0 && s.num_images > 0)
-        std::this_thread::sleep_until(t0 + std::chrono::milliseconds(test_delay_ms_ * static_cast<int64_t>(s.images.size()) /
-                                                                      s.num_images));
+      if (after_share_) after_share_(static_cast<int64_t>(s.images.size()), s.num_images);
     }
   } catch (...) {
     error = std::current_exception();

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,10 @@ class Validator {
   // rank (an image that does not decode) is raised on every rank.
   nlohmann::json run(backbones::BackboneImpl& model) const;
 
+  // Called on each rank after it embedded its share of a set, with the
+  // share's and the set's image counts (tests stand in a large set's cost).
+  void after_share(std::function<void(int64_t share, int64_t set_images)> f) { after_share_ = std::move(f); }
+
  private:
   struct Set {
     std::string name, path;
@@ -51,9 +56,7 @@ class Validator {
   std::vector<Set> sets_;
   int64_t batch_;
   std::shared_ptr<Dist> dist_;
-  // Test-only: QFACE_TEST_VALIDATION_DELAY_MS, a set's embedding made that
-  // much slower in all, each rank sleeping for its share (a large set, cheaply).
-  int64_t test_delay_ms_ = 0;
+  std::function<void(int64_t, int64_t)> after_share_;
 };
 
 }  // namespace qface::train

@@ -1,4 +1,4 @@
-#include "qface/pipeline/claims.h"
+#include "qface/study/claims.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,7 @@
 #include "qface/eval/cluster.h"
 #include "qface/eval/quality.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 using nlohmann::json;
 
 namespace {
@@ -474,4 +474,4 @@ ClaimsResult claims_across_seeds(const std::vector<ClaimsResult>& per_seed, doub
   return r;
 }
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -1,4 +1,4 @@
-#include "apps/qface/bench_profile.h"
+#include "apps/qface/bench/profile.h"
 
 #include <fmt/format.h>
 #include <torch/csrc/autograd/profiler_legacy.h>

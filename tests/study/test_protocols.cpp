@@ -5,11 +5,11 @@
 #include <cmath>
 
 #include "qface/core/error.h"
-#include "qface/pipeline/claims.h"
-#include "qface/pipeline/main_job.h"
-#include "qface/pipeline/protocols.h"
+#include "qface/study/claims.h"
+#include "qface/study/main_job.h"
+#include "qface/study/protocols.h"
 
-namespace qp = qface::pipeline;
+namespace qp = qface::study;
 
 TEST(Protocols, TarAtOneThresholdOverAllImpostors) {
   // 100 impostors scored 0.00 ... 0.99 and 4 genuine pairs. At FAR 0.05 the

@@ -1,8 +1,8 @@
 // The main job (`qface demo`, `make run`) and the longer study (`qface
 // study`): generate a `qface synth` set, train AdaFace, MagFace and ArcFace
 // with the same backbone, data, seed and steps (for each seed), evaluate
-// every model on the quality strata (pipeline/model_eval.h), measure the
-// papers' claims with paired-bootstrap intervals (pipeline/claims.h), and
+// every model on the quality strata (study/model_eval.h), measure the
+// papers' claims with paired-bootstrap intervals (study/claims.h), and
 // write comparison.md / .json and report.html.
 // Every stage is resumable and reused only when its fingerprint (resolved
 // config, data options, model file) matches: a changed --set retrains, an
@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "qface/pipeline/model_eval.h"
+#include "qface/study/model_eval.h"
 #include "qface/synth/generate.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 
 struct MainJobOptions {
   std::filesystem::path out = "runs/demo";
@@ -64,4 +64,4 @@ std::filesystem::path default_study_config();
 // heads and controls each question needs.
 MainJobOptions study_options();
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

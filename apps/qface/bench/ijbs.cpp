@@ -14,7 +14,7 @@
 #include <iostream>
 #include <random>
 
-#include "apps/qface/bench_util.h"
+#include "apps/qface/bench/util.h"
 #include "apps/qface/command.h"
 #include "qface/core/error.h"
 #include "qface/core/fs.h"

@@ -30,9 +30,9 @@
 #include "qface/backbones/backbone.h"
 #include "qface/eval/ijbs.h"
 #include "qface/infer/embed.h"
-#include "qface/pipeline/protocols.h"
+#include "qface/study/protocols.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 
 struct EvalSettings {
   bool flip = true;    // also the flip-fused protocol (AdaFace's norm-weighted fusion)
@@ -59,7 +59,7 @@ struct EvalData {
   std::vector<std::string> reference_images;  // clean renders
   std::vector<int64_t> reference_identity;
   std::optional<eval::IjbsMeta> ijbs;  // DIR/ijbs (surveillance protocols) when present
-  ProtocolData protocols;              // val_cross, tinyface/, tail_probe/ (pipeline/protocols.h), when present
+  ProtocolData protocols;              // val_cross, tinyface/, tail_probe/ (study/protocols.h), when present
 };
 // Reads val_{high,mixed,low}.bin, their sidecars, the manifest's ground truth,
 // val_reference.bin and the surveillance set's meta (DIR/ijbs, when there);
@@ -116,4 +116,4 @@ backbones::Backbone load_for_eval(const std::filesystem::path& model_path, const
 // BRISQUE as a quality score (higher is better, like the norm): its negation.
 std::vector<double> brisque_quality(std::vector<double> brisque);
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

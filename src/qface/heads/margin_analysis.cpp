@@ -1,4 +1,4 @@
-#include "qface/analysis/margin.h"
+#include "qface/heads/margin_analysis.h"
 
 #include <torch/torch.h>
 
@@ -10,7 +10,7 @@
 #include "qface/heads/adaface.h"
 #include "qface/heads/curricularface.h"
 
-namespace qface::analysis {
+namespace qface::heads {
 
 MarginResult analyze_margin(const torch::Tensor& raw_embeddings, const torch::Tensor& labels,
                             const torch::Tensor& kernel, heads::HeadConfig config) {
@@ -85,4 +85,4 @@ std::string plot_margin(const nlohmann::json& report) {
   return render_svg(o, all);
 }
 
-}  // namespace qface::analysis
+}  // namespace qface::heads

@@ -26,7 +26,7 @@
 
 #include "qface/eval/bootstrap.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 
 struct EvalSettings;
 
@@ -100,4 +100,4 @@ eval::Interval tar_difference(const std::vector<double>& a, const std::vector<do
                               const std::vector<uint8_t>& genuine, const std::vector<int64_t>& pair_identity,
                               double far, const eval::BootstrapOptions& options);
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -16,9 +16,9 @@
 
 #include "qface/eval/bootstrap.h"
 #include "qface/eval/claims.h"
-#include "qface/pipeline/model_eval.h"
+#include "qface/study/model_eval.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 
 // Non-inferiority margin of the "no loss" / "about as good" claims: 1 point of accuracy.
 inline constexpr double kNoLossMargin = 0.01;
@@ -55,4 +55,4 @@ double claim_far(int64_t impostors);
 // ("adaface_z+1" -> "AdaFace z ≡ +1").
 std::string head_title(const std::string& run);
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -8,8 +8,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "apps/qface/bench_profile.h"
-#include "apps/qface/bench_util.h"
+#include "apps/qface/bench/profile.h"
+#include "apps/qface/bench/util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
 #include "qface/backbones/winograd.h"

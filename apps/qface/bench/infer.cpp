@@ -16,8 +16,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "apps/qface/bench_profile.h"
-#include "apps/qface/bench_util.h"
+#include "apps/qface/bench/profile.h"
+#include "apps/qface/bench/util.h"
 #include "apps/qface/command.h"
 #include "qface/backbones/backbone.h"
 #include "qface/core/device.h"
@@ -125,7 +125,8 @@ int run_bench(const BenchArgs& a) {
       std::cout << "int8: calibrated on 64 synthetic faces (no calibration in the weights)\n";
     }
     infer::InferenceOptions po = o;
-    const infer::PrecisionChoice choice = infer::apply_precision(*m, po, p, a.weights, int8);
+    const infer::PrecisionChoice choice = infer::apply_precision(*m, po, p, a.weights, int8,
+                                                                       {faces.begin() + 64, faces.end()});
     const std::string label = p == infer::Precision::kAuto
                                   ? fmt::format("qface auto (chose {})", infer::precision_name(choice.precision))
                                   : fmt::format("qface fast {}", name);

@@ -1,4 +1,4 @@
-#include "qface/pipeline/main_job.h"
+#include "qface/study/main_job.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -14,15 +14,15 @@
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
 #include "qface/eval/report.h"
-#include "qface/pipeline/claims.h"
-#include "qface/pipeline/stage.h"
+#include "qface/study/claims.h"
+#include "qface/study/stage.h"
 #include "qface/synth/generate.h"
 #include "qface/train/checkpoint.h"
 #include "qface/train/config.h"
 #include "qface/train/distributed.h"
 #include "qface/train/trainer.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -735,4 +735,4 @@ MainJobResult run_main_job(const MainJobOptions& o) {
   return result;
 }
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -1,6 +1,6 @@
 // qface bench <verb>: speed benchmarks, each reported as ratios against the
 // Python reference run in the same invocation, with the machine named (one
-// verb a file: cmd_bench_*.cpp).
+// verb a file in this folder).
 #include "apps/qface/command.h"
 
 namespace qface::cli {

@@ -1,4 +1,4 @@
-#include "apps/qface/bench_util.h"
+#include "apps/qface/bench/util.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

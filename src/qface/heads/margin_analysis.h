@@ -11,7 +11,7 @@
 
 #include "qface/heads/factory.h"
 
-namespace qface::analysis {
+namespace qface::heads {
 
 struct MarginResult {
   nlohmann::json report;        // loss, ce, [reg], norm, per-head terms, [batch_mean, batch_std] (AdaFace), [t] (CurricularFace)
@@ -28,4 +28,4 @@ MarginResult analyze_margin(const torch::Tensor& raw_embeddings, const torch::Te
 // An SVG chart of the margin terms against the feature norm.
 std::string plot_margin(const nlohmann::json& report);
 
-}  // namespace qface::analysis
+}  // namespace qface::heads

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-namespace qface::analysis {
+namespace qface::heads {
 
 struct ToyEmbeddings {
   torch::Tensor embeddings;  // [N, D] float32, raw (unnormalized)
@@ -22,4 +22,4 @@ struct ToyEmbeddings {
 // noise (renormalized); the norm is 8 + 42 q + N(0, 2), at least 1.
 ToyEmbeddings make_toy_embeddings(int64_t n, int64_t dim, int64_t classes, uint64_t seed);
 
-}  // namespace qface::analysis
+}  // namespace qface::heads

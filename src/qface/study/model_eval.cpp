@@ -1,4 +1,4 @@
-#include "qface/pipeline/model_eval.h"
+#include "qface/study/model_eval.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -21,9 +21,9 @@
 #include "qface/infer/embed.h"
 #include "qface/infer/verify_bin.h"
 #include "qface/io/checkpoint.h"
-#include "qface/pipeline/stage.h"
+#include "qface/study/stage.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -426,4 +426,4 @@ ModelEval evaluate_model(const fs::path& model_path, const std::string& name, co
   return m;
 }
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -1,4 +1,4 @@
-#include "qface/pipeline/protocols.h"
+#include "qface/study/protocols.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -19,11 +19,11 @@
 #include "qface/eval/roc.h"
 #include "qface/infer/embed.h"
 #include "qface/io/checkpoint.h"
-#include "qface/pipeline/model_eval.h"
-#include "qface/pipeline/stage.h"
+#include "qface/study/model_eval.h"
+#include "qface/study/stage.h"
 #include "qface/train/checkpoint.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -305,4 +305,4 @@ ProtocolEval evaluate_protocols(const fs::path& model_path, const std::string& n
   return r;
 }
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

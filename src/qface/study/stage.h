@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace qface::pipeline {
+namespace qface::study {
 
 std::string fingerprint_bytes(std::string_view bytes);
 std::string fingerprint(const nlohmann::json& j);
@@ -22,4 +22,4 @@ std::string file_fingerprint(const std::filesystem::path& file);
 // The JSON file's "fingerprint" field equals `fp` (false when missing or unreadable).
 bool has_fingerprint(const std::filesystem::path& json_file, const std::string& fp);
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -1,10 +1,10 @@
-#include "qface/pipeline/stage.h"
+#include "qface/study/stage.h"
 
 #include <fmt/format.h>
 
 #include "qface/core/fs.h"
 
-namespace qface::pipeline {
+namespace qface::study {
 
 std::string fingerprint_bytes(std::string_view bytes) {
   uint64_t h = 0xcbf29ce484222325ULL;
@@ -29,4 +29,4 @@ bool has_fingerprint(const std::filesystem::path& json_file, const std::string& 
   }
 }
 
-}  // namespace qface::pipeline
+}  // namespace qface::study

@@ -1,11 +1,11 @@
-#include "qface/analysis/toy_embeddings.h"
+#include "qface/heads/toy_embeddings.h"
 
 #include <torch/torch.h>
 
 #include "qface/core/error.h"
 #include "qface/heads/head.h"
 
-namespace qface::analysis {
+namespace qface::heads {
 
 ToyEmbeddings make_toy_embeddings(int64_t n, int64_t dim, int64_t classes, uint64_t seed) {
   require(n > 0 && dim > 1 && classes > 1, "toy embeddings: need n > 0, dim > 1, classes > 1");
@@ -30,4 +30,4 @@ ToyEmbeddings make_toy_embeddings(int64_t n, int64_t dim, int64_t classes, uint6
   return t;
 }
 
-}  // namespace qface::analysis
+}  // namespace qface::heads
