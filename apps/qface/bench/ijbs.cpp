@@ -4,6 +4,7 @@
 // NumPy reference (bench/python/ijbs_reference.py) on the same data in the
 // same run; prints both, the ratio, and the largest metric difference.
 #include <ATen/Parallel.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "qface/core/npy.h"
 #include "qface/eval/features.h"
 #include "qface/eval/ijbs.h"
+#include "qface/eval/ijbs_meta.h"
 
 namespace qface::cli {
 namespace {
@@ -44,13 +46,165 @@ torch::Tensor i64(const std::vector<int64_t>& v) {
   return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, torch::kInt64).clone();
 }
 
+const std::vector<std::string> kFusions = {"mean", "norm", "topk:5"};
+
+// Per frame or photo, in templates.csv order: its template, subject and quality.
+struct Layout {
+  std::vector<int64_t> tid, frame_subject, tmpl, tsubj;  // tmpl, tsubj: per template
+  std::vector<float> quality;
+  std::vector<eval::IjbsProtocolLists> protocols;
+};
+
+// Layout as `qface synth` writes it (docs/ijbs.md): per enrolled subject a
+// single photo, a booking set and videos; unenrolled subjects have videos
+// only. Writes the meta folder into `dir`, to be read back by the real reader
+// (timed on its own).
+Layout write_layout(const BenchArgs& a, const fs::path& dir) {
+  std::mt19937_64 rng(a.seed);
+  std::uniform_real_distribution<double> U(0, 1);
+  Layout l;
+  eval::IjbsTemplatesCsv csv;
+  eval::IjbsTemplateRoles roles;
+  int64_t next = 1;
+  auto add = [&](int64_t t, int64_t s, const std::string& media, int64_t n, double q0, double q1) {
+    l.tmpl.push_back(t);
+    l.tsubj.push_back(s);
+    for (int64_t f = 0; f < n; ++f) {
+      l.tid.push_back(t);
+      l.frame_subject.push_back(s);
+      const double x = n > 1 ? static_cast<double>(f) / static_cast<double>(n - 1) : 0.0;
+      l.quality.push_back(static_cast<float>(q0 + (q1 - q0) * x));
+      csv.add(t, s, fmt::format("{}/{}_{}.jpg", s, t, f), media);
+    }
+  };
+  for (int64_t s = 1; s <= a.subjects + a.unenrolled; ++s) {
+    const bool enrolled = s <= a.subjects;
+    if (enrolled) {
+      roles.singles.push_back(next);
+      add(next++, s, "single", 1, 0.95, 0.95);
+      roles.bookings.push_back(next);
+      add(next++, s, "booking", a.booking, 0.9, 0.7);
+    }
+    for (int64_t v = 0; v < a.videos; ++v) {
+      // A subject walking through the scene: quality drifts between two draws.
+      roles.add_video(next, enrolled, v == 0);
+      add(next++, s, "video", a.frames, 0.05 + 0.5 * U(rng), 0.05 + 0.9 * U(rng));
+    }
+  }
+  csv.write(dir);
+  l.protocols = eval::ijbs_protocols(roles);
+  for (const eval::IjbsProtocolLists& p : l.protocols) eval::write_ijbs_protocol(dir, p);
+  return l;
+}
+
+struct Features {
+  torch::Tensor feats, norms;
+};
+
+// The subject's unit centre (centres share a common direction, mean cosine
+// `similarity`) scaled by the frame's quality, plus a bias per template (the
+// video's scene and pose, which averaging frames cannot remove) and frame
+// noise, normalized; the norm grows with quality (as a trained model's).
+// Rank-1 is then far from perfect and the fusions differ.
+Features make_features(const BenchArgs& a, const Layout& l) {
+  const int64_t S = a.subjects + a.unenrolled, D = a.dim, N = static_cast<int64_t>(l.tid.size());
+  const int64_t templates = static_cast<int64_t>(l.tmpl.size());
+  const torch::Tensor common = eval::l2_normalize(torch::randn({1, D}));
+  const double spread = std::sqrt((1 - a.similarity) / std::max(a.similarity, 1e-6));
+  torch::Tensor centres = eval::l2_normalize(common + eval::l2_normalize(torch::randn({S + 1, D})).mul_(spread));
+  torch::Tensor bias = eval::l2_normalize(torch::randn({templates + 1, D})).mul_(a.video_bias);
+  torch::Tensor q = torch::from_blob(const_cast<float*>(l.quality.data()), {N}, torch::kFloat32).clone();
+  torch::Tensor feats = centres.index_select(0, i64(l.frame_subject)).mul_(q.unsqueeze(1));
+  feats.add_(bias.index_select(0, i64(l.tid)));
+  feats.add_(torch::randn({N, D}).mul_(a.noise / std::sqrt(static_cast<double>(D))));
+  return {eval::l2_normalize(feats), q.mul(30).add_(torch::rand({N}).mul_(3)).add_(5)};
+}
+
+// Times every fusion (best of a.repeat) into j's qface_seconds, qface_stages
+// and qface_results. Returns the total seconds.
+double time_qface(const eval::IjbsMeta& meta, const Features& f, const BenchArgs& a, json& j) {
+  double total = 0;
+  for (const std::string& fusion : kFusions) {
+    eval::IjbsOptions opt;
+    opt.fusion = eval::parse_fusion(fusion);
+    eval::IjbsResult r;
+    const double s =
+        best_seconds([&] { r = eval::evaluate_ijbs(meta, f.feats, f.norms, meta.files, opt); }, 0, a.repeat);
+    total += s;
+    j["qface_seconds"][fusion] = s;
+    for (const auto& [stage, t] : r.timings) j["qface_stages"][fusion][stage] = t;  // of the last run
+    for (const auto& p : r.protocols) {
+      json m;
+      for (auto [k, v] : p.summary.cmc) m["top" + std::to_string(k)] = v;
+      for (const auto& t : p.summary.tpir_at_fpir)
+        m["tpir"][fmt::format("{}", t.fpir)] = std::isfinite(t.tpir) ? json(t.tpir) : json();
+      j["qface_results"][fusion][p.protocol] = m;
+    }
+    spdlog::info("qface {}: {:.3f} s", fusion, s);
+  }
+  j["qface_seconds"]["total"] = total;
+  return total;
+}
+
+// The same protocol on both sides: every rank-k rate and TPIR should agree
+// (up to float rounding flipping a near-tie).
+double max_metric_difference(const json& ours, const json& theirs, const Layout& l) {
+  double max_diff = 0;
+  for (const std::string& f : kFusions)
+    for (const auto& p : l.protocols) {
+      const json& x = ours[f][p.name];
+      const json& y = theirs[f][p.name];
+      for (const char* k : {"top1", "top5", "top10"})
+        max_diff = std::max(max_diff, std::abs(x[k].get<double>() - y[k].get<double>()));
+      for (const auto& [fp, v] : x["tpir"].items()) {
+        const json& w = y["tpir"][fp];  // "0.01", "0.1" on both sides
+        if (v.is_null() != w.is_null()) max_diff = std::max(max_diff, 1.0);
+        else if (!v.is_null()) max_diff = std::max(max_diff, std::abs(v.get<double>() - w.get<double>()));
+      }
+    }
+  return max_diff;
+}
+
+// Runs bench/python/ijbs_reference.py on the same data (written as .npy into
+// dir) and adds its timings, results and the comparison to j.
+void run_numpy_reference(const BenchArgs& a, const fs::path& dir, const Layout& l, const Features& f, json& j) {
+  write_npy(dir / "feats.npy", f.feats);
+  write_npy(dir / "norms.npy", f.norms.to(torch::kFloat32));
+  write_npy(dir / "tid.npy", i64(l.tid));
+  write_npy(dir / "tmpl.npy", i64(l.tmpl));
+  write_npy(dir / "tsubj.npy", i64(l.tsubj));
+  std::string names;
+  for (const auto& p : l.protocols) {
+    write_npy(dir / (p.name + "_probe.npy"), i64(p.probes));
+    write_npy(dir / (p.name + "_gallery.npy"), i64(p.gallery));
+    names += (names.empty() ? "" : ",") + p.name;
+  }
+  const std::string threads = std::to_string(a.threads);
+  ::setenv("OMP_NUM_THREADS", threads.c_str(), 1);
+  ::setenv("OPENBLAS_NUM_THREADS", threads.c_str(), 1);
+  std::string note;
+  const json py = run_python_reference(
+      "ijbs_reference.py", fmt::format("'{}' {} {}", dir.string(), fmt::join(kFusions, ","), names), a.python_dir, note);
+  if (py.is_null()) {
+    spdlog::warn("bench ijbs: NumPy reference skipped: {}", note);
+    return;
+  }
+  const double py_s = py["seconds"]["total"].get<double>(), total = j["qface_seconds"]["total"].get<double>();
+  j["numpy"] = py["numpy"];
+  j["numpy_seconds"] = py["seconds"];
+  j["numpy_results"] = py["results"];
+  j["speedup"] = py_s / total;
+  const double max_diff = max_metric_difference(j["qface_results"], py["results"], l);
+  j["max_metric_difference"] = max_diff;
+  spdlog::info("bench ijbs: numpy {:.2f} s, qface {:.2f} s: {:.1f}x; max |metric difference| {:.2e}", py_s, total,
+               py_s / total, max_diff);
+}
+
 int run_bench(const BenchArgs& a) {
   require(a.subjects >= 2 && a.unenrolled >= 1 && a.videos >= 2 && a.frames >= 1 && a.booking >= 1 && a.dim >= 2,
           "bench ijbs: need >= 2 subjects, >= 1 unenrolled, >= 2 videos, >= 1 frame and booking photo");
   at::set_num_threads(a.threads);
   torch::manual_seed(a.seed);
-  std::mt19937_64 rng(a.seed);
-  std::uniform_real_distribution<double> U(0, 1);
   const fs::path dir = a.work_dir.empty() ? fs::temp_directory_path() / fmt::format("qface-bench-ijbs-{}", ::getpid())
                                           : fs::path(a.work_dir);
   ensure_dir(dir);
@@ -63,161 +217,34 @@ int run_bench(const BenchArgs& a) {
     }
   } cleanup{dir, !a.work_dir.empty()};
 
-  // Layout as `qface synth` writes it (docs/ijbs.md): per enrolled subject a
-  // single photo, a booking set and videos; unenrolled subjects have videos only.
   auto t_gen = std::chrono::steady_clock::now();
-  const int64_t S = a.subjects + a.unenrolled, D = a.dim;
-  std::vector<int64_t> tid, frame_subject, tmpl, tsubj, singles, bookings, videos, s2s_gallery, s2s_probes;
-  std::vector<float> quality;
-  std::string csv = "TEMPLATE_ID,SUBJECT_ID,FILENAME,MEDIA\n";
-  int64_t next = 1;
-  auto add = [&](int64_t t, int64_t s, const std::string& media, int64_t n, double q0, double q1) {
-    tmpl.push_back(t);
-    tsubj.push_back(s);
-    for (int64_t f = 0; f < n; ++f) {
-      tid.push_back(t);
-      frame_subject.push_back(s);
-      const double x = n > 1 ? static_cast<double>(f) / static_cast<double>(n - 1) : 0.0;
-      quality.push_back(static_cast<float>(q0 + (q1 - q0) * x));
-      csv += fmt::format("{},{},{}/{}_{}.jpg,{}\n", t, s, s, t, f, media);
-    }
-  };
-  for (int64_t s = 1; s <= S; ++s) {
-    const bool enrolled = s <= a.subjects;
-    if (enrolled) {
-      singles.push_back(next);
-      add(next++, s, "single", 1, 0.95, 0.95);
-      bookings.push_back(next);
-      add(next++, s, "booking", a.booking, 0.9, 0.7);
-    }
-    for (int64_t v = 0; v < a.videos; ++v) {
-      // A subject walking through the scene: quality drifts between two draws.
-      videos.push_back(next);
-      (enrolled && v == 0 ? s2s_gallery : s2s_probes).push_back(next);
-      add(next++, s, "video", a.frames, 0.05 + 0.5 * U(rng), 0.05 + 0.9 * U(rng));
-    }
-  }
-  const int64_t N = static_cast<int64_t>(tid.size());
-  // Features: the subject's unit centre (centres share a common direction,
-  // mean cosine `similarity`) scaled by the frame's quality, plus a bias per
-  // template (the video's scene and pose, which averaging frames cannot
-  // remove) and frame noise, normalized; the norm grows with quality (as a
-  // trained model's). Rank-1 is then far from perfect and the fusions differ.
-  const torch::Tensor common = eval::l2_normalize(torch::randn({1, D}));
-  const double spread = std::sqrt((1 - a.similarity) / std::max(a.similarity, 1e-6));
-  torch::Tensor centres = eval::l2_normalize(common + eval::l2_normalize(torch::randn({S + 1, D})).mul_(spread));
-  torch::Tensor bias = eval::l2_normalize(torch::randn({next, D})).mul_(a.video_bias);
-  torch::Tensor q = torch::from_blob(quality.data(), {N}, torch::kFloat32).clone();
-  torch::Tensor feats = centres.index_select(0, i64(frame_subject)).mul_(q.unsqueeze(1));
-  feats.add_(bias.index_select(0, i64(tid)));
-  feats.add_(torch::randn({N, D}).mul_(a.noise / std::sqrt(static_cast<double>(D))));
-  feats = eval::l2_normalize(feats);
-  torch::Tensor norms = q.mul(30).add_(torch::rand({N}).mul_(3)).add_(5);
-  // The meta folder, read back by the real reader (timed on its own).
-  write_file_atomic(dir / "templates.csv", csv);
-  auto protocol_csv = [](const std::vector<int64_t>& probes, const std::vector<int64_t>& gallery) {
-    std::string g;
-    for (int64_t t : gallery) g += (g.empty() ? "" : ";") + std::to_string(t);
-    std::string text = "PROBE_TEMPLATE_ID,GALLERY_TEMPLATE_IDS\n";
-    for (int64_t p : probes) text += fmt::format("{},{}\n", p, g);
-    return text;
-  };
-  const std::vector<std::pair<std::string, std::pair<std::vector<int64_t>, std::vector<int64_t>>>> protocols = {
-      {"surveillance_to_single", {videos, singles}},
-      {"surveillance_to_booking", {videos, bookings}},
-      {"surveillance_to_surveillance", {s2s_probes, s2s_gallery}}};
-  for (const auto& [name, pg] : protocols) write_file_atomic(dir / (name + ".csv"), protocol_csv(pg.first, pg.second));
-  csv.clear();
-  csv.shrink_to_fit();
+  const Layout l = write_layout(a, dir);
+  const Features f = make_features(a, l);
+  const int64_t N = static_cast<int64_t>(l.tid.size());
   spdlog::info("bench ijbs: {} frames and photos ({}-d) in {} templates of {} subjects ({} unenrolled), {} threads "
-               "(data {:.1f} s)", N, D, tmpl.size(), S, a.unenrolled, a.threads, seconds_since(t_gen));
+               "(data {:.1f} s)", N, a.dim, l.tmpl.size(), a.subjects + a.unenrolled, a.unenrolled, a.threads,
+               seconds_since(t_gen));
 
   auto t_load = std::chrono::steady_clock::now();
   const eval::IjbsMeta meta = eval::load_ijbs_meta(dir);
   const double load_s = seconds_since(t_load);
-  const std::vector<std::string> fusions = {"mean", "norm", "topk:5"};
-  json j{{"kind", "bench.ijbs"}, {"frames", N},         {"templates", tmpl.size()}, {"dim", D},
+  json j{{"kind", "bench.ijbs"}, {"frames", N},         {"templates", l.tmpl.size()}, {"dim", a.dim},
          {"threads", a.threads}, {"load_seconds", load_s}};
-  double total = 0;
-  json qres;
-  for (const std::string& f : fusions) {
-    eval::IjbsOptions opt;
-    opt.fusion = eval::parse_fusion(f);
-    eval::IjbsResult r;
-    const double s = best_seconds([&] { r = eval::evaluate_ijbs(meta, feats, norms, meta.files, opt); }, 0, a.repeat);
-    total += s;
-    j["qface_seconds"][f] = s;
-    for (const auto& [stage, t] : r.timings) j["qface_stages"][f][stage] = t;  // of the last run
-    for (const auto& p : r.protocols) {
-      json m;
-      for (auto [k, v] : p.summary.cmc) m["top" + std::to_string(k)] = v;
-      for (const auto& t : p.summary.tpir_at_fpir)
-        m["tpir"][fmt::format("{}", t.fpir)] = std::isfinite(t.tpir) ? json(t.tpir) : json();
-      qres[f][p.protocol] = m;
-    }
-    spdlog::info("qface {}: {:.3f} s", f, s);
-  }
-  j["qface_seconds"]["total"] = total;
-  j["qface_results"] = qres;
+  const double total = time_qface(meta, f, a, j);
+  if (a.no_python) spdlog::info("bench ijbs: NumPy reference skipped (--no-python)");
+  else run_numpy_reference(a, dir, l, f, j);
 
-  if (a.no_python) {
-    spdlog::info("bench ijbs: NumPy reference skipped (--no-python)");
-  } else {
-    write_npy(dir / "feats.npy", feats);
-    write_npy(dir / "norms.npy", norms.to(torch::kFloat32));
-    write_npy(dir / "tid.npy", i64(tid));
-    write_npy(dir / "tmpl.npy", i64(tmpl));
-    write_npy(dir / "tsubj.npy", i64(tsubj));
-    std::string names;
-    for (const auto& [name, pg] : protocols) {
-      write_npy(dir / (name + "_probe.npy"), i64(pg.first));
-      write_npy(dir / (name + "_gallery.npy"), i64(pg.second));
-      names += (names.empty() ? "" : ",") + name;
-    }
-    const std::string threads = std::to_string(a.threads);
-    ::setenv("OMP_NUM_THREADS", threads.c_str(), 1);
-    ::setenv("OPENBLAS_NUM_THREADS", threads.c_str(), 1);
-    std::string note;
-    const json py = run_python_reference("ijbs_reference.py", fmt::format("'{}' mean,norm,topk:5 {}", dir.string(), names),
-                                         a.python_dir, note);
-    if (py.is_null()) {
-      spdlog::warn("bench ijbs: NumPy reference skipped: {}", note);
-    } else {
-      const double py_s = py["seconds"]["total"].get<double>();
-      j["numpy"] = py["numpy"];
-      j["numpy_seconds"] = py["seconds"];
-      j["numpy_results"] = py["results"];
-      j["speedup"] = py_s / total;
-      // The same protocol: every rank-k rate and TPIR should agree (up to
-      // float rounding flipping a near-tie).
-      double max_diff = 0;
-      for (const std::string& f : fusions)
-        for (const auto& [name, pg] : protocols) {
-          const json& x = qres[f][name];
-          const json& y = py["results"][f][name];
-          for (const char* k : {"top1", "top5", "top10"})
-            max_diff = std::max(max_diff, std::abs(x[k].get<double>() - y[k].get<double>()));
-          for (const auto& [fp, v] : x["tpir"].items()) {
-            const json& w = y["tpir"][fp];  // "0.01", "0.1" on both sides
-            if (v.is_null() != w.is_null()) max_diff = std::max(max_diff, 1.0);
-            else if (!v.is_null()) max_diff = std::max(max_diff, std::abs(v.get<double>() - w.get<double>()));
-          }
-        }
-      j["max_metric_difference"] = max_diff;
-      spdlog::info("bench ijbs: numpy {:.2f} s, qface {:.2f} s: {:.1f}x; max |metric difference| {:.2e}", py_s, total,
-                   py_s / total, max_diff);
-    }
-  }
-  std::cout << fmt::format("qface eval ijbs ({} frames, {} templates, fusions mean, norm, topk:5, {} threads): {:.2f} s "
+  std::cout << fmt::format("qface eval ijbs ({} frames, {} templates, fusions {}, {} threads): {:.2f} s "
                            "(+ {:.2f} s reading templates.csv)",
-                           N, tmpl.size(), a.threads, total, load_s);
+                           N, l.tmpl.size(), fmt::join(kFusions, ", "), a.threads, total, load_s);
   if (j.contains("speedup"))
     std::cout << fmt::format("; numpy reference {:.2f} s; speed-up {:.1f}x; max metric difference {:.1e}",
                              j["numpy_seconds"]["total"].get<double>(), j["speedup"].get<double>(),
                              j["max_metric_difference"].get<double>());
   std::cout << "\n";
-  for (const auto& [name, pg] : protocols)
-    std::cout << fmt::format("  {} (norm fusion): rank-1 {:.4f}\n", name, qres["norm"][name]["top1"].get<double>());
+  for (const auto& p : l.protocols)
+    std::cout << fmt::format("  {} (norm fusion): rank-1 {:.4f}\n", p.name,
+                             j["qface_results"]["norm"][p.name]["top1"].get<double>());
   if (!a.out.empty()) eval::write_json(a.out, j);
   return 0;
 }

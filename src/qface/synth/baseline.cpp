@@ -11,8 +11,8 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/parallel.h"
 #include "qface/data/bin_set.h"
-#include "qface/synth/generate.h"
 
 namespace qface::synth {
 namespace {

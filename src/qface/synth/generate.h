@@ -142,7 +142,4 @@ cv::Mat preview_sheet(int ids, const SynthOptions& options);
 // guard of infer/precision.h, benchmarks).
 std::vector<cv::Mat> sample_faces(int64_t count, const SynthOptions& options);
 
-// Runs fn(i) for i in [0, n) on `threads` threads (results must be written by index).
-void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn);
-
 }  // namespace qface::synth

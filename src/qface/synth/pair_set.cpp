@@ -1,7 +1,8 @@
 // 1:1 verification pair sets: the quality strata val_high / val_mixed /
-// val_low (written by generate.cpp's write_val) and the cross-quality set
-// val_cross (a low-quality probe against a high-quality reference, the AdaFace
-// paper's low-quality setting), all through write_pair_set.
+// val_low (write_val) and the cross-quality set val_cross (a low-quality probe
+// against a high-quality reference, the AdaFace paper's low-quality setting),
+// all through write_pair_set; and val_reference, the clean renders the
+// strata's images are measured against.
 #include <map>
 
 #include "qface/core/fs.h"
@@ -31,6 +32,32 @@ std::pair<int64_t, int64_t> pair_identities(Rng& rng, bool same, const std::vect
     }
   }
   return {a, b};
+}
+
+// Clean renders of every verification identity (frontal, neutral, every
+// nuisance strength 0: quality 1), two per identity as one genuine pair each,
+// so the set is an ordinary .bin. They measure each verification image's
+// empirical recognizability: its similarity to its own identity's clean face.
+void write_val_reference(const fs::path& out, const SynthOptions& o, const std::vector<Identity>& ids, json& manifest) {
+  std::vector<Job> jobs;
+  for (const Identity& id : ids)
+    for (uint64_t k = 0; k < 2; ++k) {
+      Rng rng(derive_seed(o.seed, kValReference, static_cast<uint64_t>(id.index) << 8 | k));
+      ImageNuisance n;
+      derive(n, rng);
+      n.roll = 0;
+      jobs.push_back(Job{&id, n, 0});
+    }
+  data::BinSet bin;
+  bin.issame.assign(ids.size(), true);
+  bin.images.resize(jobs.size());
+  json identity = json::array();
+  render_jobs(jobs, o, "val_reference", [&](std::size_t k, Done&& d) { bin.images[k] = std::move(d.jpeg); });
+  for (const Job& j : jobs) identity.push_back(j.identity->index);
+  data::write_bin_set(out / "val_reference.bin", bin);
+  manifest["val_reference"] = {{"file", "val_reference.bin"},
+                               {"note", "two clean renders (quality 1) per verification identity"},
+                               {"identity", identity}};
 }
 
 }  // namespace
@@ -82,6 +109,29 @@ json write_pair_set(const fs::path& out, const SynthOptions& o, const std::vecto
   write_file_atomic(out / (spec.name + ".json"), side.dump() + "\n");
   side["images"] = std::move(images);
   return side;
+}
+
+int64_t write_val(const fs::path& out, const SynthOptions& o, json& manifest) {
+  const auto ids = sample_population(o.seed, kIdsVal, o.val_ids, o.population);
+  manifest["identities"]["val"] = identities_json(ids);
+  const int64_t pairs = o.val_pairs + (o.val_pairs % 2);  // even: half genuine, half impostor
+  // Bands: high = both high; low = both low; mixed = one of each (random order).
+  const char* names[3] = {"val_high", "val_mixed", "val_low"};
+  for (int set = 0; set < 3; ++set) {
+    PairSetSpec spec;
+    spec.name = names[set];
+    spec.pair_stream = kValPair + static_cast<uint64_t>(set) * 1000;
+    spec.image_stream = kValImage + static_cast<uint64_t>(set) * 1000;
+    for (int side = 0; side < 2; ++side) {
+      const bool high = set == 0 || (set == 1 && side == 0);
+      spec.lo[side] = high ? o.high_lo : o.low_lo;
+      spec.hi[side] = high ? 1.0 : o.low_hi;
+    }
+    spec.shuffle = set == 1;
+    manifest[names[set]] = write_pair_set(out, o, ids, pairs, spec);
+  }
+  write_val_reference(out, o, ids, manifest);
+  return 3 * pairs;
 }
 
 int64_t write_val_cross(const fs::path& out, const SynthOptions& o, json& manifest) {

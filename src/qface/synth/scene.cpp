@@ -8,8 +8,8 @@
 #include <string>
 
 #include "qface/core/error.h"
+#include "qface/core/parallel.h"
 #include "qface/data/alignment.h"
-#include "qface/synth/generate.h"
 #include "qface/synth/rng.h"
 
 namespace qface::synth {

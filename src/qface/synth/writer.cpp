@@ -8,6 +8,7 @@
 
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+#include "qface/core/parallel.h"
 #include "qface/core/progress.h"
 
 namespace qface::synth::detail {
@@ -20,6 +21,18 @@ json landmarks_json(const Landmarks& l) {
   json j = json::array();
   for (const auto& p : l) j.push_back({r4(p.x), r4(p.y)});
   return j;
+}
+
+json identities_json(const std::vector<Identity>& ids) {
+  json j = json::array();
+  for (const auto& id : ids) j.push_back(identity_to_json(id));
+  return j;
+}
+
+json quality_formula_json() {
+  json w;
+  for (int k = 0; k < kNuisances; ++k) w[nuisance_name(k)] = quality_weights()[static_cast<std::size_t>(k)];
+  return {{"formula", "q = prod_k (1 - w_k * s_k), s_k in [0, 1] the nuisance strengths"}, {"weights", w}};
 }
 
 namespace {

@@ -1,7 +1,7 @@
-// Shared machinery of the set writers of `qface synth` (generate.cpp,
-// pair_set.cpp, tail_probe.cpp): the seed streams, rendering jobs on the
-// worker threads, manifest entries, and the two writers more than one set
-// uses (labelled aligned images in folders; 1:1 pair sets in .bin + .json).
+// The set writers of `qface synth` (one file per set, generate.cpp runs them)
+// and their shared machinery: the seed streams, rendering jobs on the worker
+// threads, manifest entries, and the two writers more than one set uses
+// (labelled aligned images in folders; 1:1 pair sets in .bin + .json).
 // Internal to the synth area: not part of its interface (generate.h).
 #pragma once
 
@@ -38,6 +38,10 @@ enum Stream : uint64_t {
 
 double r4(double v);
 nlohmann::json landmarks_json(const Landmarks& l);
+// The manifest's list of a population's identities.
+nlohmann::json identities_json(const std::vector<Identity>& ids);
+// The manifest's "quality_formula": how a quality follows from the nuisance strengths.
+nlohmann::json quality_formula_json();
 
 // One image to draw.
 struct Job {
@@ -86,13 +90,39 @@ struct PairSetSpec {
 nlohmann::json write_pair_set(const std::filesystem::path& out, const SynthOptions& o,
                               const std::vector<Identity>& ids, int64_t pairs, const PairSetSpec& spec);
 
+// The set writers: each writes its files and its part of DIR/manifest.json.
+
+// DIR/train.rec, train.idx (train_set.cpp). Returns the images written;
+// *free_images: how many of them are identity-free.
+int64_t write_train(const std::filesystem::path& out, const SynthOptions& o, nlohmann::json& manifest,
+                    int64_t* free_images);
+
+// DIR/val_{high,mixed,low}.bin + .json and val_reference.bin (pair_set.cpp).
+// Returns the pairs written.
+int64_t write_val(const std::filesystem::path& out, const SynthOptions& o, nlohmann::json& manifest);
+
 // DIR/val_cross.bin + .json (pair_set.cpp): image 2i low quality, 2i+1 high.
 // Returns the pairs written (0 when options.val_cross_pairs is 0).
 int64_t write_val_cross(const std::filesystem::path& out, const SynthOptions& o, nlohmann::json& manifest);
 
+// DIR/ijb (ijb_set.cpp): loose crops and the IJB-B/C-style meta files.
+struct IjbCounts {
+  int64_t images = 0, templates = 0;
+};
+IjbCounts write_ijb(const std::filesystem::path& out, const SynthOptions& o, nlohmann::json& manifest);
+
+// DIR/tinyface (tinyface_set.cpp). Returns the images written.
+int64_t write_tinyface(const std::filesystem::path& out, const SynthOptions& o, nlohmann::json& manifest);
+
 // DIR/tail_probe (tail_probe.cpp), written when options.identity_free > 0.
 // Returns the images written.
 int64_t write_tail_probe(const std::filesystem::path& out, const SynthOptions& o, nlohmann::json& manifest);
+
+// DIR/ijbs (surveillance_set.cpp), replacing an older one, with its own
+// manifest.json (version kSurveillanceVersion), written last. Returns the
+// ijbs_* counts and the seconds taken.
+inline constexpr const char* kSurveillanceVersion = "qface-ijbs-1";
+SynthSummary write_surveillance(const std::filesystem::path& out, const SynthOptions& o);
 
 // The population options of the fresh identities of identity-free images:
 // the training population's, without families (every identity independent).
