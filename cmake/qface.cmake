@@ -24,6 +24,9 @@ function(qface_add_area area)
   endif()
   qface_target_defaults(qface_${area})
   target_link_libraries(qface INTERFACE qface_${area})
+  # Installed as qface::<area> (src/qface/CMakeLists.txt).
+  set_target_properties(qface_${area} PROPERTIES EXPORT_NAME ${area})
+  set_property(GLOBAL APPEND PROPERTY QFACE_AREA_TARGETS qface_${area})
 endfunction()
 
 # qface_embed_files(<target> HEADER <h> FUNCTION <ns::fn> TYPE <ns::T> BASE <dir> FILES <f>...):

@@ -7,9 +7,10 @@
 
 namespace qface::cli {
 
-// --head, --m, --h, --s, --t-alpha, --batch-mean, --batch-std, --stats-init,
-// --fixed-z, --eps, --l-a, --u-a, --l-m, --u-m, --lambda-g, --hard-margin. Flags left out keep
-// the chosen head's paper defaults.
+// --head and one flag per head option (QFACE_HEAD_OPTIONS in
+// heads/head_config.h: --m, --s, --t-alpha, ..., --hard-margin), each help
+// listing the heads that take it with their defaults. Flags left out keep the
+// chosen head's paper defaults.
 void add_head_options(CLI::App& app, heads::HeadConfig& config);
 
 }  // namespace qface::cli

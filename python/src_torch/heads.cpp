@@ -5,7 +5,13 @@
 // head: the loss and its gradients are the ones `qface margin` computes.
 #include <torch/extension.h>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include "qface/core/error.h"
 #include "qface/heads/factory.h"
@@ -24,22 +30,16 @@ qface::heads::HeadConfig config_of(const std::string& name, int64_t embedding_si
   c.num_classes = num_classes;
   for (const auto& [key, value] : options) {
     const std::string k = py::str(key);
-    if (k == "easy_margin") {
-      c.easy_margin = value.cast<bool>();
-      continue;
-    }
-    if (k == "stats_init") {
-      c.stats_init = value.cast<std::string>();
-      continue;
-    }
-    std::optional<double>* slot = k == "m" ? &c.m : k == "h" ? &c.h : k == "s" ? &c.s : k == "t_alpha" ? &c.t_alpha
-                                : k == "eps" ? &c.eps : k == "batch_mean" ? &c.batch_mean
-                                : k == "batch_std" ? &c.batch_std : k == "fixed_z" ? &c.fixed_z
-                                : k == "l_a" ? &c.l_a : k == "u_a" ? &c.u_a
-                                : k == "l_m" ? &c.l_m : k == "u_m" ? &c.u_m : k == "lambda_g" ? &c.lambda_g : nullptr;
-    qface::require(slot != nullptr, "head option '{}' is unknown (m, h, s, t_alpha, eps, batch_mean, batch_std, "
-                   "stats_init, fixed_z, l_a, u_a, l_m, u_m, lambda_g, easy_margin)", k);
-    *slot = value.cast<double>();
+    bool known = false;
+    std::vector<std::string> keys;
+    qface::heads::for_each_head_option([&](const qface::heads::HeadOptionInfo& o, auto member) {
+      keys.emplace_back(o.key);
+      if (k != o.key) return;
+      known = true;
+      using T = typename std::remove_reference_t<decltype(c.*member)>::value_type;
+      c.*member = value.cast<T>();
+    });
+    qface::require(known, "head option '{}' is unknown ({})", k, fmt::join(keys, ", "));
   }
   return c;
 }

@@ -9,6 +9,7 @@
 #include "tests/support/testing.h"
 
 #include <filesystem>
+#include <type_traits>
 
 using namespace qface::train;
 
@@ -219,4 +220,24 @@ TEST(Config, ShippedRecipesParse) {
     for (const std::string& name : qface::heads::head_names())
       EXPECT_NO_THROW(load_config(dir / synth, {"head.name=" + name})) << name;
   }
+}
+
+// Every head option (QFACE_HEAD_OPTIONS) is a key of [head]: read, validated
+// by type and written back by to_toml, with no code per option.
+TEST(Config, EveryHeadOptionRoundTripsThroughToml) {
+  int n = 0;
+  qface::heads::for_each_head_option([&](const qface::heads::HeadOptionInfo& o, auto member) {
+    ++n;
+    using T = typename std::remove_reference_t<decltype(TrainConfig{}.head.head.*member)>::value_type;
+    std::string value;
+    if constexpr (std::is_same_v<T, double>) value = "0.25";
+    else if constexpr (std::is_same_v<T, bool>) value = "false";
+    else value = "\"first_batch\"";
+    const TrainConfig c = parse_config("[head]\nname = \"adaface\"\n" + std::string(o.key) + " = " + value, "cfg.toml");
+    ASSERT_TRUE((c.head.head.*member).has_value()) << o.key;
+    const TrainConfig back = parse_config(to_toml(c), "effective.toml");
+    EXPECT_EQ(back.head.head.*member, c.head.head.*member) << o.key;
+    EXPECT_NE(to_toml(c).find(o.key), std::string::npos) << o.key;
+  });
+  EXPECT_EQ(n, 15);
 }

@@ -201,21 +201,7 @@ TrainConfig parse_config(const std::string& text, const std::string& name, const
   Section head(sub_table(root, "head", name), "head.", name);
   auto& h = c.head.head;
   head.get("name", h.name);
-  head.get("m", h.m);
-  head.get("h", h.h);
-  head.get("s", h.s);
-  head.get("t_alpha", h.t_alpha);
-  head.get("eps", h.eps);
-  head.get("batch_mean", h.batch_mean);
-  head.get("batch_std", h.batch_std);
-  head.get("stats_init", h.stats_init);
-  head.get("fixed_z", h.fixed_z);
-  head.get("l_a", h.l_a);
-  head.get("u_a", h.u_a);
-  head.get("l_m", h.l_m);
-  head.get("u_m", h.u_m);
-  head.get("lambda_g", h.lambda_g);
-  head.get("easy_margin", h.easy_margin);
+  heads::for_each_head_option([&](const heads::HeadOptionInfo& o, auto member) { head.get(o.key, h.*member); });
   head.get("sharded", c.head.sharded);
   head.get("sample_rate", c.head.sample_rate);
   head.reject_unknown();
@@ -280,26 +266,11 @@ TrainConfig load_config(const std::filesystem::path& path, const std::vector<std
 }
 
 std::string to_toml(const TrainConfig& c) {
-  auto opt = [](toml::table& t, const char* k, const std::optional<double>& v) {
-    if (v) t.insert(k, *v);
-  };
   toml::table head{{"name", c.head.head.name}, {"sharded", c.head.sharded}, {"sample_rate", c.head.sample_rate}};
   const auto& h = c.head.head;
-  opt(head, "m", h.m);
-  opt(head, "h", h.h);
-  opt(head, "s", h.s);
-  opt(head, "t_alpha", h.t_alpha);
-  opt(head, "eps", h.eps);
-  opt(head, "batch_mean", h.batch_mean);
-  opt(head, "batch_std", h.batch_std);
-  if (h.stats_init) head.insert("stats_init", *h.stats_init);
-  opt(head, "fixed_z", h.fixed_z);
-  opt(head, "l_a", h.l_a);
-  opt(head, "u_a", h.u_a);
-  opt(head, "l_m", h.l_m);
-  opt(head, "u_m", h.u_m);
-  opt(head, "lambda_g", h.lambda_g);
-  if (h.easy_margin) head.insert("easy_margin", *h.easy_margin);
+  heads::for_each_head_option([&](const heads::HeadOptionInfo& o, auto member) {
+    if (h.*member) head.insert(o.key, *(h.*member));
+  });
   toml::array milestones, sets;
   for (double m : c.schedule.milestones) milestones.push_back(m);
   for (const auto& s : c.validation.sets) sets.push_back(s);
