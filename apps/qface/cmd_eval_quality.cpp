@@ -27,6 +27,48 @@ struct QualityArgs {
   int scatter = 2000;
 };
 
+std::vector<double> read_per_image(const std::string& file, int64_t n) {
+  torch::Tensor t = read_npy(file).to(torch::kFloat64).reshape({-1}).contiguous();
+  require(t.numel() == n, "{}: {} values for {} images", file, t.numel(), n);
+  return {t.data_ptr<double>(), t.data_ptr<double>() + n};
+}
+
+std::vector<double> to_vector(const torch::Tensor& norms) {
+  torch::Tensor t = norms.to(torch::kFloat64).contiguous();
+  return {t.data_ptr<double>(), t.data_ptr<double>() + t.numel()};
+}
+
+// The per-image quality scores named by --score (higher = better).
+std::vector<std::pair<std::string, std::vector<double>>> quality_scores(const QualityArgs& a, const eval::Features& f,
+                                                                        const data::BinSet& bin,
+                                                                        const std::vector<double>& gt) {
+  const int64_t n = f.size();
+  std::vector<std::pair<std::string, std::vector<double>>> scores;
+  for (const std::string& s : a.scores) {
+    if (s == "norm") {
+      scores.push_back({"norm", to_vector(f.norms)});
+    } else if (s == "gt") {
+      require(!gt.empty(), "eval quality: score 'gt' needs --manifest or --gt");
+      scores.push_back({"gt", gt});
+    } else if (s == "brisque") {
+      std::vector<double> b;
+      if (!a.bin.empty()) {
+        b = eval::brisque_of_encoded(bin.images, a.bin);
+      } else {
+        std::vector<fs::path> paths;
+        for (const auto& p : f.files) paths.push_back(a.images_root.empty() ? fs::path(p) : fs::path(a.images_root) / p);
+        b = eval::brisque_of_files(paths);
+      }
+      scores.push_back({"brisque", eval::brisque_quality(std::move(b))});
+    } else if (auto eq = s.find('='); eq != std::string::npos) {
+      scores.push_back({s.substr(0, eq), read_per_image(s.substr(eq + 1), n)});
+    } else {
+      fail("eval quality: unknown score '{}' (norm, gt, brisque or NAME=FILE.npy)", s);
+    }
+  }
+  return scores;
+}
+
 int run_quality(const QualityArgs& a) {
   eval::Features f = eval::load_features(a.features);
   // The deployment commands score quality by the plain image's norm.
@@ -49,66 +91,21 @@ int run_quality(const QualityArgs& a) {
     require(n <= a.max_images, "eval quality: {} images, more than --max-images {} for all pairs", n, a.max_images);
     std::vector<std::string> labels;
     for (const auto& s : f.files) labels.push_back(eval::label_from_name(s));
-    torch::Tensor S = torch::mm(f.embeddings, f.embeddings.t()).contiguous();
-    const float* sp = S.data_ptr<float>();
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = i + 1; j < n; ++j) {
-        cmp.score.push_back(sp[i * n + j]);
-        cmp.genuine.push_back(labels[i] == labels[j]);
-        cmp.a.push_back(i);
-        cmp.b.push_back(j);
-      }
+    cmp = eval::all_pair_comparisons(f.embeddings, labels);
     source = "all pairs of " + a.features;
   }
-  // Per-image quality scores.
   std::vector<double> gt;
-  if (!a.gt.empty()) {
-    torch::Tensor t = read_npy(a.gt).to(torch::kFloat64).reshape({-1}).contiguous();
-    require(t.numel() == n, "{}: {} values for {} images", a.gt, t.numel(), n);
-    gt.assign(t.data_ptr<double>(), t.data_ptr<double>() + n);
-  } else if (!a.manifest.empty()) {
-    gt = eval::ground_truth_quality(a.manifest, a.bin, f.files, n);
-  }
-  std::vector<std::pair<std::string, std::vector<double>>> scores;
-  for (const std::string& s : a.scores) {
-    if (s == "norm") {
-      torch::Tensor t = f.norms.to(torch::kFloat64).contiguous();
-      scores.push_back({"norm", {t.data_ptr<double>(), t.data_ptr<double>() + n}});
-    } else if (s == "gt") {
-      require(!gt.empty(), "eval quality: score 'gt' needs --manifest or --gt");
-      scores.push_back({"gt", gt});
-    } else if (s == "brisque") {
-      std::vector<double> b;
-      if (!a.bin.empty()) {
-        b = eval::brisque_of_encoded(bin.images, a.bin);
-      } else {
-        std::vector<fs::path> paths;
-        for (const auto& p : f.files) paths.push_back(a.images_root.empty() ? fs::path(p) : fs::path(a.images_root) / p);
-        b = eval::brisque_of_files(paths);
-      }
-      for (double& v : b) v = -v;  // BRISQUE: lower is better; quality = -BRISQUE
-      scores.push_back({"brisque", b});
-    } else if (auto eq = s.find('='); eq != std::string::npos) {
-      const std::string file = s.substr(eq + 1);
-      torch::Tensor t = read_npy(file).to(torch::kFloat64).reshape({-1}).contiguous();
-      require(t.numel() == n, "{}: {} values for {} images", file, t.numel(), n);
-      scores.push_back({s.substr(0, eq), {t.data_ptr<double>(), t.data_ptr<double>() + n}});
-    } else {
-      fail("eval quality: unknown score '{}' (norm, gt, brisque or NAME=FILE.npy)", s);
-    }
-  }
+  if (!a.gt.empty()) gt = read_per_image(a.gt, n);
+  else if (!a.manifest.empty()) gt = eval::ground_truth_quality(a.manifest, a.bin, f.files, n);
   eval::QualityReportOptions ro;
   ro.fmr = a.fmr;
   ro.limit = a.limit;
   ro.scatter = a.scatter;
-  json j = eval::quality_report_json(a.name.empty() ? eval::features_name(a.features) : a.name, source, cmp, scores, gt,
-                                     f.norms, ro);
+  json j = eval::quality_report_json(a.name.empty() ? eval::features_name(a.features) : a.name, source, cmp,
+                                     quality_scores(a, f, bin, gt), gt, f.norms, ro);
   eval::write_json(a.out, j);
-  if (!a.calibration_out.empty()) {
-    torch::Tensor t = f.norms.to(torch::kFloat64).contiguous();
-    eval::write_json(a.calibration_out, deploy::quality_calibration_json({t.data_ptr<double>(), t.data_ptr<double>() + n},
-                                                                         a.features));
-  }
+  if (!a.calibration_out.empty())
+    eval::write_json(a.calibration_out, deploy::quality_calibration_json(to_vector(f.norms), a.features));
   return 0;
 }
 

@@ -11,6 +11,8 @@
 // position; reading files, writing them atomically.
 #include "qface/core/error.h"
 #include "qface/core/fs.h"
+// Flip fusion of embeddings and norms (fuse_flip), the one the whole library uses.
+#include "qface/core/tensor_util.h"
 
 // Formats of the field: torch checkpoints without Python, RecordIO, .bin
 // verification sets, images (decode with header checks), five-point alignment.
@@ -36,6 +38,7 @@
 #include "qface/eval/cluster.h"
 #include "qface/eval/features.h"
 #include "qface/eval/ijb.h"
+#include "qface/eval/ijb_meta.h"
 #include "qface/eval/quality.h"
 #include "qface/eval/rank.h"
 #include "qface/eval/verify.h"

@@ -337,6 +337,42 @@ TEST(EvalRank, TinyFaceRanksWithDistractors) {
   EXPECT_DOUBLE_EQ(r.rank_accuracy[1].second, 1.0);
 }
 
+TEST(EvalRank, ProbeBlocksDoNotChangeOutcomes) {
+  // 7 probes in blocks of 3 (the last one short) against the whole set at once.
+  torch::manual_seed(3);
+  torch::Tensor gallery = qe::l2_normalize(torch::randn({6, 8}));
+  torch::Tensor probe = qe::l2_normalize(torch::randn({7, 8}));
+  const std::vector<int64_t> ps{0, 1, 2, 9, 1, 5, -1}, gs{0, 1, 2, 3, 4, 5};
+  const qe::ProbeOutcomes all = qe::score_probes(probe, ps, gallery, gs);
+  const qe::ProbeOutcomes blocks = qe::score_probes(probe, ps, gallery, gs, 3);
+  EXPECT_EQ(blocks.mated, all.mated);
+  EXPECT_EQ(blocks.rank, all.rank);
+  for (int64_t p = 0; p < all.size(); ++p) {
+    EXPECT_FLOAT_EQ(blocks.top_score[p], all.top_score[p]) << p;
+    EXPECT_EQ(blocks.mate_score[p], all.mate_score[p]) << p;  // -inf where not mated
+  }
+  EXPECT_EQ(all.mated, (std::vector<uint8_t>{1, 1, 1, 0, 1, 1, 0}));
+}
+
+TEST(EvalQuality, AllPairsOfALabelledSet) {
+  // Rows at 0, ~53 and 90 degrees; a, a, b: one genuine pair.
+  torch::Tensor e = torch::tensor({{1.f, 0.f}, {0.6f, 0.8f}, {0.f, 1.f}});
+  const qe::Comparisons c = qe::all_pair_comparisons(e, {"a", "a", "b"});
+  EXPECT_EQ(c.a, (std::vector<int64_t>{0, 0, 1}));
+  EXPECT_EQ(c.b, (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(c.genuine, (std::vector<uint8_t>{1, 0, 0}));
+  ASSERT_EQ(c.score.size(), 3u);
+  EXPECT_FLOAT_EQ(c.score[0], 0.6f);
+  EXPECT_FLOAT_EQ(c.score[1], 0.f);
+  EXPECT_FLOAT_EQ(c.score[2], 0.8f);
+  EXPECT_THROW(qe::all_pair_comparisons(e, {"a", "b"}), qface::Error);
+}
+
+TEST(EvalQuality, BrisqueAsQualityIsItsNegation) {
+  // BRISQUE: 0 best ... 100 worst; as a quality score higher must be better.
+  EXPECT_EQ(qe::brisque_quality({12.5, 80.0, 0.0}), (std::vector<double>{-12.5, -80.0, -0.0}));
+}
+
 TEST(EvalQuality, EdcKnownCurveAndPauc) {
   // 4 genuine comparisons with pair qualities 0.1 0.2 0.3 0.4 and scores
   // 0.1 (error) 0.9 0.2 (error) 0.8; impostors at 0.0 and 0.5: threshold at

@@ -26,6 +26,7 @@
 
 #include "qface/eval/buffer.h"
 #include "qface/eval/ijb_meta.h"
+#include "qface/eval/probe_scan.h"
 #include "qface/eval/roc.h"
 
 namespace qface::eval {
@@ -66,21 +67,6 @@ struct IdentificationResult {
   struct Point { double fpir, tpir, threshold; };
   std::vector<Point> tpir_at_fpir;
 };
-
-// Per-probe outcome of open-set identification, in probe order: what CMC and
-// TPIR@FPIR are computed from, and what paired bootstraps resample.
-struct ProbeOutcomes {
-  std::vector<uint8_t> mated;     // the probe's subject is in its gallery
-  std::vector<int64_t> rank;      // 1 + non-mates scoring above the best mate; 0 when not mated
-  std::vector<float> mate_score;  // best mate score; -inf when not mated
-  std::vector<float> top_score;   // best score over the whole gallery
-  int64_t size() const { return static_cast<int64_t>(mated.size()); }
-  void resize(int64_t n);
-};
-
-// One gallery: probe x gallery cosine GEMM (chunks of probes), per-probe outcomes.
-ProbeOutcomes score_probes(const torch::Tensor& probe_features, const std::vector<int64_t>& probe_subject,
-                           const torch::Tensor& gallery_features, const std::vector<int64_t>& gallery_subject);
 
 // TPIR at one FPIR over the probes `items` (all probes when empty; repeats
 // allowed, as in a bootstrap draw): the threshold is threshold_at_fmr of the

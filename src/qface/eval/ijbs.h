@@ -14,8 +14,8 @@
 // Per protocol: templates fused from their frames (mean, norm-weighted or
 // top-K by norm), each probe scored (cosine) against its own gallery, then
 // closed-set CMC rank-k over the mated probes and open-set TPIR@FPIR over all
-// probes, with the IJB 1:N functions of eval/ijb.h (score_probes,
-// summarize_identification, open_set_tpir: the mate at rank 1 and above the
+// probes, with score_probes (eval/probe_scan.h) and the IJB 1:N functions of
+// eval/ijb.h (summarize_identification, open_set_tpir: the mate at rank 1 and above the
 // threshold taken from the non-mated probes' top scores). Probes sharing one
 // gallery list are scored with one GEMM. Per-probe outcomes are kept for
 // paired bootstraps between models or fusions.

@@ -218,6 +218,29 @@ Comparisons pair_comparisons(const torch::Tensor& embeddings, std::span<const ui
   return c;
 }
 
+Comparisons all_pair_comparisons(const torch::Tensor& embeddings, const std::vector<std::string>& labels) {
+  const int64_t n = static_cast<int64_t>(labels.size());
+  require(embeddings.dim() == 2 && embeddings.size(0) == n, "quality: {} embedding rows for {} labels",
+          embeddings.size(0), n);
+  const torch::Tensor e = embeddings.to(torch::kFloat32);
+  const torch::Tensor S = torch::mm(e, e.t()).contiguous();
+  const float* sp = S.data_ptr<float>();
+  Comparisons c;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = i + 1; j < n; ++j) {
+      c.score.push_back(sp[i * n + j]);
+      c.genuine.push_back(labels[i] == labels[j]);
+      c.a.push_back(i);
+      c.b.push_back(j);
+    }
+  return c;
+}
+
+std::vector<double> brisque_quality(std::vector<double> brisque) {
+  for (double& b : brisque) b = -b;
+  return brisque;
+}
+
 nlohmann::json quality_report_json(const std::string& name, const std::string& source, const Comparisons& c,
                                    const std::vector<std::pair<std::string, std::vector<double>>>& scores,
                                    const std::vector<double>& gt, const torch::Tensor& norms,

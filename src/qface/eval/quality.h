@@ -72,6 +72,13 @@ std::vector<double> ground_truth_quality(const std::filesystem::path& manifest, 
 // embeddings, scored by cosine similarity.
 Comparisons pair_comparisons(const torch::Tensor& embeddings, std::span<const uint8_t> issame);
 
+// Every pair (i < j, in row order) of a labelled set of normalized
+// embeddings, scored by cosine similarity; genuine where the labels are equal.
+Comparisons all_pair_comparisons(const torch::Tensor& embeddings, const std::vector<std::string>& labels);
+
+// BRISQUE as a quality score (higher is better, like the norm): its negation.
+std::vector<double> brisque_quality(std::vector<double> brisque);
+
 // The JSON `qface eval quality` writes (kind "eval.quality") and `qface
 // report` reads: EDC and ERC per named per-image score (higher = better), the
 // Spearman correlation with the ground truth when `gt` is given, and a

@@ -1,12 +1,11 @@
 #include "qface/eval/rank.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
-#include <limits>
 #include <unordered_map>
 
 #include "qface/core/error.h"
+#include "qface/eval/probe_scan.h"
 
 namespace qface::eval {
 
@@ -27,7 +26,8 @@ RankResult rank_identification(const torch::Tensor& probe, const std::vector<std
   require(probe.size(1) == gallery.size(1), "rank: probe dimension {} vs gallery {}", probe.size(1), gallery.size(1));
   torch::Tensor all = torch::cat(parts, 0).contiguous();
   const int64_t G = gallery.size(0), A = all.size(0), P = probe.size(0);
-  // Dense label ids; distractors get -1.
+  // Dense label ids; distractors get -1 and probes without a mate -2, labels
+  // that never mate.
   std::unordered_map<std::string, int64_t> ids;
   std::vector<int64_t> gl(A, -1), pl(P, -2);
   for (int64_t g = 0; g < G; ++g) gl[g] = ids.emplace(gallery_labels[g], static_cast<int64_t>(ids.size())).first->second;
@@ -35,29 +35,9 @@ RankResult rank_identification(const torch::Tensor& probe, const std::vector<std
     auto it = ids.find(probe_labels[p]);
     if (it != ids.end()) pl[p] = it->second;
   }
-  std::vector<int64_t> rank(P, 0);
-  torch::Tensor pr = probe.to(torch::kFloat32).contiguous();
-  const int64_t chunk = 2048;
-  for (int64_t c0 = 0; c0 < P; c0 += chunk) {
-    const int64_t c1 = std::min(P, c0 + chunk);
-    torch::Tensor S = torch::mm(pr.slice(0, c0, c1), all.t()).contiguous();
-    const float* s = S.data_ptr<float>();
-    at::parallel_for(c0, c1, 32, [&](int64_t b, int64_t e) {
-      for (int64_t p = b; p < e; ++p) {
-        if (pl[p] < 0) continue;
-        const float* row = s + (p - c0) * A;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t g = 0; g < G; ++g)
-          if (gl[g] == pl[p]) m = std::max(m, row[g]);
-        int64_t above = 0;
-        for (int64_t g = 0; g < A; ++g)
-          if (gl[g] != pl[p] && row[g] > m) ++above;
-        rank[p] = above + 1;
-      }
-    });
-  }
+  // Blocks of 2048 probes, half the IJB default: the block spans gallery and distractors.
   RankResult r;
-  r.probe_rank = rank;
+  r.probe_rank = score_probes(probe, pl, all, gl, 2048).rank;
   r.gallery = G;
   r.distractors = A - G;
   for (int64_t p = 0; p < P; ++p) (pl[p] < 0 ? r.probes_without_mate : r.probes) += 1;
@@ -65,7 +45,7 @@ RankResult rank_identification(const torch::Tensor& probe, const std::vector<std
   for (int k : ks) {
     int64_t hit = 0;
     for (int64_t p = 0; p < P; ++p)
-      if (pl[p] >= 0 && rank[p] <= k) ++hit;
+      if (pl[p] >= 0 && r.probe_rank[p] <= k) ++hit;
     r.rank_accuracy.push_back({k, static_cast<double>(hit) / static_cast<double>(r.probes)});
   }
   return r;

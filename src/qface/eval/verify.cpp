@@ -31,6 +31,137 @@ int64_t first_above(double dist, double step, int64_t count) {
   return b;
 }
 
+// Per fold, how many genuine / impostor pairs each threshold accepts
+// (dist < t_i), on the accuracy grid (threshold_step) and the VAL grid (val_step).
+struct FoldCounts {
+  std::vector<int64_t> starts;                 // fold f is pairs [starts[f], starts[f + 1])
+  std::vector<int64_t> genuine, size;          // per fold
+  std::vector<std::vector<int64_t>> tp, fp;    // per fold and accuracy threshold: accepted genuine / impostors
+  std::vector<std::vector<int64_t>> fp_val;    // per fold and VAL threshold: accepted impostors
+  int folds() const { return static_cast<int>(size.size()); }
+  int64_t impostors(int f) const { return size[f] - genuine[f]; }
+  // Right decisions of fold f at accuracy threshold i: accepted genuine plus rejected impostors.
+  int64_t correct(int f, int64_t i) const { return tp[f][i] + (impostors(f) - fp[f][i]); }
+};
+
+// Histograms over each pair's first accepting threshold index; their prefix
+// sums are the accepted counts, so every threshold costs O(1) per fold.
+FoldCounts count_folds(std::span<const double> dist, std::span<const uint8_t> issame, const VerifyOptions& o,
+                       int64_t n_thr, int64_t n_val) {
+  const int F = o.folds;
+  FoldCounts c;
+  c.starts = fold_starts(static_cast<int64_t>(dist.size()), F);
+  c.genuine.assign(F, 0);
+  c.size.assign(F, 0);
+  std::vector<std::vector<int64_t>> same_b(F, std::vector<int64_t>(n_thr + 1, 0)), diff_b = same_b;
+  std::vector<std::vector<int64_t>> diff_v(F, std::vector<int64_t>(n_val + 1, 0));
+  for (int f = 0; f < F; ++f) {
+    for (int64_t p = c.starts[f]; p < c.starts[f + 1]; ++p) {
+      require(std::isfinite(dist[p]), "verify: distance of pair {} is not finite", p);
+      const int64_t b = first_above(dist[p], o.threshold_step, n_thr);
+      if (issame[p]) {
+        ++same_b[f][b];
+        ++c.genuine[f];
+      } else {
+        ++diff_b[f][b];
+        ++diff_v[f][first_above(dist[p], o.val_step, n_val)];
+      }
+      ++c.size[f];
+    }
+  }
+  auto cumulative = [](const std::vector<int64_t>& h, int64_t count) {
+    std::vector<int64_t> out(count, 0);
+    int64_t run = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      run += h[i];
+      out[i] = run;
+    }
+    return out;
+  };
+  for (int f = 0; f < F; ++f) {
+    c.tp.push_back(cumulative(same_b[f], n_thr));
+    c.fp.push_back(cumulative(diff_b[f], n_thr));
+    c.fp_val.push_back(cumulative(diff_v[f], n_val));
+  }
+  return c;
+}
+
+// Population mean and standard deviation (ddof 0, as numpy).
+void mean_std(const std::vector<double>& v, double& mean, double& sd) {
+  mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  double ss = 0;
+  for (double x : v) ss += (x - mean) * (x - mean);
+  sd = std::sqrt(ss / static_cast<double>(v.size()));
+}
+
+// The accuracy protocol: per fold, the first threshold with the most right
+// decisions on the other folds, its accuracy on this fold, and each of this
+// fold's pairs decided by it.
+void fold_accuracies(const FoldCounts& c, std::span<const double> dist, std::span<const uint8_t> issame, double step,
+                     int64_t n_thr, VerifyResult& r) {
+  r.pair_correct.assign(dist.size(), 0);
+  for (int f = 0; f < c.folds(); ++f) {
+    int64_t best_i = 0, best_c = -1;
+    for (int64_t i = 0; i < n_thr; ++i) {
+      int64_t right = 0;
+      for (int g = 0; g < c.folds(); ++g)
+        if (g != f) right += c.correct(g, i);
+      if (right > best_c) {
+        best_c = right;
+        best_i = i;
+      }
+    }
+    const double t = static_cast<double>(best_i) * step;
+    r.fold_threshold.push_back(t);
+    r.fold_accuracy.push_back(static_cast<double>(c.correct(f, best_i)) / static_cast<double>(c.size[f]));
+    for (int64_t p = c.starts[f]; p < c.starts[f + 1]; ++p) r.pair_correct[p] = (dist[p] < t) == (issame[p] != 0);
+  }
+}
+
+// InsightFace's VAL threshold for test fold f: where the training folds' FAR
+// reaches the target, linearly interpolated between grid points; 0 when it never does.
+double val_threshold(const FoldCounts& c, int f, double target, double step, int64_t n_val) {
+  int64_t train_diff = 0;
+  for (int g = 0; g < c.folds(); ++g)
+    if (g != f) train_diff += c.impostors(g);
+  auto far_train = [&](int64_t i) {
+    int64_t a = 0;
+    for (int g = 0; g < c.folds(); ++g)
+      if (g != f) a += c.fp_val[g][i];
+    return train_diff ? static_cast<double>(a) / static_cast<double>(train_diff) : 0.0;
+  };
+  if (far_train(n_val - 1) < target) return 0;
+  int64_t i = 0;
+  while (far_train(i) < target) ++i;
+  const double fi = far_train(i), ti = static_cast<double>(i) * step;
+  if (fi == target || i == 0) return ti;
+  const double fj = far_train(i - 1), tj = static_cast<double>(i - 1) * step;
+  return tj + (target - fj) * (ti - tj) / (fi - fj);
+}
+
+// TAR and FAR on each test fold at its VAL threshold, mean (and TAR's std) over folds.
+TarAtFarFolds tar_at_far_folds(const FoldCounts& c, std::span<const double> dist, std::span<const uint8_t> issame,
+                               double target, double step, int64_t n_val) {
+  require(target > 0 && target < 1, "verify: FAR target {} is not in (0, 1)", target);
+  TarAtFarFolds v{.far = target};
+  v.min_fold_impostors = static_cast<int64_t>(dist.size());
+  for (int f = 0; f < c.folds(); ++f) v.min_fold_impostors = std::min(v.min_fold_impostors, c.impostors(f));
+  v.resolved = static_cast<double>(v.min_fold_impostors) * target >= 1.0 - 1e-9;
+  std::vector<double> tars, fars;
+  for (int f = 0; f < c.folds(); ++f) {
+    const double thr = val_threshold(c, f, target, step, n_val);
+    int64_t ta = 0, fa = 0;
+    for (int64_t p = c.starts[f]; p < c.starts[f + 1]; ++p)
+      if (dist[p] < thr) (issame[p] ? ta : fa) += 1;
+    tars.push_back(c.genuine[f] ? static_cast<double>(ta) / static_cast<double>(c.genuine[f]) : 0.0);
+    fars.push_back(c.impostors(f) ? static_cast<double>(fa) / static_cast<double>(c.impostors(f)) : 0.0);
+  }
+  double unused = 0;
+  mean_std(tars, v.tar_mean, v.tar_std);
+  mean_std(fars, v.far_mean, unused);
+  return v;
+}
+
 }  // namespace
 
 VerifyResult verify_distances(std::span<const double> dist, std::span<const uint8_t> issame,
@@ -41,117 +172,13 @@ VerifyResult verify_distances(std::span<const double> dist, std::span<const uint
   require(o.folds >= 2, "verify: need at least 2 folds");
   const int64_t n_thr = static_cast<int64_t>(std::llround(o.threshold_max / o.threshold_step));
   const int64_t n_val = static_cast<int64_t>(std::llround(o.threshold_max / o.val_step));
-  const std::vector<int64_t> starts = fold_starts(n, o.folds);
+  const FoldCounts c = count_folds(dist, issame, o, n_thr, n_val);
 
   VerifyResult r;
   r.pairs = n;
-  // Per fold histograms over threshold buckets: same / diff counts whose first
-  // accepting threshold index is b. Prefix sums give counts of accepted pairs.
-  const int F = o.folds;
-  std::vector<std::vector<int64_t>> same_b(F, std::vector<int64_t>(n_thr + 1, 0)), diff_b = same_b;
-  std::vector<std::vector<int64_t>> same_v(F, std::vector<int64_t>(n_val + 1, 0)), diff_v = same_v;
-  std::vector<int64_t> fold_same(F, 0), fold_size(F, 0);
-  for (int f = 0; f < F; ++f) {
-    for (int64_t p = starts[f]; p < starts[f + 1]; ++p) {
-      require(std::isfinite(dist[p]), "verify: distance of pair {} is not finite", p);
-      const int64_t b = first_above(dist[p], o.threshold_step, n_thr);
-      const int64_t bv = first_above(dist[p], o.val_step, n_val);
-      if (issame[p]) {
-        ++same_b[f][b];
-        ++same_v[f][bv];
-        ++fold_same[f];
-      } else {
-        ++diff_b[f][b];
-        ++diff_v[f][bv];
-      }
-      ++fold_size[f];
-    }
-  }
-  // accepted[f][i]: pairs of fold f with dist < t_i (cumulative over b <= i).
-  auto cumulative = [](const std::vector<int64_t>& h, int64_t count) {
-    std::vector<int64_t> c(count, 0);
-    int64_t run = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      run += h[i];
-      c[i] = run;
-    }
-    return c;
-  };
-  std::vector<std::vector<int64_t>> tp(F), fp(F), tpv(F), fpv(F);
-  for (int f = 0; f < F; ++f) {
-    tp[f] = cumulative(same_b[f], n_thr);
-    fp[f] = cumulative(diff_b[f], n_thr);
-    tpv[f] = cumulative(same_v[f], n_val);
-    fpv[f] = cumulative(diff_v[f], n_val);
-    r.genuine += fold_same[f];
-  }
-  // correct = tp + (diff - fp)
-  auto correct = [&](int f, int64_t i) { return tp[f][i] + (fold_size[f] - fold_same[f] - fp[f][i]); };
-  auto mean_std = [](const std::vector<double>& v, double& mean, double& sd) {
-    mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-    double ss = 0;
-    for (double x : v) ss += (x - mean) * (x - mean);
-    sd = std::sqrt(ss / static_cast<double>(v.size()));
-  };
-  r.pair_correct.assign(static_cast<std::size_t>(n), 0);
-  for (int f = 0; f < F; ++f) {
-    int64_t best_i = 0, best_c = -1;
-    for (int64_t i = 0; i < n_thr; ++i) {
-      int64_t c = 0;
-      for (int g = 0; g < F; ++g)
-        if (g != f) c += correct(g, i);
-      if (c > best_c) {
-        best_c = c;
-        best_i = i;
-      }
-    }
-    const double t = static_cast<double>(best_i) * o.threshold_step;
-    r.fold_threshold.push_back(t);
-    r.fold_accuracy.push_back(static_cast<double>(correct(f, best_i)) / static_cast<double>(fold_size[f]));
-    for (int64_t p = starts[f]; p < starts[f + 1]; ++p) r.pair_correct[p] = (dist[p] < t) == (issame[p] != 0);
-  }
-  for (double target : o.val_fars) {
-    require(target > 0 && target < 1, "verify: FAR target {} is not in (0, 1)", target);
-    TarAtFarFolds v{.far = target};
-    v.min_fold_impostors = n;
-    for (int f = 0; f < F; ++f) v.min_fold_impostors = std::min(v.min_fold_impostors, fold_size[f] - fold_same[f]);
-    v.resolved = static_cast<double>(v.min_fold_impostors) * target >= 1.0 - 1e-9;
-    std::vector<double> vals, fars;
-    for (int f = 0; f < F; ++f) {
-      // Training FAR per threshold, interpolated threshold for the target.
-      int64_t train_diff = 0;
-      for (int g = 0; g < F; ++g)
-        if (g != f) train_diff += fold_size[g] - fold_same[g];
-      auto far_train = [&](int64_t i) {
-        int64_t a = 0;
-        for (int g = 0; g < F; ++g)
-          if (g != f) a += fpv[g][i];
-        return train_diff ? static_cast<double>(a) / static_cast<double>(train_diff) : 0.0;
-      };
-      double thr = 0;
-      if (far_train(n_val - 1) >= target) {
-        int64_t i = 0;
-        while (far_train(i) < target) ++i;
-        const double fi = far_train(i), ti = static_cast<double>(i) * o.val_step;
-        if (fi == target || i == 0) {
-          thr = ti;
-        } else {
-          const double fj = far_train(i - 1), tj = static_cast<double>(i - 1) * o.val_step;
-          thr = tj + (target - fj) * (ti - tj) / (fi - fj);
-        }
-      }
-      int64_t ta = 0, fa = 0;
-      for (int64_t p = starts[f]; p < starts[f + 1]; ++p)
-        if (dist[p] < thr) (issame[p] ? ta : fa) += 1;
-      const int64_t test_diff = fold_size[f] - fold_same[f];
-      vals.push_back(fold_same[f] ? static_cast<double>(ta) / static_cast<double>(fold_same[f]) : 0.0);
-      fars.push_back(test_diff ? static_cast<double>(fa) / static_cast<double>(test_diff) : 0.0);
-    }
-    double unused = 0;
-    mean_std(vals, v.tar_mean, v.tar_std);
-    mean_std(fars, v.far_mean, unused);
-    r.val.push_back(v);
-  }
+  for (int64_t g : c.genuine) r.genuine += g;
+  fold_accuracies(c, dist, issame, o.threshold_step, n_thr, r);
+  for (double target : o.val_fars) r.val.push_back(tar_at_far_folds(c, dist, issame, target, o.val_step, n_val));
   double unused = 0;
   mean_std(r.fold_accuracy, r.accuracy_mean, r.accuracy_std);
   mean_std(r.fold_threshold, r.best_threshold_mean, unused);

@@ -326,7 +326,7 @@ void magface_claims(const std::map<std::string, ModelEval>& by_head, const EvalD
        .statement = "the magnitude ranks quality better than an image-quality metric (BRISQUE)",
        .measure = "EDC pAUC(0–20 %) BRISQUE − MagFace magnitude, all strata",
        .interval = pauc_difference(pooled_pairs(m, &StratumResult::score),
-                                   brisque_quality(pooled_images(data, &Stratum::brisque)), norm, genuine, pair_ids, o),
+                                   eval::brisque_quality(pooled_images(data, &Stratum::brisque)), norm, genuine, pair_ids, o),
        .display_scale = 1,
        .unit = "",
        .predicted = eval::Verdict::kHolds,
@@ -430,7 +430,7 @@ ClaimsResult measure_claims(const std::map<std::string, ModelEval>& by_head, con
     for (const Stratum& st : data.strata) {
       const StratumResult& sr = stratum(m, st.name);
       r.within_strata[head][st.name] = eval::to_json(
-          pauc_difference(sr.score, brisque_quality(st.brisque), sr.norm, st.issame, pair_identity(st.identity), o));
+          pauc_difference(sr.score, eval::brisque_quality(st.brisque), sr.norm, st.issame, pair_identity(st.identity), o));
     }
 
   // Recognizability: each image's cosine to its identity's clean renders,

@@ -160,11 +160,6 @@ std::vector<double> pooled_images(const EvalData& data, std::vector<double> Stra
   return out;
 }
 
-std::vector<double> brisque_quality(std::vector<double> brisque) {
-  for (double& b : brisque) b = -b;
-  return brisque;
-}
-
 std::vector<double> pooled_pairs(const ModelEval& m, std::vector<double> StratumResult::*field) {
   std::vector<double> out;
   for (const StratumResult& s : m.strata) out.insert(out.end(), (s.*field).begin(), (s.*field).end());
@@ -236,111 +231,91 @@ std::map<std::string, eval::IjbsResult> evaluate_surveillance(const fs::path& mo
   return out;
 }
 
-ModelEval evaluate_verification(const fs::path& model_path, const std::string& name, const EvalData& data,
-                                const EvalSettings& settings, const fs::path& eval_dir) {
-  const fs::path cache = eval_dir / "model_eval.json";
-  const std::string fp = fingerprint(json{{"model", file_fingerprint(model_path)},
-                                          {"settings", settings.to_json()},
-                                          {"data", file_fingerprint(data.dir / "manifest.json")},
-                                          {"version", 2}});
-  // (Evaluated again when the calibrations beside the model are missing: runs from before they were written.)
-  if (has_fingerprint(cache, fp) && fs::exists(deploy::verify_calibration_path(model_path)) &&
-      fs::exists(deploy::quality_calibration_path(model_path))) {
-    spdlog::info("demo: {} already evaluated ({})", name, cache.string());
-    return ModelEval::from_json(json::parse(read_file(cache)).at("eval"));
-  }
-  ensure_dir(eval_dir);
-  infer::InferenceOptions io;
-  auto net = load_for_eval(model_path, settings, io);
-
-  // Identity templates from the clean renders: normalize(sum of normalized embeddings).
-  const infer::PlainAndFlipped ref = infer::embed_encoded(*net, data.reference_images, (data.dir / "val_reference.bin").string(),
+// Identity templates from the clean renders: normalize(sum of normalized embeddings).
+torch::Tensor reference_templates(backbones::BackboneImpl& net, const EvalData& data, const EvalSettings& settings,
+                                  const infer::InferenceOptions& io) {
+  const infer::PlainAndFlipped ref = infer::embed_encoded(net, data.reference_images, (data.dir / "val_reference.bin").string(),
                                                           settings.batch, io, false);
   const int64_t n_ids = *std::max_element(data.reference_identity.begin(), data.reference_identity.end()) + 1;
   torch::Tensor templates = torch::zeros({n_ids, ref.plain.embeddings.size(1)});
   templates.index_add_(0, torch::tensor(data.reference_identity, torch::kInt64), ref.plain.embeddings);
-  templates = torch::nn::functional::normalize(templates, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  return torch::nn::functional::normalize(templates, torch::nn::functional::NormalizeFuncOptions().dim(1));
+}
 
-  ModelEval m;
-  m.name = name;
+// What the pooled steps take from the strata, in strata order.
+struct PooledStrata {
   std::vector<eval::VerifySet> sets;
-  std::vector<torch::Tensor> pooled_emb;
-  std::vector<uint8_t> pooled_issame;
+  std::vector<torch::Tensor> embeddings;  // plain
+  std::vector<uint8_t> issame;
   // The deployment calibrations written beside the model (deploy/calibration.h):
   // impostor cosines of the features `qface verify` / `serve` compare
-  // (flip-fused unless settings.flip is off) and every image's plain norm.
+  // (flip-fused unless settings.flip is off).
   std::vector<float> deploy_impostors;
   int64_t deploy_genuine = 0;
-  for (const Stratum& st : data.strata) {
-    const std::string source = (data.dir / (st.name + ".bin")).string();
-    spdlog::info("demo: evaluating {} on {} ({} pairs{})", name, st.name, st.issame.size(), settings.flip ? ", plain and flip-fused" : "");
-    eval::VerifyOptions vo;
-    vo.val_fars = kFars;
-    const infer::BinVerification v =
-        infer::verify_encoded(*net, st.name, st.images, st.issame, source, settings.batch, io, vo, settings.flip);
-    const infer::PlainAndFlipped& f = v.features;
-    StratumResult r;
-    r.name = st.name;
-    const eval::VerifyResult& plain = v.plain();
-    r.acc = plain.accuracy_mean;
-    r.acc_std = plain.accuracy_std;
-    for (double far : kFars) r.tar[far_key(far)] = plain.tar_json(far);
-    r.correct.assign(plain.pair_correct.begin(), plain.pair_correct.end());
-    if (settings.flip) {
-      const eval::VerifyResult& flip = v.result.modes.at(1).second;
-      r.acc_flip = flip.accuracy_mean;
-      r.acc_flip_std = flip.accuracy_std;
-      r.correct_flip.assign(flip.pair_correct.begin(), flip.pair_correct.end());
-    }
-    sets.push_back(v.result);
-    r.norm = to_vec(f.plain.norms);
-    torch::Tensor ids = torch::tensor(st.identity, torch::kInt64);
-    require(ids.max().item<int64_t>() < n_ids, "{}: an identity has no clean reference render", source);
-    r.recog = to_vec((f.plain.embeddings * templates.index_select(0, ids)).sum(1));
-    const eval::Comparisons cmp = eval::pair_comparisons(f.plain.embeddings, st.issame);
-    r.score.assign(cmp.score.begin(), cmp.score.end());
-    r.spearman_gt = eval::spearman(r.norm, st.gt);
-    r.spearman_recog = eval::spearman(r.norm, r.recog);
-    r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", brisque_quality(st.brisque)}, {"gt", st.gt}});
-    pooled_emb.push_back(f.plain.embeddings);
-    pooled_issame.insert(pooled_issame.end(), st.issame.begin(), st.issame.end());
-    const torch::Tensor deployed =
-        settings.flip ? qface::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms).first
-                      : f.plain.embeddings;
-    const eval::Comparisons dc = eval::pair_comparisons(deployed, st.issame);
-    for (std::size_t p = 0; p < dc.score.size(); ++p) {
-      if (dc.genuine[p]) ++deploy_genuine;
-      else deploy_impostors.push_back(dc.score[p]);
-    }
-    m.strata.push_back(std::move(r));
-  }
-  eval::write_json(eval_dir / "verify.json", eval::verify_report_json(name, sets));
-  {
-    std::string source = name + ": val_high + val_mixed + val_low of " + data.dir.string();
-    if (settings.bf16) source += " (features under bf16 autocast)";
-    eval::write_json(deploy::verify_calibration_path(model_path),
-                     deploy::verify_calibration_json(deploy_impostors, deploy_genuine,
-                                                     settings.flip ? "flip_fused" : "plain", source));
-    eval::write_json(deploy::quality_calibration_path(model_path),
-                     deploy::quality_calibration_json(pooled_images(m, &StratumResult::norm), source));
-    spdlog::info("demo: {} calibrations for qface verify / quality / serve: {}, {}", name,
-                 deploy::verify_calibration_path(model_path).string(),
-                 deploy::quality_calibration_path(model_path).string());
-  }
+};
 
-  // Quality as a score on the pooled strata: norm vs BRISQUE vs oracle vs random.
-  const torch::Tensor emb = torch::cat(pooled_emb);
-  const eval::Comparisons cmp = eval::pair_comparisons(emb, pooled_issame);
-  const std::vector<double> norm = pooled_images(m, &StratumResult::norm), gt = pooled_images(data, &Stratum::gt);
-  const std::vector<double> neg_brisque = brisque_quality(pooled_images(data, &Stratum::brisque));
-  std::vector<double> random(norm.size());
-  std::mt19937_64 rng(settings.seed);
-  for (double& x : random) x = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-  const json q = eval::quality_report_json(name, "val_high + val_mixed + val_low", cmp,
-                                           {{"norm", norm}, {"brisque", neg_brisque}, {"gt", gt}, {"random", random}},
-                                           gt, torch::tensor(norm));
-  eval::write_json(eval_dir / "quality.json", q);
-  // The EDC and ERC of the four scores as stand-alone SVGs (the README shows the study's).
+// The 10-fold protocol, norms, recognizability and per-stratum EDCs of one stratum.
+StratumResult evaluate_stratum(backbones::BackboneImpl& net, const std::string& name, const Stratum& st,
+                               const EvalData& data, const EvalSettings& settings, const infer::InferenceOptions& io,
+                               const torch::Tensor& templates, PooledStrata& pooled) {
+  const std::string source = (data.dir / (st.name + ".bin")).string();
+  spdlog::info("demo: evaluating {} on {} ({} pairs{})", name, st.name, st.issame.size(), settings.flip ? ", plain and flip-fused" : "");
+  eval::VerifyOptions vo;
+  vo.val_fars = kFars;
+  const infer::BinVerification v =
+      infer::verify_encoded(net, st.name, st.images, st.issame, source, settings.batch, io, vo, settings.flip);
+  const infer::PlainAndFlipped& f = v.features;
+  StratumResult r;
+  r.name = st.name;
+  const eval::VerifyResult& plain = v.plain();
+  r.acc = plain.accuracy_mean;
+  r.acc_std = plain.accuracy_std;
+  for (double far : kFars) r.tar[far_key(far)] = plain.tar_json(far);
+  r.correct.assign(plain.pair_correct.begin(), plain.pair_correct.end());
+  if (settings.flip) {
+    const eval::VerifyResult& flip = v.result.modes.at(1).second;
+    r.acc_flip = flip.accuracy_mean;
+    r.acc_flip_std = flip.accuracy_std;
+    r.correct_flip.assign(flip.pair_correct.begin(), flip.pair_correct.end());
+  }
+  pooled.sets.push_back(v.result);
+  r.norm = to_vec(f.plain.norms);
+  torch::Tensor ids = torch::tensor(st.identity, torch::kInt64);
+  require(ids.max().item<int64_t>() < templates.size(0), "{}: an identity has no clean reference render", source);
+  r.recog = to_vec((f.plain.embeddings * templates.index_select(0, ids)).sum(1));
+  const eval::Comparisons cmp = eval::pair_comparisons(f.plain.embeddings, st.issame);
+  r.score.assign(cmp.score.begin(), cmp.score.end());
+  r.spearman_gt = eval::spearman(r.norm, st.gt);
+  r.spearman_recog = eval::spearman(r.norm, r.recog);
+  r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", eval::brisque_quality(st.brisque)}, {"gt", st.gt}});
+  pooled.embeddings.push_back(f.plain.embeddings);
+  pooled.issame.insert(pooled.issame.end(), st.issame.begin(), st.issame.end());
+  const torch::Tensor deployed =
+      settings.flip ? qface::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms).first
+                    : f.plain.embeddings;
+  const eval::Comparisons dc = eval::pair_comparisons(deployed, st.issame);
+  for (std::size_t p = 0; p < dc.score.size(); ++p) {
+    if (dc.genuine[p]) ++pooled.deploy_genuine;
+    else pooled.deploy_impostors.push_back(dc.score[p]);
+  }
+  return r;
+}
+
+void write_calibrations(const fs::path& model_path, const std::string& name, const EvalData& data,
+                        const EvalSettings& settings, const PooledStrata& pooled, const std::vector<double>& norm) {
+  std::string source = name + ": val_high + val_mixed + val_low of " + data.dir.string();
+  if (settings.bf16) source += " (features under bf16 autocast)";
+  eval::write_json(deploy::verify_calibration_path(model_path),
+                   deploy::verify_calibration_json(pooled.deploy_impostors, pooled.deploy_genuine,
+                                                   settings.flip ? "flip_fused" : "plain", source));
+  eval::write_json(deploy::quality_calibration_path(model_path), deploy::quality_calibration_json(norm, source));
+  spdlog::info("demo: {} calibrations for qface verify / quality / serve: {}, {}", name,
+               deploy::verify_calibration_path(model_path).string(),
+               deploy::quality_calibration_path(model_path).string());
+}
+
+// The EDC and ERC of the quality report's scores as stand-alone SVGs (the README shows the study's).
+void write_quality_curves(const json& q, const std::string& name, const fs::path& eval_dir) {
   for (const char* curve : {"edc", "erc"}) {
     std::vector<PlotSeries> series;
     for (auto& [score, sj] : q["scores"].items()) {
@@ -360,19 +335,41 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
     po.y_min = 0;
     write_file_atomic(eval_dir / (std::string(curve) + ".svg"), render_svg(po, series));
   }
+}
+
+// Quality as a score on the pooled strata: norm vs BRISQUE vs oracle vs
+// random. Writes quality.json and its curves; returns ModelEval::quality.
+json pooled_quality(const std::string& name, const EvalData& data, const eval::Comparisons& cmp,
+                    const std::vector<double>& norm, const EvalSettings& settings, const fs::path& eval_dir) {
+  const std::vector<double> gt = pooled_images(data, &Stratum::gt);
+  const std::vector<double> neg_brisque = eval::brisque_quality(pooled_images(data, &Stratum::brisque));
+  std::vector<double> random(norm.size());
+  std::mt19937_64 rng(settings.seed);
+  for (double& x : random) x = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+  const json q = eval::quality_report_json(name, "val_high + val_mixed + val_low", cmp,
+                                           {{"norm", norm}, {"brisque", neg_brisque}, {"gt", gt}, {"random", random}},
+                                           gt, torch::tensor(norm));
+  eval::write_json(eval_dir / "quality.json", q);
+  write_quality_curves(q, name, eval_dir);
   const std::map<std::string, const std::vector<double>*> per_image = {
       {"norm", &norm}, {"brisque", &neg_brisque}, {"gt", &gt}, {"random", &random}};
+  json out;
   for (auto& [score, s] : q["scores"].items()) {
     // Supplementary operating point: the threshold fixed at FMR 1e-2, where
     // FNMR0 leaves room to fall (at 1e-3 a weak model's FNMR0 is near 1).
     const eval::EdcResult e2 = eval::edc(cmp, eval::pair_quality(cmp, *per_image.at(score)), 1e-2);
-    m.quality[score] = {{"pauc", s["edc"]["pauc"]}, {"pauc_minus_ideal", s["edc"]["pauc_minus_ideal"]},
-                        {"fnmr0", s["edc"]["fnmr0"]}, {"spearman_gt", s["spearman_vs_gt"]},
-                        {"erc_fnmr", s["erc"]["fnmr"]}, {"erc_reject", s["erc"]["reject_actual"]},
-                        {"fmr_1e-2", {{"pauc", e2.pauc}, {"fnmr0", e2.fnmr0}}}};
+    out[score] = {{"pauc", s["edc"]["pauc"]}, {"pauc_minus_ideal", s["edc"]["pauc_minus_ideal"]},
+                  {"fnmr0", s["edc"]["fnmr0"]}, {"spearman_gt", s["spearman_vs_gt"]},
+                  {"erc_fnmr", s["erc"]["fnmr"]}, {"erc_reject", s["erc"]["reject_actual"]},
+                  {"fmr_1e-2", {{"pauc", e2.pauc}, {"fnmr0", e2.fnmr0}}}};
   }
+  return out;
+}
 
-  // Clustering the pooled images by identity at the model's FMR 1e-3 threshold.
+// Clustering the pooled images by identity at the model's FMR 1e-3
+// threshold, plain and quality-ordered (the norm); writes cluster.json.
+void cluster_pooled(ModelEval& m, const EvalData& data, const torch::Tensor& emb, const eval::Comparisons& cmp,
+                    const std::vector<double>& norm, const EvalSettings& settings, const fs::path& eval_dir) {
   std::vector<float> impostors;
   for (std::size_t p = 0; p < cmp.score.size(); ++p)
     if (!cmp.genuine[p]) impostors.push_back(cmp.score[p]);
@@ -405,13 +402,46 @@ ModelEval evaluate_verification(const fs::path& model_path, const std::string& n
   m.bcubed_r_quality = ordered.bcubed_item_recall;
   eval::write_json(eval_dir / "cluster.json",
                    {{"kind", "eval.cluster"},
-                    {"name", name},
+                    {"name", m.name},
                     {"results", json::array({{{"method", "k-NN graph, connected components"},
                                               {"threshold", m.cluster_threshold},
                                               {"metrics", m.cluster["plain"]}},
                                              {{"method", fmt::format("quality-ordered (norm), core {:g}", settings.cluster_core)},
                                               {"threshold", m.cluster_threshold},
                                               {"metrics", m.cluster["quality_ordered"]}}})}});
+}
+
+ModelEval evaluate_verification(const fs::path& model_path, const std::string& name, const EvalData& data,
+                                const EvalSettings& settings, const fs::path& eval_dir) {
+  const fs::path cache = eval_dir / "model_eval.json";
+  const std::string fp = fingerprint(json{{"model", file_fingerprint(model_path)},
+                                          {"settings", settings.to_json()},
+                                          {"data", file_fingerprint(data.dir / "manifest.json")},
+                                          {"version", 2}});
+  // (Evaluated again when the calibrations beside the model are missing: runs from before they were written.)
+  if (has_fingerprint(cache, fp) && fs::exists(deploy::verify_calibration_path(model_path)) &&
+      fs::exists(deploy::quality_calibration_path(model_path))) {
+    spdlog::info("demo: {} already evaluated ({})", name, cache.string());
+    return ModelEval::from_json(json::parse(read_file(cache)).at("eval"));
+  }
+  ensure_dir(eval_dir);
+  infer::InferenceOptions io;
+  auto net = load_for_eval(model_path, settings, io);
+  const torch::Tensor templates = reference_templates(*net, data, settings, io);
+
+  ModelEval m;
+  m.name = name;
+  PooledStrata pooled;
+  for (const Stratum& st : data.strata)
+    m.strata.push_back(evaluate_stratum(*net, name, st, data, settings, io, templates, pooled));
+  eval::write_json(eval_dir / "verify.json", eval::verify_report_json(name, pooled.sets));
+  const std::vector<double> norm = pooled_images(m, &StratumResult::norm);
+  write_calibrations(model_path, name, data, settings, pooled, norm);
+
+  const torch::Tensor emb = torch::cat(pooled.embeddings);
+  const eval::Comparisons cmp = eval::pair_comparisons(emb, pooled.issame);
+  m.quality = pooled_quality(name, data, cmp, norm, settings, eval_dir);
+  cluster_pooled(m, data, emb, cmp, norm, settings, eval_dir);
   write_file_atomic(cache, json{{"fingerprint", fp}, {"eval", m.to_json()}}.dump() + "\n");
   return m;
 }

@@ -113,7 +113,4 @@ std::vector<double> pooled_images(const ModelEval& m, std::vector<double> Stratu
 backbones::Backbone load_for_eval(const std::filesystem::path& model_path, const EvalSettings& settings,
                                   infer::InferenceOptions& options);
 
-// BRISQUE as a quality score (higher is better, like the norm): its negation.
-std::vector<double> brisque_quality(std::vector<double> brisque);
-
 }  // namespace qface::study
