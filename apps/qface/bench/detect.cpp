@@ -19,6 +19,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -324,23 +325,9 @@ std::string cell(const json& s) {
                      s["false_per_frame"].get<double>());
 }
 
-int run_bench(const BenchArgs& a) {
-  require(a.frames >= 1 && a.faces >= 1 && !a.sizes.empty() && a.repeat >= 1 && a.threads >= 1,
-          "bench detect: need at least one size, frame, face, repeat and thread");
-  at::set_num_threads(a.threads);
-  cv::setNumThreads(a.threads);
-  const fs::path tmp = fs::temp_directory_path() / fmt::format("qface-bench-detect-{}", ::getpid());
-  ensure_dir(tmp);
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(d, ec);
-    }
-  } cleanup{tmp};
-  if (!a.examples.empty()) ensure_dir(a.examples);
-
-  // The settings.
+// The detector settings measured: ssd as face-api runs it, ssd at each scan
+// factor asked, and hog.
+std::vector<Setting> make_settings(const BenchArgs& a) {
   std::vector<Setting> settings;
   auto add_ssd = [&](const std::string& name, double scan) {
     Setting s;
@@ -356,28 +343,29 @@ int run_bench(const BenchArgs& a) {
   };
   add_ssd("ssd", 0);  // face-api's own setting: the JavaScript reference finds the same
   for (double f : a.scans) add_ssd(fmt::format("ssd scan {:g}", f), f);
-  {
-    Setting s;
-    s.name = "hog";
-    s.options.kind = deploy::DetectorKind::kHog;
-    s.options.upsample = a.upsample;
-    s.options.max_pixels = a.max_pixels;
-    s.full = std::make_unique<deploy::FaceDetector>(s.options);
-    settings.push_back(std::move(s));
-  }
-  const Reference ref = find_reference(a, tmp);
-  const bool js = !ref.node.empty();
-  spdlog::info("bench detect: settings {}; reference: {}", [&] {
-    std::string n;
-    for (const auto& s : settings) n += (n.empty() ? "" : ", ") + s.name;
-    return n;
-  }(), ref.note);
+  Setting hog;
+  hog.name = "hog";
+  hog.options.kind = deploy::DetectorKind::kHog;
+  hog.options.upsample = a.upsample;
+  hog.options.max_pixels = a.max_pixels;
+  hog.full = std::make_unique<deploy::FaceDetector>(hog.options);
+  settings.push_back(std::move(hog));
+  return settings;
+}
 
-  double load[3] = {0, 0, 0};
+// /proc/loadavg's 1, 5 and 15 minute averages (zeros when unreadable).
+std::array<double, 3> load_average() {
+  std::array<double, 3> load{0, 0, 0};
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
     if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = NAN;
     std::fclose(f);
   }
+  return load;
+}
+
+// What the results are of: the machine, the scenes, the matching rule and the settings.
+json describe_bench(const BenchArgs& a, const std::vector<Setting>& settings, const Reference& ref,
+                    const std::array<double, 3>& load) {
   json j{{"kind", "bench.detect"},
          {"cpu", infer::cpu_signature()},
          {"threads", a.threads},
@@ -394,15 +382,24 @@ int run_bench(const BenchArgs& a) {
          {"nuisances", "the generator's web-crawl distribution (pose, expression, light, occlusion, blur, noise, JPEG, "
                        "low resolution, clutter), no deliberately unrecognizable faces"}};
   for (const auto& s : settings) j["settings"].push_back(s.to_json());
-  if (load[0] > a.threads)
-    spdlog::warn("bench detect: load average {:.1f} on {} threads: another job shares the CPU, timings are not clean",
-                 load[0], a.threads);
+  return j;
+}
 
-  // ------------------------------------------------------------ recall
-  const std::size_t S = settings.size() + (js ? 1 : 0);
-  std::vector<std::string> names;
-  for (const auto& s : settings) names.push_back(s.name);
-  if (js) names.push_back("ssd (JavaScript reference)");
+// What every measurement shares: the settings, the JavaScript reference (when
+// found), their names in table order and the scratch folder.
+struct Bench {
+  const BenchArgs& a;
+  const std::vector<Setting>& settings;
+  const Reference& ref;
+  bool js = false;                 // the reference runs
+  std::vector<std::string> names;  // the settings', then the reference's
+  fs::path tmp;
+};
+
+// Per face size, recall and false detections of every setting on the same frames.
+json recall_by_size(const Bench& b) {
+  const BenchArgs& a = b.a;
+  const std::size_t S = b.names.size();
   Progress progress("bench detect", a.no_recall ? 0 : static_cast<int64_t>(a.sizes.size()) * a.frames, "frames");
   int64_t done = 0;
   json by_size = json::array();
@@ -420,33 +417,58 @@ int run_bench(const BenchArgs& a) {
       so.seed = synth::derive_seed(a.seed, 0xde7ec7, static_cast<uint64_t>(size) << 20 | static_cast<uint64_t>(f));
       const synth::Scene scene = synth::render_scene(so);
       std::vector<std::vector<Detection>> dets;
-      for (std::size_t s = 0; s < settings.size(); ++s) {
-        dets.push_back(settings[s].detect(scene.image));
+      for (std::size_t s = 0; s < b.settings.size(); ++s) {
+        dets.push_back(b.settings[s].detect(scene.image));
         tally[s].add(scene.faces, dets.back());
       }
-      if (js) rgb.push_back(write_rgb(scene.image, tmp / fmt::format("frame{}.rgb", f)));
+      if (b.js) rgb.push_back(write_rgb(scene.image, b.tmp / fmt::format("frame{}.rgb", f)));
       if (!a.examples.empty() && f == 0)
         draw_examples(scene.image.clone(), scene.faces, dets, fs::path(a.examples) / fmt::format("scene_{}px.png", size));
       truth.push_back(scene.faces);
       progress.update(++done);
     }
-    if (js) {
-      const auto res = run_reference(ref, a.min_score, rgb, tmp);
+    if (b.js) {
+      const auto res = run_reference(b.ref, a.min_score, rgb, b.tmp);
       for (std::size_t f = 0; f < res.size(); ++f) tally[S - 1].add(truth[f], res[f].faces);
-      for (int f = 0; f < a.frames; ++f) fs::remove(tmp / fmt::format("frame{}.rgb", f));
+      for (int f = 0; f < a.frames; ++f) fs::remove(b.tmp / fmt::format("frame{}.rgb", f));
     }
     json row{{"face_size", size}};
-    for (std::size_t s = 0; s < S; ++s) row["settings"][names[s]] = tally[s].summary(a.seed);
+    for (std::size_t s = 0; s < S; ++s) row["settings"][b.names[s]] = tally[s].summary(a.seed);
     by_size.push_back(row);
   }
-  j["recall_by_size"] = by_size;
+  return by_size;
+}
 
-  // ------------------------------------------------------------ speed
-  json timing;
-  std::vector<std::string> ref_frames;
-  const std::pair<int, int> frame_sizes[2] = {{640, 480}, {1920, 1080}};
-  std::vector<cv::Mat> timing_frames;
-  for (const auto& [w, h] : frame_sizes) {
+const std::pair<int, int> kTimingFrames[2] = {{640, 480}, {1920, 1080}};
+
+std::string frame_key(std::size_t k) { return fmt::format("{}x{}", kTimingFrames[k].first, kTimingFrames[k].second); }
+
+// The reference times detectAllFaces per photo; the same frame repeated
+// gives its warm-up and then the runs.
+json time_reference(const Bench& b, const std::vector<cv::Mat>& frames) {
+  const int repeat = b.a.repeat;
+  std::vector<std::string> args;
+  for (std::size_t k = 0; k < 2; ++k) {
+    const std::string arg = write_rgb(frames[k], b.tmp / fmt::format("timing{}.rgb", k));
+    for (int r = 0; r <= repeat; ++r) args.push_back(arg);
+  }
+  const auto res = run_reference(b.ref, b.a.min_score, args, b.tmp);
+  json t;
+  for (std::size_t k = 0; k < 2; ++k) {
+    std::vector<double> ms;
+    for (int r = 1; r <= repeat; ++r) ms.push_back(res[k * static_cast<std::size_t>(repeat + 1) + static_cast<std::size_t>(r)].ms);
+    t[frame_key(k)]["boxes_ms"] = median(ms);
+    t[frame_key(k)]["boxes_runs_ms"] = ms;
+  }
+  return t;
+}
+
+// Milliseconds per 640x480 and 1920x1080 frame, per setting (boxes alone and
+// with landmarks) and for the reference.
+json time_settings(const Bench& b) {
+  const BenchArgs& a = b.a;
+  std::vector<cv::Mat> frames;
+  for (const auto& [w, h] : kTimingFrames) {
     synth::SceneOptions so;
     so.width = w;
     so.height = h;
@@ -454,50 +476,33 @@ int run_bench(const BenchArgs& a) {
     so.face_size = 48;
     so.threads = a.threads;
     so.seed = synth::derive_seed(a.seed, 0x7173e, static_cast<uint64_t>(w));
-    timing_frames.push_back(synth::render_scene(so).image);
+    frames.push_back(synth::render_scene(so).image);
   }
   spdlog::info("bench detect: timing ({} runs per frame after a warm-up, median reported)", a.repeat);
-  for (const auto& s : settings) {
+  json timing;
+  for (const auto& s : b.settings) {
     json t;
     for (std::size_t k = 0; k < 2; ++k) {
-      const std::string key = fmt::format("{}x{}", frame_sizes[k].first, frame_sizes[k].second);
-      const cv::Mat& img = timing_frames[k];
+      const cv::Mat& img = frames[k];
       const auto full = time_runs([&] { (void)s.full->detect(img); }, a.repeat);
-      t[key]["with_landmarks_ms"] = median(full);
-      t[key]["with_landmarks_runs_ms"] = full;
+      t[frame_key(k)]["with_landmarks_ms"] = median(full);
+      t[frame_key(k)]["with_landmarks_runs_ms"] = full;
       if (s.ssd) {
         const auto boxes = time_runs([&] { (void)s.ssd->detect(img); }, a.repeat);
-        t[key]["boxes_ms"] = median(boxes);
-        t[key]["boxes_runs_ms"] = boxes;
+        t[frame_key(k)]["boxes_ms"] = median(boxes);
+        t[frame_key(k)]["boxes_runs_ms"] = boxes;
       }
     }
     timing[s.name] = t;
   }
-  if (js) {
-    // The reference times detectAllFaces per photo; the same frame repeated
-    // gives its warm-up and then the runs.
-    std::vector<std::string> args;
-    for (std::size_t k = 0; k < 2; ++k) {
-      const std::string arg = write_rgb(timing_frames[k], tmp / fmt::format("timing{}.rgb", k));
-      for (int r = 0; r <= a.repeat; ++r) args.push_back(arg);
-    }
-    const auto res = run_reference(ref, a.min_score, args, tmp);
-    json t;
-    for (std::size_t k = 0; k < 2; ++k) {
-      std::vector<double> ms;
-      for (int r = 1; r <= a.repeat; ++r) ms.push_back(res[k * static_cast<std::size_t>(a.repeat + 1) + static_cast<std::size_t>(r)].ms);
-      const std::string key = fmt::format("{}x{}", frame_sizes[k].first, frame_sizes[k].second);
-      t[key]["boxes_ms"] = median(ms);
-      t[key]["boxes_runs_ms"] = ms;
-    }
-    timing["ssd (JavaScript reference)"] = t;
-  }
-  j["timing"] = timing;
+  if (b.js) timing["ssd (JavaScript reference)"] = time_reference(b, frames);
+  return timing;
+}
 
-  // ------------------------------------------------------------ real photos
-  // Default: the package's six group photos (its demo/ folder also holds
-  // screenshots of its web page, which are not photos).
-  fs::path photo_dir = a.photos;
+// --photos, or the package's six group photos (its demo/ folder also holds
+// screenshots of its web page, which are not photos).
+std::vector<fs::path> find_photos(const BenchArgs& a, fs::path& photo_dir) {
+  photo_dir = a.photos;
   const bool package_demo = photo_dir.empty();
   if (package_demo) {
     const fs::path model = a.weights.empty() ? deploy::default_ssd_model_dir() : fs::path(a.weights);
@@ -514,45 +519,52 @@ int run_bench(const BenchArgs& a) {
         photos.push_back(e.path());
     }
   std::sort(photos.begin(), photos.end());
-  json photo_rows = json::array();
+  return photos;
+}
+
+// Faces each setting and the reference find on the real photos.
+json count_on_photos(const Bench& b) {
+  fs::path photo_dir;
+  const std::vector<fs::path> photos = find_photos(b.a, photo_dir);
+  json rows = json::array();
   if (photos.empty()) {
     spdlog::warn("bench detect: no photos in {} (--photos DIR): the real-photo count is skipped", photo_dir.string());
   } else {
     std::vector<std::string> args;
-    std::vector<cv::Mat> imgs;
     for (const auto& p : photos) {
       cv::Mat img = deploy::read_image(p);
       if (img.empty()) continue;
       json row{{"photo", p.filename().string()}, {"size", {img.cols, img.rows}}};
-      for (const auto& s : settings) row["faces"][s.name] = s.detect(img).size();
-      if (js) args.push_back(write_rgb(img, tmp / fmt::format("photo{}.rgb", args.size())));
-      photo_rows.push_back(row);
+      for (const auto& s : b.settings) row["faces"][s.name] = s.detect(img).size();
+      if (b.js) args.push_back(write_rgb(img, b.tmp / fmt::format("photo{}.rgb", args.size())));
+      rows.push_back(row);
     }
-    if (js && !args.empty()) {
-      const auto res = run_reference(ref, a.min_score, args, tmp);
-      for (std::size_t k = 0; k < res.size(); ++k) photo_rows[k]["faces"]["ssd (JavaScript reference)"] = res[k].faces.size();
+    if (b.js && !args.empty()) {
+      const auto res = run_reference(b.ref, b.a.min_score, args, b.tmp);
+      for (std::size_t k = 0; k < res.size(); ++k) rows[k]["faces"]["ssd (JavaScript reference)"] = res[k].faces.size();
     }
   }
-  j["photos"] = {{"folder", photo_dir.string()}, {"rows", photo_rows}};
+  return {{"folder", photo_dir.string()}, {"rows", rows}};
+}
 
-  // ------------------------------------------------------------ IJB-S
-  // `qface synth` renders the surveillance set's stills and video frames as
-  // aligned 112x112 crops (Job::loose_size 0 in synth/generate.cpp): the face
-  // is the whole image, already found and aligned, so a detector count on
-  // them would measure nothing; surveillance-like faces in frames are the
-  // scenes above at 16-48 px.
-  j["ijbs"] = {{"skipped", "qface synth writes the IJB-S-style frames as aligned 112x112 crops, not scenes: "
-                           "nothing to detect"}};
+// A Markdown table's header: `first` then one column per name, aligned by `rule`.
+void print_header(const std::string& first, const std::string& first_rule, const std::vector<std::string>& names,
+                  const char* rule) {
+  std::cout << "| " << first << " |";
+  for (const auto& n : names) std::cout << " " << n << " |";
+  std::cout << "\n|" << first_rule << "|";
+  for (std::size_t s = 0; s < names.size(); ++s) std::cout << rule;
+  std::cout << "\n";
+}
 
-  // ------------------------------------------------------------ report
+// The three Markdown tables (recall, speed, real photos) and the notes, on stdout.
+void print_report(const BenchArgs& a, const std::vector<std::string>& names, const json& j, double load) {
+  const json& by_size = j["recall_by_size"];
   if (!by_size.empty()) {
     std::cout << fmt::format("\n## Detection on synthetic scenes ({}x{}, {} frames x {} faces per size, min score {:g})\n\n"
-                             "recall (95 % Wilson interval) · false detections per frame\n\n| face px |",
+                             "recall (95 % Wilson interval) · false detections per frame\n\n",
                              a.width, a.height, a.frames, a.faces, a.min_score);
-    for (const auto& n : names) std::cout << " " << n << " |";
-    std::cout << "\n|---:|";
-    for (std::size_t s = 0; s < S; ++s) std::cout << "---|";
-    std::cout << "\n";
+    print_header("face px", "---:", names, "---|");
     for (const json& row : by_size) {
       std::cout << "| " << row["face_size"].get<int>() << " |";
       for (const auto& n : names) std::cout << " " << cell(row["settings"][n]) << " |";
@@ -562,29 +574,71 @@ int run_bench(const BenchArgs& a) {
   std::cout << fmt::format("\n## Milliseconds per frame ({} threads, median of {}; load average {:.1f} at start)\n\n"
                            "| setting | 640x480 | 1920x1080 | 640x480 with landmarks | 1920x1080 with landmarks |\n"
                            "|---|---:|---:|---:|---:|\n",
-                           a.threads, a.repeat, load[0]);
+                           a.threads, a.repeat, load);
   for (const auto& name : names) {
-    const json& t = timing[name];
+    const json& t = j["timing"][name];
     auto ms = [&](const char* frame, const char* what) {
       return t[frame].contains(what) ? fmt::format("{:.0f}", t[frame][what].get<double>()) : std::string("–");
     };
     std::cout << fmt::format("| {} | {} | {} | {} | {} |\n", name, ms("640x480", "boxes_ms"), ms("1920x1080", "boxes_ms"),
                              ms("640x480", "with_landmarks_ms"), ms("1920x1080", "with_landmarks_ms"));
   }
+  const json& photo_rows = j["photos"]["rows"];
   if (!photo_rows.empty()) {
-    std::cout << "\n## Faces found on the real photos\n\n| photo |";
-    for (const auto& n : names) std::cout << " " << n << " |";
-    std::cout << "\n|---|";
-    for (std::size_t s = 0; s < S; ++s) std::cout << "---:|";
-    std::cout << "\n";
+    std::cout << "\n## Faces found on the real photos\n\n";
+    print_header("photo", "---", names, "---:|");
     for (const json& row : photo_rows) {
       std::cout << "| " << row["photo"].get<std::string>() << " |";
       for (const auto& n : names) std::cout << " " << (row["faces"].contains(n) ? row["faces"][n].dump() : "–") << " |";
       std::cout << "\n";
     }
   }
-  std::cout << "\nJavaScript reference: " << ref.note << "\nIJB-S-style frames: " << j["ijbs"]["skipped"].get<std::string>()
-            << "\n";
+  std::cout << "\nJavaScript reference: " << j["reference"].get<std::string>()
+            << "\nIJB-S-style frames: " << j["ijbs"]["skipped"].get<std::string>() << "\n";
+}
+
+int run_bench(const BenchArgs& a) {
+  require(a.frames >= 1 && a.faces >= 1 && !a.sizes.empty() && a.repeat >= 1 && a.threads >= 1,
+          "bench detect: need at least one size, frame, face, repeat and thread");
+  at::set_num_threads(a.threads);
+  cv::setNumThreads(a.threads);
+  const fs::path tmp = fs::temp_directory_path() / fmt::format("qface-bench-detect-{}", ::getpid());
+  ensure_dir(tmp);
+  struct Cleanup {
+    fs::path d;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  } cleanup{tmp};
+  if (!a.examples.empty()) ensure_dir(a.examples);
+
+  const std::vector<Setting> settings = make_settings(a);
+  const Reference ref = find_reference(a, tmp);
+  Bench b{.a = a, .settings = settings, .ref = ref, .js = !ref.node.empty(), .tmp = tmp};
+  for (const auto& s : settings) b.names.push_back(s.name);
+  if (b.js) b.names.push_back("ssd (JavaScript reference)");
+  spdlog::info("bench detect: settings {}; reference: {}", [&] {
+    std::string n;
+    for (const auto& s : settings) n += (n.empty() ? "" : ", ") + s.name;
+    return n;
+  }(), ref.note);
+  const std::array<double, 3> load = load_average();
+  json j = describe_bench(a, settings, ref, load);
+  if (load[0] > a.threads)
+    spdlog::warn("bench detect: load average {:.1f} on {} threads: another job shares the CPU, timings are not clean",
+                 load[0], a.threads);
+  j["recall_by_size"] = recall_by_size(b);
+  j["timing"] = time_settings(b);
+  j["photos"] = count_on_photos(b);
+  // `qface synth` renders the surveillance set's stills and video frames as
+  // aligned 112x112 crops (Job::loose_size 0, synth/writer.h): the face
+  // is the whole image, already found and aligned, so a detector count on
+  // them would measure nothing; surveillance-like faces in frames are the
+  // scenes above at 16-48 px.
+  j["ijbs"] = {{"skipped", "qface synth writes the IJB-S-style frames as aligned 112x112 crops, not scenes: "
+                           "nothing to detect"}};
+  print_report(a, b.names, j, load[0]);
   if (!a.out.empty()) eval::write_json(a.out, j);
   return 0;
 }

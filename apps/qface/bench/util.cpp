@@ -25,8 +25,7 @@ double best_seconds(const std::function<void()>& f, int warmup, int iters) {
   return best;
 }
 
-namespace {
-std::string find_script_dir(const std::string& script, const std::string& given) {
+std::string python_script_dir(const std::string& script, const std::string& given) {
   if (!given.empty()) return given;
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -38,20 +37,21 @@ std::string find_script_dir(const std::string& script, const std::string& given)
     if (fs::exists(c / script, ec)) return c.string();
   return "";
 }
-}  // namespace
 
-nlohmann::json run_python_reference(const std::string& script, const std::string& args, const std::string& dir_hint,
-                                    std::string& note) {
+nlohmann::json run_python_script(const fs::path& file, const std::string& args, int threads, std::string& note) {
   if (!fs::exists("/usr/bin/python3")) return note = "no /usr/bin/python3", nullptr;
-  const std::string dir = find_script_dir(script, dir_hint);
-  if (dir.empty()) return note = "bench/python/" + script + " not found (--python-dir)", nullptr;
-  const std::string cmd = fmt::format("/usr/bin/python3 '{}/{}' {} 2>/dev/null", dir, script, args);
+  const std::string env = threads > 0 ? fmt::format("OMP_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} ", threads) : "";
+  const std::string cmd = fmt::format("{}/usr/bin/python3 '{}' {} 2>/dev/null", env, file.string(), args);
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return note = "cannot start python", nullptr;
   std::string out;
   char buf[512];
   while (fgets(buf, sizeof buf, p)) out += buf;
-  if (pclose(p) != 0) return note = "python3 cannot import torch (or the reference failed)", nullptr;
+  if (const int status = pclose(p); status != 0)
+    return note = fmt::format("{} failed (status {}; it needs /usr/bin/python3 with torch or numpy: run it by hand "
+                              "to see why)",
+                              file.filename().string(), status),
+           nullptr;
   try {
     auto j = nlohmann::json::parse(out.substr(out.rfind("\n{") == std::string::npos ? out.find('{') : out.rfind("\n{") + 1));
     note = "torch " + j.value("torch", std::string("?"));
@@ -59,6 +59,14 @@ nlohmann::json run_python_reference(const std::string& script, const std::string
   } catch (const std::exception& e) {
     return note = std::string("unreadable python output: ") + e.what(), nullptr;
   }
+}
+
+nlohmann::json run_python_reference(const std::string& script, const std::string& args, const std::string& dir_hint,
+                                    std::string& note, int threads) {
+  if (!fs::exists("/usr/bin/python3")) return note = "no /usr/bin/python3", nullptr;
+  const std::string dir = python_script_dir(script, dir_hint);
+  if (dir.empty()) return note = "bench/python/" + script + " not found (--python-dir)", nullptr;
+  return run_python_script(dir + "/" + script, args, threads, note);
 }
 
 }  // namespace qface::cli

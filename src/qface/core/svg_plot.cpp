@@ -14,20 +14,6 @@ namespace {
 constexpr const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 struct Axis {
   double lo = 0, hi = 1;
   bool log = false;
@@ -115,7 +101,7 @@ std::string render_svg(const PlotOptions& o, const std::vector<PlotSeries>& seri
       o.width, o.height);
   if (!o.title.empty())
     svg += fmt::format("<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
-                       left + pw / 2, escape(o.title));
+                       left + pw / 2, escape_markup(o.title));
   // grid and ticks
   for (double t : ax.ticks()) {
     double x = px(t);
@@ -134,10 +120,10 @@ std::string render_svg(const PlotOptions& o, const std::vector<PlotSeries>& seri
   svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", left,
                      top, pw, ph);
   svg += fmt::format("<text x=\"{:.2f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + pw / 2,
-                     o.height - 10, escape(o.x_label));
+                     o.height - 10, escape_markup(o.x_label));
   svg += fmt::format(
       "<text x=\"14\" y=\"{0:.2f}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {0:.2f})\">{1}</text>\n",
-      top + ph / 2, escape(o.y_label));
+      top + ph / 2, escape_markup(o.y_label));
 
   int drawn = 0;
   for (std::size_t k = 0; k < series.size(); ++k) {
@@ -165,12 +151,26 @@ std::string render_svg(const PlotOptions& o, const std::vector<PlotSeries>& seri
       double ly = top + 14 + 18 * static_cast<double>(k);
       svg += fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"12\" height=\"4\" fill=\"{}\"/>", left + pw + 10,
                          ly - 4, color);
-      svg += fmt::format("<text x=\"{:.2f}\" y=\"{:.2f}\">{}</text>\n", left + pw + 28, ly, escape(s.label));
+      svg += fmt::format("<text x=\"{:.2f}\" y=\"{:.2f}\">{}</text>\n", left + pw + 28, ly, escape_markup(s.label));
     }
   }
   if (drawn == 0) fail("plot: no series has a point to draw");
   svg += "</svg>\n";
   return svg;
+}
+
+std::string escape_markup(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace qface

@@ -33,4 +33,7 @@ struct PlotOptions {
 // a log axis) are skipped. Throws qface::Error if no series has a point to draw.
 std::string render_svg(const PlotOptions& options, const std::vector<PlotSeries>& series);
 
+// Text made safe inside SVG or HTML elements and quoted attributes (&, <, >, ").
+std::string escape_markup(const std::string& text);
+
 }  // namespace qface

@@ -22,20 +22,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
 std::string num(const json& v, int digits = 4) {
   if (!v.is_number()) return "–";
   return fmt::format("{:.{}f}", v.get<double>(), digits);
@@ -97,18 +83,18 @@ struct Doc {
   void table(const std::string& caption, const std::vector<std::string>& head,
              const std::vector<std::vector<std::string>>& rows) {
     if (rows.empty()) return;
-    std::string t = "<table><caption>" + esc(caption) + "</caption><tr>";
-    for (const auto& h : head) t += "<th>" + esc(h) + "</th>";
+    std::string t = "<table><caption>" + escape_markup(caption) + "</caption><tr>";
+    for (const auto& h : head) t += "<th>" + escape_markup(h) + "</th>";
     t += "</tr>\n";
     for (const auto& r : rows) {
       t += "<tr>";
-      for (const auto& c : r) t += "<td>" + esc(c) + "</td>";
+      for (const auto& c : r) t += "<td>" + escape_markup(c) + "</td>";
       t += "</tr>\n";
     }
     sections.push_back(t + "</table>\n");
     ++tables;
   }
-  void heading(const std::string& h) { sections.push_back("<h2>" + esc(h) + "</h2>\n"); }
+  void heading(const std::string& h) { sections.push_back("<h2>" + escape_markup(h) + "</h2>\n"); }
 };
 
 std::vector<double> vec(const json& j) {
@@ -467,13 +453,13 @@ void training_section(Doc& doc, const Training& training) {
 // The page around the sections: title, the run list, and the script that
 // marks which figures drew (see report.h).
 std::string html_page(const std::string& title, const std::vector<fs::path>& runs, const Doc& doc) {
-  std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + esc(title) +
+  std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + escape_markup(title) +
                      "</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
                      "figure.plot{display:inline-block;margin:0.5em;vertical-align:top}"
                      "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
                      "text-align:right}caption{font-weight:bold;text-align:left}</style></head>\n<body>\n<h1>" +
-                     esc(title) + "</h1>\n<p>Runs: ";
-  for (size_t i = 0; i < runs.size(); ++i) html += (i ? ", " : "") + esc(runs[i].string());
+                     escape_markup(title) + "</h1>\n<p>Runs: ";
+  for (size_t i = 0; i < runs.size(); ++i) html += (i ? ", " : "") + escape_markup(runs[i].string());
   html += "</p>\n";
   for (const auto& s : doc.sections) html += s;
   html += R"(<script>
