@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -179,12 +178,10 @@ void run_numpy_reference(const BenchArgs& a, const fs::path& dir, const Layout& 
     write_npy(dir / (p.name + "_gallery.npy"), i64(p.gallery));
     names += (names.empty() ? "" : ",") + p.name;
   }
-  const std::string threads = std::to_string(a.threads);
-  ::setenv("OMP_NUM_THREADS", threads.c_str(), 1);
-  ::setenv("OPENBLAS_NUM_THREADS", threads.c_str(), 1);
   std::string note;
-  const json py = run_python_reference(
-      "ijbs_reference.py", fmt::format("'{}' {} {}", dir.string(), fmt::join(kFusions, ","), names), a.python_dir, note);
+  const json py = run_python_reference("ijbs_reference.py",
+                                       fmt::format("'{}' {} {}", dir.string(), fmt::join(kFusions, ","), names),
+                                       a.python_dir, note, a.threads);
   if (py.is_null()) {
     spdlog::warn("bench ijbs: NumPy reference skipped: {}", note);
     return;

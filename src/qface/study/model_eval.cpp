@@ -290,9 +290,7 @@ StratumResult evaluate_stratum(backbones::BackboneImpl& net, const std::string& 
   r.quality = edc_summary(cmp, {{"norm", r.norm}, {"brisque", eval::brisque_quality(st.brisque)}, {"gt", st.gt}});
   pooled.embeddings.push_back(f.plain.embeddings);
   pooled.issame.insert(pooled.issame.end(), st.issame.begin(), st.issame.end());
-  const torch::Tensor deployed =
-      settings.flip ? qface::fuse_flip(f.plain.embeddings, f.plain.norms, f.flipped.embeddings, f.flipped.norms).first
-                    : f.plain.embeddings;
+  const torch::Tensor deployed = settings.flip ? v.fused : f.plain.embeddings;  // verify_encoded fused them
   const eval::Comparisons dc = eval::pair_comparisons(deployed, st.issame);
   for (std::size_t p = 0; p < dc.score.size(); ++p) {
     if (dc.genuine[p]) ++pooled.deploy_genuine;
